@@ -1,0 +1,11 @@
+//! hotline: a SIP registrar and proxy for a small private phone network, IPv6 end to end.
+//!
+//! The protocol lives in [`core`], a pure state machine that never touches a socket, a clock or a
+//! file; [`net`] feeds it bytes and time and carries out what it asks; [`store`] keeps users and
+//! bindings in redb.
+
+pub mod config;
+pub mod core;
+pub mod net;
+pub mod sip;
+pub mod store;

@@ -1,0 +1,1 @@
+//! The tokio layer: sockets, connections and timers around the pure core.
