@@ -102,7 +102,12 @@ mod tests {
     #[test]
     fn ha1_matches_rfc_definition() {
         // H("1000:example.org:secret") computed with coreutils md5sum and sha256sum.
-        let user = User::new(Extension::parse("1000").unwrap(), "Alice", "example.org", "secret");
+        let user = User::new(
+            Extension::parse("1000").unwrap(),
+            "Alice",
+            "example.org",
+            "secret",
+        );
         assert_eq!(hex(&user.ha1_md5), "175a0349e95c068fc6e6552d453d3b6b");
         assert_eq!(
             hex(&user.ha1_sha256),

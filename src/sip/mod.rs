@@ -1,6 +1,25 @@
-//! SIP messages: a proxy-oriented parser that keeps the received bytes and parses lazily what the
+//! SIP messages: a proxy-oriented parser that keeps the received text and parses lazily what the
 //! core needs, so headers hotline does not understand pass through byte for byte.
 
+mod framing;
+mod header;
+mod message;
+mod name_addr;
+mod params;
+mod response;
 mod transport;
+mod uri;
+mod via;
 
+pub use framing::{Frame, FramingError, next_frame};
+pub use header::HeaderName;
+pub use message::{CSeq, Message, Method, ParseError};
+pub use name_addr::NameAddr;
+pub use params::{Params, is_token, unquote};
+pub use response::Response;
 pub use transport::Transport;
+pub use uri::{Host, Scheme, Uri, UriError};
+pub use via::Via;
+
+#[cfg(test)]
+mod tests;
