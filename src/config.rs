@@ -1,1 +1,342 @@
-//! Configuration.
+//! Configuration: a TOML file whose every key has a default that is safe on the open internet.
+//! `config/hotline.toml` documents each key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::sip::Host;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("`{key}` {problem}: {fix}")]
+    Invalid {
+        key: &'static str,
+        problem: String,
+        fix: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The SIP domain and Digest realm: users are `sip:<extension>@<domain>`. Empty means the
+    /// machine's hostname.
+    pub domain: String,
+    /// Other names of this server accepted in request URIs (IP literals are always accepted: a
+    /// request that reached us by address is for us).
+    pub aliases: Vec<String>,
+    /// Where the database, the TLS certificate and the control socket live.
+    pub data_dir: PathBuf,
+    pub listen: Listen,
+    pub tls: Tls,
+    pub registrar: Registrar,
+    pub auth: Auth,
+    pub limits: Limits,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    /// PEM certificate chain; without it a self-signed certificate is generated in `data_dir`.
+    pub certificate: Option<PathBuf>,
+    pub private_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Registrar {
+    /// Shorter registrations get `423 Interval Too Brief`.
+    pub min_expires: u32,
+    /// Longer registrations are shortened to this.
+    pub max_expires: u32,
+    /// Used when a REGISTER names no expiry.
+    pub default_expires: u32,
+    /// Contacts per extension (a desk phone, a softphone, a mobile…).
+    pub max_contacts: usize,
+    /// Bindings in all: the table an outsider with a password could try to grow.
+    pub max_bindings: usize,
+    /// Seconds between writes of changed bindings to the database (one fsync per batch).
+    pub flush_interval: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// Seconds a nonce stays valid before the phone is re-challenged with `stale=true`.
+    pub nonce_ttl: u64,
+    /// Nonces whose nonce-count is tracked against replay.
+    pub max_tracked_nonces: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest message accepted, in bytes.
+    pub max_message_size: usize,
+    pub max_headers: usize,
+    /// Open TCP and TLS connections in all.
+    pub max_connections: usize,
+    /// Seconds a stream may hold a partial message, or a TLS handshake, before it is closed.
+    pub partial_message_timeout: u64,
+    /// Responses kept to answer retransmitted requests.
+    pub max_transactions: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter directive.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            domain: String::new(),
+            aliases: Vec::new(),
+            data_dir: PathBuf::from("hotline-data"),
+            listen: Listen::default(),
+            tls: Tls::default(),
+            registrar: Registrar::default(),
+            auth: Auth::default(),
+            limits: Limits::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Listen {
+        let any = |port| SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+        Listen {
+            udp: vec![any(5060)],
+            tcp: vec![any(5060)],
+            tls: vec![any(5061)],
+        }
+    }
+}
+
+impl Default for Registrar {
+    fn default() -> Registrar {
+        Registrar {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_contacts: 5,
+            max_bindings: 10_000,
+            flush_interval: 30,
+        }
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Auth {
+        Auth {
+            nonce_ttl: 300,
+            max_tracked_nonces: 4096,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_message_size: 16 * 1024,
+            max_headers: 64,
+            max_connections: 1024,
+            partial_message_timeout: 10,
+            max_transactions: 16 * 1024,
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Log {
+        Log {
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, or the embedded defaults without one; then fills in the domain and checks.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Config::parse(&text).map_err(|message| ConfigError::Syntax {
+                    path: path.to_owned(),
+                    message,
+                })?
+            }
+            None => Config::default(),
+        };
+        if config.domain.is_empty() {
+            config.domain = hostname().ok_or(ConfigError::Invalid {
+                key: "domain",
+                problem: "is not set and the hostname cannot be read".to_owned(),
+                fix: "set `domain = \"your.domain\"` in the configuration file",
+            })?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML; the error text names the key and line.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str, fix| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_owned(),
+                fix,
+            })
+        };
+        if Host::parse(&self.domain).is_none() {
+            return invalid(
+                "domain",
+                &format!("{:?} is not a host name or IP address", self.domain),
+                "use a name such as `hotline.example.org` or an address such as `[2001:db8::1]`",
+            );
+        }
+        if let Some(alias) = self.aliases.iter().find(|a| Host::parse(a).is_none()) {
+            return invalid(
+                "aliases",
+                &format!("contains {alias:?}, which is not a host name or IP address"),
+                "list names such as `pbx.example.org`",
+            );
+        }
+        let l = &self.listen;
+        if l.udp.is_empty() && l.tcp.is_empty() && l.tls.is_empty() {
+            return invalid(
+                "listen",
+                "has no address",
+                "give at least one of `listen.udp`, `listen.tcp`, `listen.tls`, such as `[\"[::]:5060\"]`",
+            );
+        }
+        if let Some(addr) = l.udp.iter().chain(&l.tcp).chain(&l.tls).find(|a| a.is_ipv4()) {
+            return invalid(
+                "listen",
+                &format!("contains the IPv4 address {addr}"),
+                "hotline speaks IPv6 only: use `[::]:5060` or a specific IPv6 address",
+            );
+        }
+        if self.tls.certificate.is_some() != self.tls.private_key.is_some() {
+            return invalid(
+                "tls",
+                "has only one of `certificate` and `private_key`",
+                "set both, or neither to use a generated self-signed certificate",
+            );
+        }
+        let r = &self.registrar;
+        if r.min_expires == 0 || r.min_expires > r.default_expires || r.default_expires > r.max_expires
+        {
+            return invalid(
+                "registrar",
+                &format!(
+                    "needs 0 < min_expires <= default_expires <= max_expires, got {} / {} / {}",
+                    r.min_expires, r.default_expires, r.max_expires
+                ),
+                "for example min_expires = 60, default_expires = 3600, max_expires = 3600",
+            );
+        }
+        let positive = [
+            ("registrar.max_contacts", r.max_contacts as u64),
+            ("registrar.max_bindings", r.max_bindings as u64),
+            ("registrar.flush_interval", r.flush_interval),
+            ("auth.nonce_ttl", self.auth.nonce_ttl),
+            ("auth.max_tracked_nonces", self.auth.max_tracked_nonces as u64),
+            ("limits.max_headers", self.limits.max_headers as u64),
+            ("limits.max_connections", self.limits.max_connections as u64),
+            ("limits.partial_message_timeout", self.limits.partial_message_timeout),
+            ("limits.max_transactions", self.limits.max_transactions as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return invalid(key, "is 0", "use a positive number (the defaults are in config/hotline.toml)");
+        }
+        if !(1024..=65_535).contains(&self.limits.max_message_size) {
+            return invalid(
+                "limits.max_message_size",
+                &format!("is {}", self.limits.max_message_size),
+                "use a size from 1024 to 65535 bytes (default 16384)",
+            );
+        }
+        Ok(())
+    }
+
+    /// `sip:<domain>` as phones address the registrar.
+    pub fn realm(&self) -> &str {
+        &self.domain
+    }
+}
+
+/// The kernel's hostname; no libc or NSS needed (the appliance binary is static).
+fn hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let config = Config::load(None).unwrap();
+        assert!(!config.domain.is_empty());
+        assert_eq!(config.listen.tls[0].port(), 5061);
+    }
+
+    #[test]
+    fn documented_file_parses_with_every_key() {
+        let text = include_str!("../config/hotline.toml");
+        let config = Config::parse(text).unwrap();
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = Config::parse("[registrar]\nmax_contact = 3\n").unwrap_err();
+        assert!(err.contains("max_contact"), "{err}");
+        let err = Config::parse("[registrar]\nmin_expires = \"soon\"\n").unwrap_err();
+        assert!(err.contains("min_expires"), "{err}");
+
+        let mut config = Config::parse("domain = \"example.org\"\n[listen]\nudp = [\"0.0.0.0:5060\"]\n").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.starts_with("`listen`") && err.contains("IPv6"), "{err}");
+
+        config = Config::parse("domain = \"bad domain\"\n").unwrap();
+        assert!(config.validate().unwrap_err().to_string().starts_with("`domain`"));
+
+        config = Config::parse("domain = \"x.org\"\n[registrar]\nmin_expires = 7200\n").unwrap();
+        assert!(config.validate().unwrap_err().to_string().starts_with("`registrar`"));
+
+        config = Config::parse("domain = \"x.org\"\n[limits]\nmax_headers = 0\n").unwrap();
+        assert!(config.validate().unwrap_err().to_string().starts_with("`limits.max_headers`"));
+    }
+}
