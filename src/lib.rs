@@ -5,6 +5,7 @@
 //! bindings in redb.
 
 pub mod config;
+pub mod control;
 pub mod core;
 pub mod net;
 pub mod sip;

@@ -1,0 +1,565 @@
+//! The local control protocol, so that `hotline user …` works while `hotline serve` holds the
+//! database (redb lets one process at a time open the file).
+//!
+//! The server listens on [`SOCKET_NAME`] in the data directory. A client connects, writes one
+//! [`Request`] as TOML text, shuts down its write half and reads one [`Reply`] as TOML text until
+//! the server closes the connection. Either side refuses a message longer than [`MAX_MESSAGE`].
+//! Anyone who can connect can manage users, so the socket must be reachable by the administrator
+//! alone.
+//!
+//! When no server is running, the CLI opens the database itself and runs the same [`execute`].
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ring::rand::SecureRandom;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::core::user::{Extension, User, new_password};
+use crate::store::{Store, StoreError};
+
+/// The name of the server's socket in the data directory.
+pub const SOCKET_NAME: &str = "control.sock";
+
+/// The longest request or reply: a user list of some ten thousand users.
+pub const MAX_MESSAGE: usize = 1 << 20;
+
+/// Longest display name accepted, in characters.
+pub const MAX_DISPLAY_NAME: usize = 64;
+
+/// How long the client waits for the server, which may be busy with a batch of writes.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    AddUser {
+        extension: String,
+        display_name: String,
+    },
+    ResetPassword {
+        extension: String,
+    },
+    RemoveUser {
+        extension: String,
+    },
+    ListUsers,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// The password is shown this once; only its hashes are stored.
+    Created {
+        user: UserSummary,
+        password: String,
+    },
+    PasswordReset {
+        user: UserSummary,
+        password: String,
+    },
+    Removed {
+        extension: String,
+    },
+    Users {
+        users: Vec<UserSummary>,
+    },
+    /// A message for the person at the CLI: what is wrong and how to fix it.
+    Failed {
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub extension: String,
+    pub display_name: String,
+}
+
+impl From<&User> for UserSummary {
+    fn from(user: &User) -> UserSummary {
+        UserSummary {
+            extension: user.extension.to_string(),
+            display_name: user.display_name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The socket is missing or nobody accepts on it: the CLI may open the database itself.
+    #[error("no hotline server is listening on {}", socket.display())]
+    NoServer { socket: PathBuf },
+    #[error("cannot talk to the hotline server on {}: {source}", socket.display())]
+    Io { socket: PathBuf, source: io::Error },
+    #[error("control message is longer than {MAX_MESSAGE} bytes")]
+    TooLarge,
+    #[error("malformed control message: {0}")]
+    Malformed(String),
+    #[error("cannot encode control message: {0}")]
+    Encode(#[from] toml::ser::Error),
+}
+
+/// Carries out a request against the store: the same code runs in the server (behind the socket)
+/// and in the CLI (on the file). Passwords are generated here with [`new_password`] and returned
+/// once; only HA1s are stored.
+///
+/// Blocks on the database's fsync; an async caller runs it on a blocking thread.
+pub fn execute(store: &Store, realm: &str, rng: &dyn SecureRandom, request: &Request) -> Reply {
+    let result = match request {
+        Request::AddUser {
+            extension,
+            display_name,
+        } => add_user(store, realm, rng, extension, display_name),
+        Request::ResetPassword { extension } => reset_password(store, realm, rng, extension),
+        Request::RemoveUser { extension } => remove_user(store, extension),
+        Request::ListUsers => store
+            .users()
+            .map(|users| Reply::Users {
+                users: users.iter().map(UserSummary::from).collect(),
+            })
+            .map_err(|error| error.to_string()),
+    };
+    result.unwrap_or_else(|message| Reply::Failed { message })
+}
+
+/// The server's side of one connection: the reply to the bytes of a request. A request that
+/// cannot be decoded gets a [`Reply::Failed`] that says why.
+pub fn respond(
+    store: &Store,
+    realm: &str,
+    rng: &dyn SecureRandom,
+    request: &[u8],
+) -> Result<String, ControlError> {
+    let reply = match decode_request(request) {
+        Ok(request) => execute(store, realm, rng, &request),
+        Err(error) => Reply::Failed {
+            message: error.to_string(),
+        },
+    };
+    encode_reply(&reply)
+}
+
+fn add_user(
+    store: &Store,
+    realm: &str,
+    rng: &dyn SecureRandom,
+    extension: &str,
+    display_name: &str,
+) -> Result<Reply, String> {
+    let extension = Extension::parse(extension).map_err(|error| error.to_string())?;
+    check_display_name(display_name)?;
+    let password = password(rng)?;
+    let user = User::new(extension, display_name, realm, &password);
+    match store.add_user(&user) {
+        Ok(()) => Ok(Reply::Created {
+            user: UserSummary::from(&user),
+            password,
+        }),
+        Err(StoreError::UserExists(extension)) => Err(format!(
+            "extension {extension} already exists: choose another number, or \
+             `hotline user passwd {extension}` for a new password"
+        )),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn reset_password(
+    store: &Store,
+    realm: &str,
+    rng: &dyn SecureRandom,
+    extension: &str,
+) -> Result<Reply, String> {
+    let extension = Extension::parse(extension).map_err(|error| error.to_string())?;
+    let Some(existing) = store.user(&extension).map_err(|error| error.to_string())? else {
+        return Err(no_such_user(&extension));
+    };
+    let password = password(rng)?;
+    let user = User::new(extension, &existing.display_name, realm, &password);
+    match store.replace_user(&user) {
+        Ok(()) => Ok(Reply::PasswordReset {
+            user: UserSummary::from(&user),
+            password,
+        }),
+        Err(StoreError::NoSuchUser(extension)) => Err(no_such_user(&extension)),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn remove_user(store: &Store, extension: &str) -> Result<Reply, String> {
+    let extension = Extension::parse(extension).map_err(|error| error.to_string())?;
+    match store.remove_user(&extension) {
+        Ok(()) => Ok(Reply::Removed {
+            extension: extension.to_string(),
+        }),
+        Err(StoreError::NoSuchUser(extension)) => Err(no_such_user(&extension)),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn no_such_user(extension: &Extension) -> String {
+    format!("there is no user with extension {extension}: `hotline user list` shows the users")
+}
+
+/// Display names end up in SIP headers, where a control character could split a header.
+fn check_display_name(name: &str) -> Result<(), String> {
+    if name.chars().count() > MAX_DISPLAY_NAME || name.chars().any(char::is_control) {
+        Err(format!(
+            "display name {name:?} is not valid: use at most {MAX_DISPLAY_NAME} characters and \
+             no control characters, such as \"Alice Desk\""
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn password(rng: &dyn SecureRandom) -> Result<String, String> {
+    new_password(rng).map_err(|_| {
+        "cannot generate a password: the system random number generator failed".to_owned()
+    })
+}
+
+pub fn encode_request(request: &Request) -> Result<String, ControlError> {
+    Ok(toml::to_string(request)?)
+}
+
+pub fn decode_request(bytes: &[u8]) -> Result<Request, ControlError> {
+    decode(bytes)
+}
+
+pub fn encode_reply(reply: &Reply) -> Result<String, ControlError> {
+    Ok(toml::to_string(reply)?)
+}
+
+pub fn decode_reply(bytes: &[u8]) -> Result<Reply, ControlError> {
+    decode(bytes)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ControlError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(ControlError::TooLarge);
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ControlError::Malformed("not UTF-8 text".to_owned()))?;
+    toml::from_str(text).map_err(|error| ControlError::Malformed(error.message().to_owned()))
+}
+
+/// Blocking client: connects to the socket, writes the request, shuts down the write half, reads
+/// the reply (at most [`MAX_MESSAGE`] bytes) and decodes it.
+pub fn call(socket: &Path, request: &Request) -> Result<Reply, ControlError> {
+    let io = |source| ControlError::Io {
+        socket: socket.to_owned(),
+        source,
+    };
+    let mut stream = match UnixStream::connect(socket) {
+        Ok(stream) => stream,
+        Err(error)
+            if matches!(
+                error.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Err(ControlError::NoServer {
+                socket: socket.to_owned(),
+            });
+        }
+        Err(error) => return Err(io(error)),
+    };
+    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+    stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+    stream
+        .write_all(encode_request(request)?.as_bytes())
+        .map_err(io)?;
+    stream.shutdown(Shutdown::Write).map_err(io)?;
+    let mut reply = Vec::new();
+    (&mut stream)
+        .take(MAX_MESSAGE as u64 + 1)
+        .read_to_end(&mut reply)
+        .map_err(io)?;
+    decode_reply(&reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixListener;
+    use std::thread;
+
+    use ring::rand::SystemRandom;
+
+    use super::*;
+    use crate::core::user::PASSWORD_DIGITS;
+
+    fn summary(extension: &str, display_name: &str) -> UserSummary {
+        UserSummary {
+            extension: extension.to_owned(),
+            display_name: display_name.to_owned(),
+        }
+    }
+
+    fn requests() -> Vec<Request> {
+        vec![
+            Request::AddUser {
+                extension: "1000".into(),
+                display_name: "Alice \"Desk\" \u{e9}".into(),
+            },
+            Request::ResetPassword {
+                extension: "1000".into(),
+            },
+            Request::RemoveUser {
+                extension: "1000".into(),
+            },
+            Request::ListUsers,
+        ]
+    }
+
+    fn replies() -> Vec<Reply> {
+        vec![
+            Reply::Created {
+                user: summary("1000", "Alice"),
+                password: "0123".into(),
+            },
+            Reply::PasswordReset {
+                user: summary("1000", "Alice"),
+                password: "4567".into(),
+            },
+            Reply::Removed {
+                extension: "1000".into(),
+            },
+            Reply::Users { users: vec![] },
+            Reply::Users {
+                users: vec![summary("1000", "Alice"), summary("2000", "Bob")],
+            },
+            Reply::Failed {
+                message: "line one\nline two".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        for request in requests() {
+            let text = encode_request(&request).unwrap();
+            assert_eq!(decode_request(text.as_bytes()).unwrap(), request, "{text}");
+        }
+        for reply in replies() {
+            let text = encode_reply(&reply).unwrap();
+            assert_eq!(decode_reply(text.as_bytes()).unwrap(), reply, "{text}");
+        }
+        assert_eq!(
+            encode_request(&Request::ListUsers).unwrap().trim(),
+            "op = \"list_users\""
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let deep = format!("a = {}", "[".repeat(100_000));
+        let garbage: [&[u8]; 9] = [
+            b"",
+            b"\xff\xfe",
+            b"op = \"drop_tables\"",
+            b"op = \"add_user\"\nextension = \"1000\"",
+            b"op = 7",
+            b"reply = \"created\"",
+            b"op = \"list_users\"\nop = \"list_users\"",
+            b"[[[",
+            deep.as_bytes(),
+        ];
+        for bytes in garbage {
+            assert!(
+                decode_request(bytes).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+            assert!(decode_reply(bytes).is_err());
+        }
+        let huge = format!("op = \"list_users\"\n#{}", "x".repeat(MAX_MESSAGE));
+        assert!(matches!(
+            decode_request(huge.as_bytes()),
+            Err(ControlError::TooLarge)
+        ));
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hotline.redb")).unwrap();
+        (dir, store)
+    }
+
+    fn failed(reply: Reply) -> String {
+        match reply {
+            Reply::Failed { message } => message,
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn execute_manages_users() {
+        let (_dir, store) = store();
+        let rng = SystemRandom::new();
+        let run = |request: Request| execute(&store, "example.org", &rng, &request);
+        let add = |extension: &str, name: &str| Request::AddUser {
+            extension: extension.into(),
+            display_name: name.into(),
+        };
+
+        let Reply::Created { user, password } = run(add("1000", "Alice")) else {
+            panic!("not created");
+        };
+        assert_eq!(user, summary("1000", "Alice"));
+        assert_eq!(password.len(), PASSWORD_DIGITS);
+        let stored = store
+            .user(&Extension::parse("1000").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored,
+            User::new(stored.extension.clone(), "Alice", "example.org", &password)
+        );
+
+        let message = failed(run(add("1000", "Mallory")));
+        assert!(message.contains("1000 already exists"), "{message}");
+        assert!(message.contains("hotline user passwd 1000"), "{message}");
+        let message = failed(run(add("alice", "Alice")));
+        assert!(message.contains("1 to 15 digits"), "{message}");
+        let message = failed(run(add("3000", "Eve\r\nVia: evil")));
+        assert!(message.contains("control characters"), "{message}");
+        failed(run(add("3000", &"x".repeat(MAX_DISPLAY_NAME + 1))));
+
+        run(add("2000", "Bob"));
+        assert_eq!(
+            run(Request::ListUsers),
+            Reply::Users {
+                users: vec![summary("1000", "Alice"), summary("2000", "Bob")]
+            }
+        );
+
+        let Reply::PasswordReset {
+            user,
+            password: new,
+        } = run(Request::ResetPassword {
+            extension: "1000".into(),
+        })
+        else {
+            panic!("not reset");
+        };
+        assert_eq!(user, summary("1000", "Alice"));
+        assert_ne!(new, password);
+        let stored = store
+            .user(&Extension::parse("1000").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored,
+            User::new(stored.extension.clone(), "Alice", "example.org", &new)
+        );
+        let message = failed(run(Request::ResetPassword {
+            extension: "3000".into(),
+        }));
+        assert!(message.contains("no user with extension 3000"), "{message}");
+
+        assert_eq!(
+            run(Request::RemoveUser {
+                extension: "1000".into()
+            }),
+            Reply::Removed {
+                extension: "1000".into()
+            }
+        );
+        let message = failed(run(Request::RemoveUser {
+            extension: "1000".into(),
+        }));
+        assert!(message.contains("hotline user list"), "{message}");
+        assert_eq!(
+            run(Request::ListUsers),
+            Reply::Users {
+                users: vec![summary("2000", "Bob")]
+            }
+        );
+    }
+
+    #[test]
+    fn call_talks_to_a_server() {
+        let (dir, store) = store();
+        let socket = dir.path().join(SOCKET_NAME);
+        let listener = UnixListener::bind(&socket).unwrap();
+        let server = thread::spawn(move || {
+            let rng = SystemRandom::new();
+            for _ in 0..2 {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut request = Vec::new();
+                stream.read_to_end(&mut request).unwrap();
+                let reply = respond(&store, "example.org", &rng, &request).unwrap();
+                stream.write_all(reply.as_bytes()).unwrap();
+            }
+        });
+
+        let reply = call(
+            &socket,
+            &Request::AddUser {
+                extension: "1000".into(),
+                display_name: "Alice".into(),
+            },
+        )
+        .unwrap();
+        assert!(matches!(reply, Reply::Created { .. }), "{reply:?}");
+        assert_eq!(
+            call(&socket, &Request::ListUsers).unwrap(),
+            Reply::Users {
+                users: vec![summary("1000", "Alice")]
+            }
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn respond_explains_a_malformed_request() {
+        let (_dir, store) = store();
+        let reply = respond(&store, "example.org", &SystemRandom::new(), b"op = \"x\"").unwrap();
+        let message = failed(decode_reply(reply.as_bytes()).unwrap());
+        assert!(
+            message.starts_with("malformed control message"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn call_without_a_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join(SOCKET_NAME);
+        assert!(matches!(
+            call(&socket, &Request::ListUsers),
+            Err(ControlError::NoServer { .. })
+        ));
+
+        // A socket left behind by a server that has exited refuses connections.
+        drop(UnixListener::bind(&socket).unwrap());
+        assert!(socket.exists());
+        assert!(matches!(
+            call(&socket, &Request::ListUsers),
+            Err(ControlError::NoServer { .. })
+        ));
+    }
+
+    #[test]
+    fn call_refuses_an_oversized_reply() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join(SOCKET_NAME);
+        let listener = UnixListener::bind(&socket).unwrap();
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.read_to_end(&mut Vec::new()).unwrap();
+            // The client stops reading after MAX_MESSAGE + 1 bytes and closes the connection.
+            let _ = stream.write_all(&vec![b'#'; 2 * MAX_MESSAGE]);
+        });
+        assert!(matches!(
+            call(&socket, &Request::ListUsers),
+            Err(ControlError::TooLarge)
+        ));
+        server.join().unwrap();
+    }
+}

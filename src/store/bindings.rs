@@ -1,0 +1,144 @@
+//! The `bindings` table: registrations, so that phones stay reachable across a restart.
+
+use std::net::SocketAddr;
+
+use redb::{ReadableDatabase, ReadableTable, Table, TableDefinition};
+
+use super::{Store, StoreError, users};
+use crate::core::user::Extension;
+use crate::sip::Transport;
+
+/// (extension, contact) → (expires_at, Call-ID, CSeq, transport, source).
+type BindingKey = (&'static str, &'static str);
+type BindingValue = (u64, &'static str, u32, u8, &'static str);
+
+pub(super) const BINDINGS: TableDefinition<BindingKey, BindingValue> =
+    TableDefinition::new("bindings");
+
+/// One registered contact of an extension, as persisted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindingRecord {
+    pub extension: Extension,
+    /// The Contact URI as registered, e.g. `sip:1000@[2001:db8::5]:5060;transport=udp`.
+    pub contact: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub call_id: String,
+    pub cseq: u32,
+    pub transport: Transport,
+    /// Where the REGISTER came from.
+    pub source: SocketAddr,
+}
+
+impl Store {
+    /// All bindings, sorted by extension and then contact.
+    pub fn bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BINDINGS)?;
+        table
+            .iter()?
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(key.value(), value.value())
+            })
+            .collect()
+    }
+
+    /// One write transaction (one fsync) for a whole batch: each listed extension's bindings are
+    /// replaced by the given list (empty = delete them all).
+    ///
+    /// Bindings of an extension that has no user are dropped: the user was removed after the
+    /// registrar accepted them, and they must not outlive it.
+    pub fn save_bindings(
+        &self,
+        batch: &[(Extension, Vec<BindingRecord>)],
+    ) -> Result<(), StoreError> {
+        self.write(|txn| {
+            let users = txn.open_table(users::USERS)?;
+            let mut table = txn.open_table(BINDINGS)?;
+            for (extension, records) in batch {
+                if let Some(stray) = records.iter().find(|r| r.extension != *extension) {
+                    return Err(StoreError::MismatchedBinding {
+                        listed: extension.clone(),
+                        found: stray.extension.clone(),
+                    });
+                }
+                delete(&mut table, extension)?;
+                if users.get(extension.as_str())?.is_none() {
+                    continue;
+                }
+                for record in records {
+                    let source = record.source.to_string();
+                    table.insert(
+                        (extension.as_str(), record.contact.as_str()),
+                        (
+                            record.expires_at,
+                            record.call_id.as_str(),
+                            record.cseq,
+                            transport_code(record.transport),
+                            source.as_str(),
+                        ),
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Deletes every binding of `extension`.
+pub(super) fn delete(
+    table: &mut Table<BindingKey, BindingValue>,
+    extension: &Extension,
+) -> Result<(), StoreError> {
+    let mut contacts = Vec::new();
+    // Keys sort by extension first, and "" is the least contact.
+    for entry in table.range((extension.as_str(), "")..)? {
+        let (key, _) = entry?;
+        let (owner, contact) = key.value();
+        if owner != extension.as_str() {
+            break;
+        }
+        contacts.push(contact.to_owned());
+    }
+    for contact in &contacts {
+        table.remove((extension.as_str(), contact.as_str()))?;
+    }
+    Ok(())
+}
+
+fn transport_code(transport: Transport) -> u8 {
+    match transport {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+        Transport::Tls => 2,
+    }
+}
+
+fn decode(
+    (extension, contact): (&str, &str),
+    (expires_at, call_id, cseq, transport, source): (u64, &str, u32, u8, &str),
+) -> Result<BindingRecord, StoreError> {
+    let extension = Extension::parse(extension)
+        .map_err(|error| StoreError::Corrupt(format!("binding key: {error}")))?;
+    let corrupt =
+        |what: String| StoreError::Corrupt(format!("binding {extension} {contact}: {what}"));
+    let transport = match transport {
+        0 => Transport::Udp,
+        1 => Transport::Tcp,
+        2 => Transport::Tls,
+        other => return Err(corrupt(format!("unknown transport {other}"))),
+    };
+    let source = source
+        .parse()
+        .map_err(|_| corrupt(format!("source {source:?} is not an address and port")))?;
+    Ok(BindingRecord {
+        extension,
+        contact: contact.to_owned(),
+        expires_at,
+        call_id: call_id.to_owned(),
+        cseq,
+        transport,
+        source,
+    })
+}
