@@ -238,7 +238,13 @@ impl Config {
                 "give at least one of `listen.udp`, `listen.tcp`, `listen.tls`, such as `[\"[::]:5060\"]`",
             );
         }
-        if let Some(addr) = l.udp.iter().chain(&l.tcp).chain(&l.tls).find(|a| a.is_ipv4()) {
+        if let Some(addr) = l
+            .udp
+            .iter()
+            .chain(&l.tcp)
+            .chain(&l.tls)
+            .find(|a| a.is_ipv4())
+        {
             return invalid(
                 "listen",
                 &format!("contains the IPv4 address {addr}"),
@@ -253,7 +259,9 @@ impl Config {
             );
         }
         let r = &self.registrar;
-        if r.min_expires == 0 || r.min_expires > r.default_expires || r.default_expires > r.max_expires
+        if r.min_expires == 0
+            || r.min_expires > r.default_expires
+            || r.default_expires > r.max_expires
         {
             return invalid(
                 "registrar",
@@ -269,14 +277,27 @@ impl Config {
             ("registrar.max_bindings", r.max_bindings as u64),
             ("registrar.flush_interval", r.flush_interval),
             ("auth.nonce_ttl", self.auth.nonce_ttl),
-            ("auth.max_tracked_nonces", self.auth.max_tracked_nonces as u64),
+            (
+                "auth.max_tracked_nonces",
+                self.auth.max_tracked_nonces as u64,
+            ),
             ("limits.max_headers", self.limits.max_headers as u64),
             ("limits.max_connections", self.limits.max_connections as u64),
-            ("limits.partial_message_timeout", self.limits.partial_message_timeout),
-            ("limits.max_transactions", self.limits.max_transactions as u64),
+            (
+                "limits.partial_message_timeout",
+                self.limits.partial_message_timeout,
+            ),
+            (
+                "limits.max_transactions",
+                self.limits.max_transactions as u64,
+            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return invalid(key, "is 0", "use a positive number (the defaults are in config/hotline.toml)");
+            return invalid(
+                key,
+                "is 0",
+                "use a positive number (the defaults are in config/hotline.toml)",
+            );
         }
         if !(1024..=65_535).contains(&self.limits.max_message_size) {
             return invalid(
@@ -328,17 +349,37 @@ mod tests {
         let err = Config::parse("[registrar]\nmin_expires = \"soon\"\n").unwrap_err();
         assert!(err.contains("min_expires"), "{err}");
 
-        let mut config = Config::parse("domain = \"example.org\"\n[listen]\nudp = [\"0.0.0.0:5060\"]\n").unwrap();
+        let mut config =
+            Config::parse("domain = \"example.org\"\n[listen]\nudp = [\"0.0.0.0:5060\"]\n")
+                .unwrap();
         let err = config.validate().unwrap_err().to_string();
         assert!(err.starts_with("`listen`") && err.contains("IPv6"), "{err}");
 
         config = Config::parse("domain = \"bad domain\"\n").unwrap();
-        assert!(config.validate().unwrap_err().to_string().starts_with("`domain`"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("`domain`")
+        );
 
         config = Config::parse("domain = \"x.org\"\n[registrar]\nmin_expires = 7200\n").unwrap();
-        assert!(config.validate().unwrap_err().to_string().starts_with("`registrar`"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("`registrar`")
+        );
 
         config = Config::parse("domain = \"x.org\"\n[limits]\nmax_headers = 0\n").unwrap();
-        assert!(config.validate().unwrap_err().to_string().starts_with("`limits.max_headers`"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("`limits.max_headers`")
+        );
     }
 }

@@ -78,7 +78,11 @@ impl Registrar {
         };
         for (extension, binding) in stored {
             if binding.expires_at_ms > now_ms && registrar.total < registrar.settings.max_bindings {
-                registrar.bindings.entry(extension).or_default().push(binding);
+                registrar
+                    .bindings
+                    .entry(extension)
+                    .or_default()
+                    .push(binding);
                 registrar.total += 1;
             }
         }
@@ -119,9 +123,9 @@ impl Registrar {
             .ok_or(RegisterError::BadRequest("malformed CSeq"))?
             .number;
         let expires_header = match request.header(HeaderName::Expires) {
-            Some(value) => Some(
-                parse_seconds(value).ok_or(RegisterError::BadRequest("malformed Expires"))?,
-            ),
+            Some(value) => {
+                Some(parse_seconds(value).ok_or(RegisterError::BadRequest("malformed Expires"))?)
+            }
             None => None,
         };
         let contacts: Vec<&str> = request.values(HeaderName::Contact).collect();
@@ -136,9 +140,10 @@ impl Registrar {
             updated.clear();
         }
         for contact in contacts.iter().filter(|c| **c != "*") {
-            let contact = NameAddr::parse(contact)
-                .ok_or(RegisterError::BadRequest("malformed Contact"))?;
-            Uri::parse(contact.uri).map_err(|_| RegisterError::BadRequest("malformed Contact URI"))?;
+            let contact =
+                NameAddr::parse(contact).ok_or(RegisterError::BadRequest("malformed Contact"))?;
+            Uri::parse(contact.uri)
+                .map_err(|_| RegisterError::BadRequest("malformed Contact URI"))?;
             let expires = match contact.params.get("expires") {
                 Some(value) => value
                     .and_then(parse_seconds)
@@ -291,16 +296,22 @@ mod tests {
     fn add_refresh_remove() {
         let mut r = Registrar::new(settings(), Vec::new(), NOW);
         let a = "Contact: <sip:1000@[2001:db8::5]:5060>\r\nExpires: 600\r\n";
-        r.register(&ext("1000"), &request("c1", 1, a), flow(), NOW).unwrap();
-        assert_eq!(contacts(&r, "1000", NOW), [("sip:1000@[2001:db8::5]:5060".into(), 600)]);
+        r.register(&ext("1000"), &request("c1", 1, a), flow(), NOW)
+            .unwrap();
+        assert_eq!(
+            contacts(&r, "1000", NOW),
+            [("sip:1000@[2001:db8::5]:5060".into(), 600)]
+        );
 
         let refresh = "Contact: <sip:1000@[2001:db8::5]:5060>;expires=120\r\n";
-        r.register(&ext("1000"), &request("c1", 2, refresh), flow(), NOW + 1000).unwrap();
+        r.register(&ext("1000"), &request("c1", 2, refresh), flow(), NOW + 1000)
+            .unwrap();
         assert_eq!(contacts(&r, "1000", NOW + 1000)[0].1, 120);
         assert_eq!(r.total(), 1);
 
         let remove = "Contact: <sip:1000@[2001:db8::5]:5060>\r\nExpires: 0\r\n";
-        r.register(&ext("1000"), &request("c1", 3, remove), flow(), NOW + 2000).unwrap();
+        r.register(&ext("1000"), &request("c1", 3, remove), flow(), NOW + 2000)
+            .unwrap();
         assert!(contacts(&r, "1000", NOW + 2000).is_empty());
         assert_eq!(r.total(), 0);
         assert_eq!(r.take_dirty(), [(ext("1000"), Vec::new())]);
@@ -311,7 +322,8 @@ mod tests {
     fn star_removes_all_and_needs_expires_zero() {
         let mut r = Registrar::new(settings(), Vec::new(), NOW);
         let two = "Contact: <sip:1000@[::2]>, <sip:1000@[::3]>\r\n";
-        r.register(&ext("1000"), &request("c1", 1, two), flow(), NOW).unwrap();
+        r.register(&ext("1000"), &request("c1", 1, two), flow(), NOW)
+            .unwrap();
         assert_eq!(contacts(&r, "1000", NOW).len(), 2);
         let bad = "Contact: *\r\n";
         assert!(matches!(
@@ -319,7 +331,8 @@ mod tests {
             Err(RegisterError::BadRequest(_))
         ));
         let star = "Contact: *\r\nExpires: 0\r\n";
-        r.register(&ext("1000"), &request("c2", 1, star), flow(), NOW).unwrap();
+        r.register(&ext("1000"), &request("c2", 1, star), flow(), NOW)
+            .unwrap();
         assert!(contacts(&r, "1000", NOW).is_empty());
     }
 
@@ -332,10 +345,12 @@ mod tests {
             Err(RegisterError::IntervalTooBrief)
         );
         let long = "Contact: <sip:1000@[::2]>\r\nExpires: 99999999999\r\n";
-        r.register(&ext("1000"), &request("c", 2, long), flow(), NOW).unwrap();
+        r.register(&ext("1000"), &request("c", 2, long), flow(), NOW)
+            .unwrap();
         assert_eq!(contacts(&r, "1000", NOW)[0].1, 3600);
         let default = "Contact: <sip:1000@[::3]>\r\n";
-        r.register(&ext("1000"), &request("c", 3, default), flow(), NOW).unwrap();
+        r.register(&ext("1000"), &request("c", 3, default), flow(), NOW)
+            .unwrap();
         assert_eq!(contacts(&r, "1000", NOW)[1].1, 3600);
     }
 
@@ -349,11 +364,22 @@ mod tests {
         );
         assert_eq!(r.total(), 0);
         let two = "Contact: <sip:1000@[::2]>, <sip:1000@[::3]>\r\n";
-        r.register(&ext("1000"), &request("c", 2, two), flow(), NOW).unwrap();
-        r.register(&ext("1001"), &request("d", 1, "Contact: <sip:1001@[::5]>\r\n"), flow(), NOW)
+        r.register(&ext("1000"), &request("c", 2, two), flow(), NOW)
             .unwrap();
+        r.register(
+            &ext("1001"),
+            &request("d", 1, "Contact: <sip:1001@[::5]>\r\n"),
+            flow(),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(
-            r.register(&ext("1002"), &request("e", 1, "Contact: <sip:1002@[::6]>\r\n"), flow(), NOW),
+            r.register(
+                &ext("1002"),
+                &request("e", 1, "Contact: <sip:1002@[::6]>\r\n"),
+                flow(),
+                NOW
+            ),
             Err(RegisterError::Full)
         );
     }
@@ -362,20 +388,23 @@ mod tests {
     fn out_of_order_cseq_is_refused() {
         let mut r = Registrar::new(settings(), Vec::new(), NOW);
         let c = "Contact: <sip:1000@[::2]>\r\n";
-        r.register(&ext("1000"), &request("c", 5, c), flow(), NOW).unwrap();
+        r.register(&ext("1000"), &request("c", 5, c), flow(), NOW)
+            .unwrap();
         assert_eq!(
             r.register(&ext("1000"), &request("c", 4, c), flow(), NOW),
             Err(RegisterError::OutOfOrder)
         );
         // Another Call-ID (the phone rebooted) may start over.
-        r.register(&ext("1000"), &request("new", 1, c), flow(), NOW).unwrap();
+        r.register(&ext("1000"), &request("new", 1, c), flow(), NOW)
+            .unwrap();
     }
 
     #[test]
     fn bindings_expire_on_time() {
         let mut r = Registrar::new(settings(), Vec::new(), NOW);
         let c = "Contact: <sip:1000@[::2]>;expires=60\r\n";
-        r.register(&ext("1000"), &request("c", 1, c), flow(), NOW).unwrap();
+        r.register(&ext("1000"), &request("c", 1, c), flow(), NOW)
+            .unwrap();
         r.take_dirty();
         assert!(r.expire(NOW + 59_999).is_empty());
         assert_eq!(contacts(&r, "1000", NOW + 59_999).len(), 1);

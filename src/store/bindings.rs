@@ -1,38 +1,22 @@
 //! The `bindings` table: registrations, so that phones stay reachable across a restart.
 
-use std::net::SocketAddr;
-
 use redb::{ReadableDatabase, ReadableTable, Table, TableDefinition};
 
 use super::{Store, StoreError, users};
+use crate::core::registrar::{Binding, Flow};
 use crate::core::user::Extension;
 use crate::sip::Transport;
 
-/// (extension, contact) → (expires_at, Call-ID, CSeq, transport, source).
+/// (extension, contact) → (expiry in Unix milliseconds, Call-ID, CSeq, transport, source).
 type BindingKey = (&'static str, &'static str);
 type BindingValue = (u64, &'static str, u32, u8, &'static str);
 
 pub(super) const BINDINGS: TableDefinition<BindingKey, BindingValue> =
     TableDefinition::new("bindings");
 
-/// One registered contact of an extension, as persisted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BindingRecord {
-    pub extension: Extension,
-    /// The Contact URI as registered, e.g. `sip:1000@[2001:db8::5]:5060;transport=udp`.
-    pub contact: String,
-    /// Unix seconds.
-    pub expires_at: u64,
-    pub call_id: String,
-    pub cseq: u32,
-    pub transport: Transport,
-    /// Where the REGISTER came from.
-    pub source: SocketAddr,
-}
-
 impl Store {
     /// All bindings, sorted by extension and then contact.
-    pub fn bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
+    pub fn bindings(&self) -> Result<Vec<(Extension, Binding)>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BINDINGS)?;
         table
@@ -49,33 +33,24 @@ impl Store {
     ///
     /// Bindings of an extension that has no user are dropped: the user was removed after the
     /// registrar accepted them, and they must not outlive it.
-    pub fn save_bindings(
-        &self,
-        batch: &[(Extension, Vec<BindingRecord>)],
-    ) -> Result<(), StoreError> {
+    pub fn save_bindings(&self, batch: &[(Extension, Vec<Binding>)]) -> Result<(), StoreError> {
         self.write(|txn| {
             let users = txn.open_table(users::USERS)?;
             let mut table = txn.open_table(BINDINGS)?;
-            for (extension, records) in batch {
-                if let Some(stray) = records.iter().find(|r| r.extension != *extension) {
-                    return Err(StoreError::MismatchedBinding {
-                        listed: extension.clone(),
-                        found: stray.extension.clone(),
-                    });
-                }
+            for (extension, bindings) in batch {
                 delete(&mut table, extension)?;
                 if users.get(extension.as_str())?.is_none() {
                     continue;
                 }
-                for record in records {
-                    let source = record.source.to_string();
+                for binding in bindings {
+                    let source = binding.flow.remote.to_string();
                     table.insert(
-                        (extension.as_str(), record.contact.as_str()),
+                        (extension.as_str(), binding.contact.as_str()),
                         (
-                            record.expires_at,
-                            record.call_id.as_str(),
-                            record.cseq,
-                            transport_code(record.transport),
+                            binding.expires_at_ms,
+                            binding.call_id.as_str(),
+                            binding.cseq,
+                            transport_code(binding.flow.transport),
                             source.as_str(),
                         ),
                     )?;
@@ -117,8 +92,8 @@ fn transport_code(transport: Transport) -> u8 {
 
 fn decode(
     (extension, contact): (&str, &str),
-    (expires_at, call_id, cseq, transport, source): (u64, &str, u32, u8, &str),
-) -> Result<BindingRecord, StoreError> {
+    (expires_at_ms, call_id, cseq, transport, source): (u64, &str, u32, u8, &str),
+) -> Result<(Extension, Binding), StoreError> {
     let extension = Extension::parse(extension)
         .map_err(|error| StoreError::Corrupt(format!("binding key: {error}")))?;
     let corrupt =
@@ -132,13 +107,17 @@ fn decode(
     let source = source
         .parse()
         .map_err(|_| corrupt(format!("source {source:?} is not an address and port")))?;
-    Ok(BindingRecord {
-        extension,
+    let binding = Binding {
         contact: contact.to_owned(),
-        expires_at,
+        expires_at_ms,
         call_id: call_id.to_owned(),
         cseq,
-        transport,
-        source,
-    })
+        // Connections do not survive a restart; the phone's next REGISTER brings a new one.
+        flow: Flow {
+            transport,
+            remote: source,
+            connection: None,
+        },
+    };
+    Ok((extension, binding))
 }

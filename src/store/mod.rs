@@ -35,8 +35,6 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::core::user::Extension;
 
-pub use bindings::BindingRecord;
-
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -62,8 +60,6 @@ pub enum StoreError {
     UserExists(Extension),
     #[error("there is no user with extension {0}")]
     NoSuchUser(Extension),
-    #[error("a binding of extension {found} was listed under extension {listed}")]
-    MismatchedBinding { listed: Extension, found: Extension },
     #[error("the database is corrupt: {0}")]
     Corrupt(String),
     #[error("cannot open {}: {source}", path.display())]

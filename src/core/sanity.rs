@@ -1,0 +1,122 @@
+//! Checks a request must pass before anything acts on it (the core of Kamailio's
+//! `sanity_check("1511", "7")`): a clear error status, or `None` to drop silently when the
+//! request cannot even be answered.
+
+use crate::sip::{HeaderName, Message, Uri, UriError, Via};
+
+/// The status and reason phrase a request is refused with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+const fn refuse(status: u16, reason: &'static str) -> Refusal {
+    Refusal { status, reason }
+}
+
+/// Checks a parsed request whose top `Via` is valid (so it can be answered).
+pub fn check(request: &Message) -> Result<(), Refusal> {
+    if !request.version().eq_ignore_ascii_case("SIP/2.0") {
+        return Err(refuse(505, "Version Not Supported"));
+    }
+    match request.request_uri().map(Uri::parse) {
+        Some(Ok(_)) => {}
+        Some(Err(UriError::UnsupportedScheme)) => {
+            return Err(refuse(416, "Unsupported URI Scheme"));
+        }
+        _ => return Err(refuse(400, "Bad Request-URI")),
+    }
+    if request
+        .values(HeaderName::Via)
+        .any(|v| Via::parse(v).is_none())
+    {
+        return Err(refuse(400, "Bad Via"));
+    }
+    let from = request.from().ok_or(refuse(400, "Missing or Bad From"))?;
+    let to = request.to().ok_or(refuse(400, "Missing or Bad To"))?;
+    if from.parsed_uri().is_err() {
+        return Err(refuse(400, "Bad From URI"));
+    }
+    if to.parsed_uri().is_err() {
+        return Err(refuse(400, "Bad To URI"));
+    }
+    for name in [
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+    ] {
+        if request.count(name) != 1 {
+            return Err(refuse(400, "Missing or Repeated Header"));
+        }
+    }
+    if request.call_id().is_none_or(str::is_empty) {
+        return Err(refuse(400, "Missing Call-ID"));
+    }
+    let cseq = request.cseq().ok_or(refuse(400, "Bad CSeq"))?;
+    if Some(cseq.method) != request.method_text() {
+        return Err(refuse(400, "CSeq Method Mismatch"));
+    }
+    if request
+        .header(HeaderName::MaxForwards)
+        .is_some_and(|v| v.is_empty() || v.len() > 3 || !v.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(refuse(400, "Bad Max-Forwards"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "OPTIONS sip:[::1] SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:5070;branch=z9hG4bK1\r\n\
+        From: <sip:1000@[::1]>;tag=a\r\nTo: <sip:[::1]>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n\
+        Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    fn check_text(text: &str) -> Result<(), Refusal> {
+        check(&Message::parse(text.as_bytes(), 32).unwrap())
+    }
+
+    #[test]
+    fn a_good_request_passes() {
+        assert_eq!(check_text(GOOD), Ok(()));
+    }
+
+    #[test]
+    fn each_check_has_its_status() {
+        let cases = [
+            ("SIP/2.0\r\nVia", "SIP/7.0\r\nVia", 505),
+            ("OPTIONS sip:[::1]", "OPTIONS nobody:knows", 416),
+            ("OPTIONS sip:[::1]", "OPTIONS sip:[::1", 400),
+            ("From: <sip:1000@[::1]>;tag=a\r\n", "", 400),
+            (
+                "From: <sip:1000@[::1]>",
+                "From: <sip:1000@2001:db8::1>",
+                400,
+            ),
+            (
+                "To: <sip:[::1]>\r\n",
+                "To: <sip:[::1]>\r\nTo: <sip:[::2]>\r\n",
+                400,
+            ),
+            ("To: <sip:[::1]>", "To: <sip:[::1>", 400),
+            ("Call-ID: c1\r\n", "", 400),
+            ("CSeq: 1 OPTIONS", "CSeq: 1 INVITE", 400),
+            ("CSeq: 1 OPTIONS", "CSeq: 4294967296 OPTIONS", 400),
+            ("CSeq: 1 OPTIONS", "CSeq: OPTIONS", 400),
+            ("Max-Forwards: 70", "Max-Forwards: many", 400),
+            (
+                "Via: SIP/2.0/UDP [::1]:5070;branch=z9hG4bK1\r\n",
+                "Via: SIP/2.0/UDP [::1]:5070;branch=z9hG4bK1\r\nVia: junk\r\n",
+                400,
+            ),
+        ];
+        for (from, to, status) in cases {
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "{from}");
+            assert_eq!(check_text(&text).map_err(|r| r.status), Err(status), "{to}");
+        }
+    }
+}
