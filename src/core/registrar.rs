@@ -155,10 +155,11 @@ impl Registrar {
             }
             let expires = expires.min(self.settings.max_expires);
             let existing = updated.iter().position(|b| b.contact == contact.uri);
-            if let Some(b) = existing.map(|i| &updated[i]) {
-                if b.call_id == call_id && cseq <= b.cseq {
-                    return Err(RegisterError::OutOfOrder);
-                }
+            if let Some(b) = existing.map(|i| &updated[i])
+                && b.call_id == call_id
+                && cseq <= b.cseq
+            {
+                return Err(RegisterError::OutOfOrder);
             }
             let binding = Binding {
                 contact: contact.uri.to_owned(),

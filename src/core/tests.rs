@@ -10,9 +10,10 @@ const DOMAIN: &str = "hotline.test";
 const PASSWORD: &str = "1234567890";
 
 fn config() -> Config {
-    let mut config = Config::default();
-    config.domain = DOMAIN.to_owned();
-    config
+    Config {
+        domain: DOMAIN.to_owned(),
+        ..Config::default()
+    }
 }
 
 fn core() -> Core {
@@ -120,7 +121,7 @@ impl Phone {
         let digest = response_hex(&ResponseInput {
             algorithm,
             ha1_hex: &ha1,
-            nonce: &nonce,
+            nonce,
             nc: &nc,
             cnonce: "c0ffee",
             qop: "auth",

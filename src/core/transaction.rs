@@ -51,10 +51,10 @@ impl ServerTransactions {
 
     pub fn complete(&mut self, key: Key, response: Vec<u8>, now_ms: u64) {
         self.expire(now_ms);
-        if self.responses.len() >= self.capacity {
-            if let Some((_, oldest)) = self.expiry.pop_front() {
-                self.responses.remove(&oldest);
-            }
+        if self.responses.len() >= self.capacity
+            && let Some((_, oldest)) = self.expiry.pop_front()
+        {
+            self.responses.remove(&oldest);
         }
         if self.responses.insert(key.clone(), response).is_none() {
             self.expiry.push_back((now_ms + TIMER_J_MS, key));

@@ -117,7 +117,7 @@ pub struct CSeq<'a> {
 impl<'a> CSeq<'a> {
     /// `CSeq: 1 REGISTER`; the number must fit 32 bits unsigned (Kamailio's sanity bit 64).
     pub fn parse(text: &'a str) -> Option<CSeq<'a>> {
-        let (number, method) = text.trim().split_once(|c: char| c == ' ' || c == '\t')?;
+        let (number, method) = text.trim().split_once([' ', '\t'])?;
         let method = method.trim();
         let number_ok = !number.is_empty() && number.len() <= 10;
         if !number_ok || !number.bytes().all(|b| b.is_ascii_digit()) || !super::is_token(method) {

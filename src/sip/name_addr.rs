@@ -62,8 +62,7 @@ impl<'a> NameAddr<'a> {
 
 /// A quoted string, or tokens separated by whitespace.
 fn valid_display_name(text: &str) -> bool {
-    if text.starts_with('"') {
-        let inner = &text[1..];
+    if let Some(inner) = text.strip_prefix('"') {
         let mut escaped = false;
         for (i, c) in inner.char_indices() {
             match c {
