@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::core::auth::Algorithm;
 use crate::sip::Host;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +81,8 @@ pub struct Registrar {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
+    /// Digest algorithms offered, most preferred first.
+    pub algorithms: Vec<Algorithm>,
     /// Seconds a nonce stays valid before the phone is re-challenged with `stale=true`.
     pub nonce_ttl: u64,
     /// Nonces whose nonce-count is tracked against replay.
@@ -150,6 +153,7 @@ impl Default for Registrar {
 impl Default for Auth {
     fn default() -> Auth {
         Auth {
+            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
             nonce_ttl: 300,
             max_tracked_nonces: 4096,
         }
@@ -256,6 +260,18 @@ impl Config {
                 "tls",
                 "has only one of `certificate` and `private_key`",
                 "set both, or neither to use a generated self-signed certificate",
+            );
+        }
+        let algorithms = &self.auth.algorithms;
+        let repeated = algorithms
+            .iter()
+            .enumerate()
+            .any(|(i, a)| algorithms[..i].contains(a));
+        if algorithms.is_empty() || repeated {
+            return invalid(
+                "auth.algorithms",
+                "must list each algorithm at most once, and at least one",
+                "use [\"MD5\", \"SHA-256\"], [\"SHA-256\", \"MD5\"] or one of them",
             );
         }
         let r = &self.registrar;

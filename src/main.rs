@@ -1,1 +1,195 @@
-fn main() {}
+//! The `hotline` command: the server and the tools to manage its users.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use hotline::config::Config;
+use hotline::control::{self, ControlError, Reply, Request, UserSummary};
+use hotline::store::Store;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
+
+/// A SIP registrar and proxy for a small private phone network, IPv6 end to end.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The configuration file (default: the built-in defaults, see config/hotline.toml).
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage users: works whether or not the server is running.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create an extension with a new random password, shown once.
+    Add {
+        extension: String,
+        /// The name shown to the people it calls.
+        #[arg(long, short, default_value = "")]
+        name: String,
+    },
+    /// List extensions.
+    List,
+    /// Remove an extension and its registrations.
+    Remove { extension: String },
+    /// Give an extension a new random password, shown once.
+    Passwd { extension: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("hotline: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            init_logging(&config.log.level)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?;
+            runtime.block_on(hotline::net::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { action } => {
+            let request = match action {
+                UserAction::Add { extension, name } => Request::AddUser {
+                    extension,
+                    display_name: name,
+                },
+                UserAction::List => Request::ListUsers,
+                UserAction::Remove { extension } => Request::RemoveUser { extension },
+                UserAction::Passwd { extension } => Request::ResetPassword { extension },
+            };
+            let reply = manage(&config, &request)?;
+            Ok(print_reply(&config, &reply))
+        }
+    }
+}
+
+/// Asks the running server, or opens the database when no server runs.
+fn manage(config: &Config, request: &Request) -> anyhow::Result<Reply> {
+    match control::call(&config.data_dir.join(control::SOCKET_NAME), request) {
+        Ok(reply) => Ok(reply),
+        Err(ControlError::NoServer { .. }) => {
+            let store = open_store(&config.data_dir)?;
+            let rng = ring::rand::SystemRandom::new();
+            Ok(control::execute(&store, config.realm(), &rng, request))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    Ok(Store::open(&data_dir.join(hotline::net::DATABASE_NAME))?)
+}
+
+fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
+    match reply {
+        Reply::Created { user, password } => {
+            println!("Created extension {}.", describe(user));
+            print_phone_settings(config, user, password);
+        }
+        Reply::PasswordReset { user, password } => {
+            println!("New password for extension {}.", describe(user));
+            print_phone_settings(config, user, password);
+        }
+        Reply::Removed { extension } => println!("Removed extension {extension}."),
+        Reply::Users { users } if users.is_empty() => {
+            println!("No extensions yet: add one with `hotline user add 1000 --name \"Alice\"`.")
+        }
+        Reply::Users { users } => {
+            for user in users {
+                println!("{:<16} {}", user.extension, user.display_name);
+            }
+        }
+        Reply::Failed { message } => {
+            eprintln!("hotline: {message}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn describe(user: &UserSummary) -> String {
+    match user.display_name.is_empty() {
+        true => user.extension.clone(),
+        false => format!("{} ({})", user.extension, user.display_name),
+    }
+}
+
+/// What a person types into a phone's account settings.
+fn print_phone_settings(config: &Config, user: &UserSummary, password: &str) {
+    let port = |ports: &[std::net::SocketAddr]| ports.first().map(|a| a.port());
+    println!();
+    println!("Phone settings:");
+    println!("  domain:    {}", config.domain);
+    if let Some(port) = port(&config.listen.tls) {
+        println!(
+            "  server:    {} port {port}, transport TLS (recommended)",
+            config.domain
+        );
+    }
+    if let Some(port) = port(&config.listen.udp).or(port(&config.listen.tcp)) {
+        println!(
+            "  or:        {} port {port}, transport UDP or TCP",
+            config.domain
+        );
+    }
+    println!("  user:      {}", user.extension);
+    println!("  password:  {password}");
+    println!("  media:     SRTP mandatory");
+    println!();
+    println!(
+        "The password is shown only now. `hotline user passwd {}` makes a new one.",
+        user.extension
+    );
+}
+
+/// journald when systemd started us (it sets JOURNAL_STREAM), stderr otherwise.
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(level).with_context(|| {
+        format!("`log.level` {level:?} is not a level or filter: use info, debug, …")
+    })?;
+    let registry = tracing_subscriber::registry().with(filter);
+    if std::env::var_os("JOURNAL_STREAM").is_some()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        registry.with(journald).init();
+        return Ok(());
+    }
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    registry.with(stderr).init();
+    Ok(())
+}

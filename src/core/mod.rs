@@ -63,6 +63,7 @@ impl Core {
             users: HashMap::new(),
             auth: Authenticator::new(
                 secret,
+                config.auth.algorithms.clone(),
                 config.auth.nonce_ttl,
                 config.auth.max_tracked_nonces,
                 now_ms,

@@ -167,7 +167,7 @@ fn register_is_challenged_then_accepted_with_either_algorithm() {
         assert_eq!(challenge.status(), Some(401));
         let offered = challenges(&challenge);
         assert_eq!(offered.len(), 2);
-        assert!(offered[0].contains("algorithm=SHA-256") && offered[1].contains("algorithm=MD5"));
+        assert!(offered[0].contains("algorithm=MD5") && offered[1].contains("algorithm=SHA-256"));
         assert!(
             offered
                 .iter()

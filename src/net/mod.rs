@@ -1,4 +1,9 @@
 //! The tokio layer: sockets, connections and timers around the pure core.
 
+mod control;
+mod server;
 pub mod socket;
+mod stream;
 pub mod tls;
+
+pub use server::{DATABASE_NAME, serve};

@@ -28,9 +28,11 @@ const DUMMY_HA1_MD5: [u8; 16] = [0; 16];
 const DUMMY_HA1_SHA256: [u8; 32] = [0; 32];
 
 /// The hash algorithm of a challenge and of the response to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
 pub enum Algorithm {
+    #[serde(rename = "MD5")]
     Md5,
+    #[serde(rename = "SHA-256")]
     Sha256,
 }
 
@@ -98,14 +100,17 @@ pub enum Verdict {
     /// The response was right but the nonce is too old, or its nonce-count is no longer tracked:
     /// challenge again with `stale=true`, which a client answers without asking for a password.
     Stale,
-    /// Challenge again with `stale=false`. Callers must send the same reply for every
-    /// [`Rejection`], so that nobody can learn which users exist; the reason is for logs only.
+    /// Refused. Callers must send the same reply for every [`Rejection`] that depends on the
+    /// user, so that nobody can learn which users exist; the reason is for logs. Only
+    /// [`Rejection::InvalidNonce`], which no user's password can cause, may get a new challenge.
     Rejected(Rejection),
 }
 
 /// Why credentials were rejected, for logs and for counting failures per source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejection {
+    /// An algorithm the configuration does not offer.
+    AlgorithmNotOffered,
     /// No `qop`: the RFC 2069 form, without cnonce and nonce-count, is not accepted.
     MissingQop,
     /// A `qop` other than `auth` (`auth-int` is not offered).
@@ -134,6 +139,8 @@ pub enum Rejection {
 /// Issues challenges and verifies the responses to them.
 pub struct Authenticator {
     key: hmac::Key,
+    /// Offered in this order; credentials with another algorithm are refused.
+    algorithms: Vec<Algorithm>,
     nonce_ttl_ms: u64,
     next_sequence: u32,
     nonce_counts: NonceCounts,
@@ -146,34 +153,40 @@ impl Authenticator {
     /// nonce-count table (see [`Verdict::Stale`] for what happens beyond it).
     pub fn new(
         secret: [u8; 32],
+        algorithms: Vec<Algorithm>,
         nonce_ttl_secs: u64,
         max_tracked_nonces: usize,
         now_ms: u64,
     ) -> Authenticator {
         Authenticator {
             key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            algorithms,
             nonce_ttl_ms: nonce_ttl_secs.saturating_mul(1000),
             next_sequence: 0,
             nonce_counts: NonceCounts::new(max_tracked_nonces, now_ms),
         }
     }
 
-    /// Challenges for `realm` with SHA-256 first, then MD5: RFC 8760 has clients pick the first
-    /// they support, and old phones only know MD5. Both carry the same fresh nonce, which is
-    /// unique even among nonces issued in the same millisecond.
-    pub fn challenges(&mut self, realm: &str, now_ms: u64, stale: bool) -> [Challenge; 2] {
+    /// One challenge per offered algorithm, in the configured order: RFC 8760 has clients pick
+    /// the first they support, and many phones only know MD5 (and some only read the first
+    /// challenge). All carry the same fresh nonce, which is unique even among nonces issued in
+    /// the same millisecond.
+    pub fn challenges(&mut self, realm: &str, now_ms: u64, stale: bool) -> Vec<Challenge> {
         let id = NonceId {
             issued_ms: now_ms,
             sequence: self.next_sequence,
         };
         self.next_sequence = self.next_sequence.wrapping_add(1);
         let nonce = nonce::seal(&self.key, id, realm);
-        [Algorithm::Sha256, Algorithm::Md5].map(|algorithm| Challenge {
-            realm: realm.to_owned(),
-            nonce: nonce.clone(),
-            algorithm,
-            stale,
-        })
+        self.algorithms
+            .iter()
+            .map(|&algorithm| Challenge {
+                realm: realm.to_owned(),
+                nonce: nonce.clone(),
+                algorithm,
+                stale,
+            })
+            .collect()
     }
 
     /// Verifies `creds` for a request with `method` and `request_uri`, challenged in `realm`.
@@ -203,6 +216,9 @@ impl Authenticator {
         user: Option<&User>,
         now_ms: u64,
     ) -> Result<Verdict, Rejection> {
+        if !self.algorithms.contains(&creds.algorithm) {
+            return Err(Rejection::AlgorithmNotOffered);
+        }
         let qop = creds.qop.as_deref().ok_or(Rejection::MissingQop)?;
         if !qop.eq_ignore_ascii_case("auth") {
             return Err(Rejection::UnsupportedQop);
@@ -357,8 +373,36 @@ mod tests {
         User::new(Extension::parse("1000").unwrap(), "Alice", REALM, PASSWORD)
     }
 
+    const BOTH: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
+
+    fn pair(challenges: Vec<Challenge>) -> [Challenge; 2] {
+        challenges.try_into().expect("two challenges")
+    }
+
+    #[test]
+    fn only_offered_algorithms_are_challenged_and_accepted() {
+        let mut md5_only = Authenticator::new([42; 32], vec![Algorithm::Md5], TTL_SECS, 16, T0);
+        let challenges = md5_only.challenges(REALM, T0, false);
+        assert_eq!(challenges.len(), 1);
+        assert_eq!(challenges[0].algorithm, Algorithm::Md5);
+        let forged = Challenge {
+            algorithm: Algorithm::Sha256,
+            ..challenges[0].clone()
+        };
+        let header = phone(&forged, "1000", PASSWORD, 1);
+        assert_eq!(
+            verify_at(&mut md5_only, &header, Some(&alice()), T0),
+            Verdict::Rejected(Rejection::AlgorithmNotOffered)
+        );
+        let header = phone(&challenges[0], "1000", PASSWORD, 1);
+        assert_eq!(
+            verify_at(&mut md5_only, &header, Some(&alice()), T0),
+            Verdict::Authenticated
+        );
+    }
+
     fn authenticator() -> Authenticator {
-        Authenticator::new([42; 32], TTL_SECS, 16, T0)
+        Authenticator::new([42; 32], BOTH.to_vec(), TTL_SECS, 16, T0)
     }
 
     /// Answers a challenge the way a phone does.
@@ -448,7 +492,7 @@ mod tests {
     #[test]
     fn challenges_prefer_sha256_and_share_a_fresh_nonce() {
         let mut auth = authenticator();
-        let [first, second] = auth.challenges(REALM, T0, false);
+        let [first, second] = pair(auth.challenges(REALM, T0, false));
         assert_eq!(
             (first.algorithm, second.algorithm),
             (Algorithm::Sha256, Algorithm::Md5)
@@ -461,7 +505,7 @@ mod tests {
                 first.nonce
             )
         );
-        let [again, _] = auth.challenges(REALM, T0, true);
+        let [again, _] = pair(auth.challenges(REALM, T0, true));
         assert_ne!(
             again.nonce, first.nonce,
             "same millisecond, different nonce"
@@ -511,7 +555,7 @@ mod tests {
     #[test]
     fn upper_case_responses_are_accepted() {
         let mut auth = authenticator();
-        let [challenge, _] = auth.challenges(REALM, T0, false);
+        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
         let header = phone(&challenge, "1000", PASSWORD, 1);
         let creds = parse_credentials(&header).unwrap();
         let upper = creds.response.to_uppercase();
@@ -556,7 +600,7 @@ mod tests {
             "example.net",
             PASSWORD,
         );
-        let [challenge, _] = auth.challenges(REALM, T0, false);
+        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
         let header = phone(&challenge, "1000", PASSWORD, 1);
         assert_eq!(
             verify_at(&mut auth, &header, Some(&elsewhere), T0),
@@ -568,7 +612,7 @@ mod tests {
     fn tampered_and_foreign_nonces_are_rejected() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = auth.challenges(REALM, T0, false);
+        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
         let mut bytes = challenge.nonce.clone().into_bytes();
         bytes[5] = if bytes[5] == b'0' { b'1' } else { b'0' };
         let tampered = Challenge {
@@ -579,8 +623,8 @@ mod tests {
             nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093".to_owned(),
             ..challenge.clone()
         };
-        let mut other_server = Authenticator::new([43; 32], TTL_SECS, 16, T0);
-        let [foreign, _] = other_server.challenges(REALM, T0, false);
+        let mut other_server = Authenticator::new([43; 32], BOTH.to_vec(), TTL_SECS, 16, T0);
+        let [foreign, _] = pair(other_server.challenges(REALM, T0, false));
         for challenge in [tampered, made_up, foreign] {
             let header = phone(&challenge, "1000", PASSWORD, 1);
             assert_eq!(
@@ -594,7 +638,7 @@ mod tests {
     fn old_nonces_are_stale_only_with_the_right_password() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = auth.challenges(REALM, T0, false);
+        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
         let right = phone(&challenge, "1000", PASSWORD, 1);
         let wrong = phone(&challenge, "1000", "1234", 1);
         let ttl_ms = TTL_SECS * 1000;
@@ -621,7 +665,7 @@ mod tests {
     fn nonce_counts_must_grow() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = auth.challenges(REALM, T0, false);
+        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
         let first = phone(&challenge, "1000", PASSWORD, 1);
         assert_eq!(
             verify_at(&mut auth, &first, Some(&user), T0),
@@ -641,7 +685,7 @@ mod tests {
             verify_at(&mut auth, &second, Some(&user), T0 + 3),
             Verdict::Rejected(Rejection::NonceCountReplayed)
         );
-        let [fresh, _] = auth.challenges(REALM, T0 + 4, false);
+        let [fresh, _] = pair(auth.challenges(REALM, T0 + 4, false));
         let zero = phone(&fresh, "1000", PASSWORD, 0);
         assert_eq!(
             verify_at(&mut auth, &zero, Some(&user), T0 + 5),
@@ -653,7 +697,7 @@ mod tests {
     fn failed_attempts_do_not_use_up_a_nonce() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = auth.challenges(REALM, T0, false);
+        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
         let wrong = phone(&challenge, "1000", "1234", 1);
         assert!(matches!(
             verify_at(&mut auth, &wrong, Some(&user), T0),
@@ -670,7 +714,7 @@ mod tests {
     fn realm_and_uri_must_match() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = auth.challenges(REALM, T0, false);
+        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
         let header = phone(&challenge, "1000", PASSWORD, 1);
         let creds = parse_credentials(&header).unwrap();
         assert_eq!(
@@ -699,7 +743,7 @@ mod tests {
     fn qop_auth_with_cnonce_and_nc_is_required() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = auth.challenges(REALM, T0, false);
+        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
         let header = phone(&challenge, "1000", PASSWORD, 1);
         let creds = parse_credentials(&header).unwrap();
         let cases = [
@@ -742,11 +786,11 @@ mod tests {
 
     #[test]
     fn nonces_beyond_the_eviction_horizon_are_stale() {
-        let mut auth = Authenticator::new([42; 32], TTL_SECS, 1, T0);
+        let mut auth = Authenticator::new([42; 32], BOTH.to_vec(), TTL_SECS, 1, T0);
         let user = alice();
-        let [old, _] = auth.challenges(REALM, T0, false);
-        let [unused, _] = auth.challenges(REALM, T0 + 1, false);
-        let [new, _] = auth.challenges(REALM, T0 + 2, false);
+        let [old, _] = pair(auth.challenges(REALM, T0, false));
+        let [unused, _] = pair(auth.challenges(REALM, T0 + 1, false));
+        let [new, _] = pair(auth.challenges(REALM, T0 + 2, false));
         for (challenge, nc) in [(&old, 1), (&new, 1)] {
             let header = phone(challenge, "1000", PASSWORD, nc);
             assert_eq!(
@@ -788,9 +832,9 @@ mod tests {
     #[test]
     fn nonces_from_before_a_restart_are_stale() {
         let mut before = authenticator();
-        let [challenge, _] = before.challenges(REALM, T0, false);
+        let [challenge, _] = pair(before.challenges(REALM, T0, false));
         let header = phone(&challenge, "1000", PASSWORD, 7);
-        let mut after = Authenticator::new([42; 32], TTL_SECS, 16, T0 + 60_000);
+        let mut after = Authenticator::new([42; 32], BOTH.to_vec(), TTL_SECS, 16, T0 + 60_000);
         assert_eq!(
             verify_at(&mut after, &header, Some(&alice()), T0 + 60_000),
             Verdict::Stale

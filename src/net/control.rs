@@ -1,0 +1,129 @@
+//! The server's end of the control socket: `hotline user …` while the server holds the database.
+//! Each change is written to the store first, then the core learns of it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use ring::rand::SystemRandom;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::server::Event;
+use crate::control::{MAX_MESSAGE, Reply, Request, decode_request, encode_reply, execute};
+use crate::core::user::Extension;
+use crate::store::Store;
+
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds the socket (owner-only) and serves it in the background.
+pub fn listen(
+    path: &Path,
+    store: Arc<Store>,
+    realm: String,
+    events: mpsc::Sender<Event>,
+) -> anyhow::Result<()> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!(
+                "another hotline server answers on {}: stop it first",
+                path.display()
+            );
+        }
+        // Left behind by a server that did not shut down cleanly.
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("cannot create the control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve(stream, store.clone(), realm.clone(), events.clone()));
+                }
+                Err(error) => warn!(%error, "control socket accept failed"),
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn serve(
+    mut stream: UnixStream,
+    store: Arc<Store>,
+    realm: String,
+    events: mpsc::Sender<Event>,
+) {
+    let mut bytes = Vec::new();
+    let mut limited = (&mut stream).take(MAX_MESSAGE as u64 + 1);
+    let read = limited.read_to_end(&mut bytes);
+    let reply = match tokio::time::timeout(READ_TIMEOUT, read).await {
+        Ok(Ok(_)) => match decode_request(&bytes) {
+            Ok(request) => carry_out(request, store, realm, &events).await,
+            Err(error) => Reply::Failed {
+                message: error.to_string(),
+            },
+        },
+        Ok(Err(error)) => {
+            warn!(%error, "control socket read failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    match encode_reply(&reply) {
+        Ok(text) => {
+            let _ = stream.write_all(text.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+        Err(error) => warn!(%error, "cannot encode control reply"),
+    }
+}
+
+/// Executes the request on a blocking thread (it waits for fsync), then tells the core.
+async fn carry_out(
+    request: Request,
+    store: Arc<Store>,
+    realm: String,
+    events: &mpsc::Sender<Event>,
+) -> Reply {
+    let done = tokio::task::spawn_blocking(move || {
+        let reply = execute(&store, &realm, &SystemRandom::new(), &request);
+        let event = match &reply {
+            Reply::Created { user, .. } | Reply::PasswordReset { user, .. } => {
+                Extension::parse(&user.extension)
+                    .ok()
+                    .and_then(|e| store.user(&e).ok().flatten())
+                    .map(Event::UserChanged)
+            }
+            Reply::Removed { extension } => {
+                Extension::parse(extension).ok().map(Event::UserRemoved)
+            }
+            Reply::Users { .. } | Reply::Failed { .. } => None,
+        };
+        (reply, event)
+    })
+    .await;
+    match done {
+        Ok((reply, event)) => {
+            if let Some(event) = event {
+                match &event {
+                    Event::UserChanged(user) => info!(extension = %user.extension, "user saved"),
+                    Event::UserRemoved(extension) => info!(%extension, "user removed"),
+                    _ => {}
+                }
+                let _ = events.send(event).await;
+            }
+            reply
+        }
+        Err(error) => Reply::Failed {
+            message: format!("the server failed to carry out the request: {error}"),
+        },
+    }
+}

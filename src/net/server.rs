@@ -1,0 +1,275 @@
+//! `hotline serve`: binds every listener, then one task owns the core and feeds it messages,
+//! ticks and user changes; transports and the control socket talk to it over a channel.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use tokio::net::UdpSocket;
+use tokio::sync::{Semaphore, mpsc};
+use tracing::{error, info, warn};
+
+use super::{control, socket, stream, tls};
+use crate::config::Config;
+use crate::core::user::{Extension, User};
+use crate::core::{Action, ConnectionId, Core, Flow, Inbound};
+use crate::sip::Transport;
+use crate::store::Store;
+
+/// The database file in the data directory.
+pub const DATABASE_NAME: &str = "hotline.redb";
+
+/// Messages queued for the core before transports wait.
+const EVENT_QUEUE: usize = 4096;
+
+/// What transports and the control socket tell the core task.
+pub enum Event {
+    Message { bytes: Vec<u8>, flow: Flow },
+    Opened { id: ConnectionId, outlet: Outlet },
+    Closed(ConnectionId),
+    UserChanged(User),
+    UserRemoved(Extension),
+}
+
+/// Where to send bytes for a flow.
+pub enum Outlet {
+    Datagram(Arc<UdpSocket>),
+    Stream(mpsc::Sender<Vec<u8>>),
+}
+
+/// Hands out connection ids; ids are never reused within a run.
+#[derive(Clone, Default)]
+pub struct Ids(Arc<std::sync::atomic::AtomicU64>);
+
+impl Ids {
+    pub fn next(&self) -> ConnectionId {
+        ConnectionId(self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Milliseconds since the Unix epoch: the core's clock, so that binding expiries and nonces
+/// stay meaningful across a restart.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let data_dir = prepare_data_dir(&config.data_dir)?;
+    let store =
+        Arc::new(Store::open(&data_dir.join(DATABASE_NAME)).context("cannot open the database")?);
+    let secret = store.install_secret()?;
+    let users = store.users()?;
+    let bindings = store.bindings()?;
+    let (count_users, count_bindings) = (users.len(), bindings.len());
+    let mut core = Core::new(&config, secret, users, bindings, now_ms());
+    info!(domain = %config.domain, users = count_users, bindings = count_bindings, "database loaded");
+
+    let identity = if config.listen.tls.is_empty() {
+        None
+    } else {
+        let files = config
+            .tls
+            .certificate
+            .as_deref()
+            .zip(config.tls.private_key.as_deref());
+        let identity = tls::load_or_generate(&data_dir, &config.domain, files)?;
+        info!(
+            certificate = %identity.certificate.display(),
+            fingerprint = %identity.fingerprint_sha256,
+            generated = identity.generated,
+            "TLS certificate"
+        );
+        Some(identity)
+    };
+
+    let (events, mut inbox) = mpsc::channel(EVENT_QUEUE);
+    let ids = Ids::default();
+    let mut outlets: HashMap<ConnectionId, Outlet> = HashMap::new();
+    let mut default_udp = None;
+    let max_message = config.limits.max_message_size;
+    for &addr in &config.listen.udp {
+        let socket = Arc::new(
+            socket::bind_udp(addr).with_context(|| format!("cannot listen on UDP {addr}"))?,
+        );
+        let local = socket.local_addr()?;
+        info!(transport = %Transport::Udp, address = %local, "listening");
+        let id = ids.next();
+        default_udp.get_or_insert(id);
+        outlets.insert(id, Outlet::Datagram(socket.clone()));
+        tokio::spawn(receive_datagrams(socket, id, max_message, events.clone()));
+    }
+    let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+    let streams = config
+        .listen
+        .tcp
+        .iter()
+        .map(|a| (Transport::Tcp, *a))
+        .chain(config.listen.tls.iter().map(|a| (Transport::Tls, *a)));
+    for (transport, addr) in streams {
+        let listener = socket::bind_tcp(addr)
+            .with_context(|| format!("cannot listen on {transport} {addr}"))?;
+        info!(transport = %transport, address = %listener.local_addr()?, "listening");
+        let acceptor = match transport {
+            Transport::Tls => identity
+                .as_ref()
+                .map(|i| tokio_rustls::TlsAcceptor::from(i.config.clone())),
+            _ => None,
+        };
+        let context = stream::Context {
+            events: events.clone(),
+            ids: ids.clone(),
+            connections: connections.clone(),
+            limits: config.limits.clone(),
+        };
+        tokio::spawn(stream::accept(listener, transport, acceptor, context));
+    }
+    let socket_path = data_dir.join(crate::control::SOCKET_NAME);
+    control::listen(
+        &socket_path,
+        store.clone(),
+        config.domain.clone(),
+        events.clone(),
+    )?;
+    drop(events);
+    info!("ready");
+
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut flush = tokio::time::interval(Duration::from_secs(config.registrar.flush_interval));
+    let mut actions = Vec::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            Some(event) = inbox.recv() => match event {
+                Event::Message { bytes, flow } => {
+                    core.handle(Inbound { bytes: &bytes, flow }, now_ms(), &mut actions);
+                    for action in actions.drain(..) {
+                        execute(action, &outlets, default_udp);
+                    }
+                }
+                Event::Opened { id, outlet } => {
+                    outlets.insert(id, outlet);
+                }
+                Event::Closed(id) => {
+                    outlets.remove(&id);
+                    core.connection_closed(id);
+                }
+                Event::UserChanged(user) => core.set_user(user),
+                Event::UserRemoved(extension) => core.remove_user(&extension),
+            },
+            _ = tick.tick() => core.tick(now_ms()),
+            _ = flush.tick() => persist(&store, &mut core).await,
+            _ = &mut shutdown => break,
+        }
+    }
+    info!("shutting down");
+    persist(&store, &mut core).await;
+    let _ = std::fs::remove_file(&socket_path);
+    Ok(())
+}
+
+fn execute(
+    action: Action,
+    outlets: &HashMap<ConnectionId, Outlet>,
+    default_udp: Option<ConnectionId>,
+) {
+    let Action::Send { flow, bytes } = action;
+    let outlet = flow
+        .connection
+        .or(default_udp.filter(|_| flow.transport == Transport::Udp))
+        .and_then(|id| outlets.get(&id));
+    match outlet {
+        Some(Outlet::Datagram(socket)) => {
+            if let Err(error) = socket.try_send_to(&bytes, flow.remote) {
+                warn!(destination = %flow.remote, %error, "UDP send failed");
+            }
+        }
+        Some(Outlet::Stream(sender)) => {
+            if sender.try_send(bytes).is_err() {
+                warn!(destination = %flow.remote, "connection is gone or not reading: message dropped");
+            }
+        }
+        None => {
+            warn!(destination = %flow.remote, transport = %flow.transport, "no connection to send over")
+        }
+    }
+}
+
+/// Writes the bindings changed since the last batch, in one transaction.
+async fn persist(store: &Arc<Store>, core: &mut Core) {
+    let changed = core.take_changed_bindings();
+    if changed.is_empty() {
+        return;
+    }
+    let store = store.clone();
+    let written = tokio::task::spawn_blocking(move || store.save_bindings(&changed)).await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(error = %e, "cannot save bindings"),
+        Err(e) => error!(error = %e, "binding writer failed"),
+    }
+}
+
+async fn receive_datagrams(
+    socket: Arc<UdpSocket>,
+    id: ConnectionId,
+    max_message: usize,
+    events: mpsc::Sender<Event>,
+) {
+    let mut buffer = vec![0u8; max_message + 1];
+    loop {
+        let (length, remote) = match socket.recv_from(&mut buffer).await {
+            Ok(received) => received,
+            Err(error) => {
+                warn!(%error, "UDP receive failed");
+                continue;
+            }
+        };
+        if length > max_message {
+            info!(source = %remote, transport = %Transport::Udp, reason = "message too large", "dropped message");
+            continue;
+        }
+        let flow = Flow {
+            transport: Transport::Udp,
+            remote,
+            connection: Some(id),
+        };
+        let event = Event::Message {
+            bytes: buffer[..length].to_vec(),
+            flow,
+        };
+        if events.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Creates the data directory (owner-only) and returns it.
+fn prepare_data_dir(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("cannot create the data directory {}", path.display()))?;
+    Ok(path.to_owned())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
