@@ -127,23 +127,6 @@ pub fn execute(store: &Store, realm: &str, rng: &dyn SecureRandom, request: &Req
     result.unwrap_or_else(|message| Reply::Failed { message })
 }
 
-/// The server's side of one connection: the reply to the bytes of a request. A request that
-/// cannot be decoded gets a [`Reply::Failed`] that says why.
-pub fn respond(
-    store: &Store,
-    realm: &str,
-    rng: &dyn SecureRandom,
-    request: &[u8],
-) -> Result<String, ControlError> {
-    let reply = match decode_request(request) {
-        Ok(request) => execute(store, realm, rng, &request),
-        Err(error) => Reply::Failed {
-            message: error.to_string(),
-        },
-    };
-    encode_reply(&reply)
-}
-
 fn add_user(
     store: &Store,
     realm: &str,
@@ -493,8 +476,11 @@ mod tests {
                 let (mut stream, _) = listener.accept().unwrap();
                 let mut request = Vec::new();
                 stream.read_to_end(&mut request).unwrap();
-                let reply = respond(&store, "example.org", &rng, &request).unwrap();
-                stream.write_all(reply.as_bytes()).unwrap();
+                let request = decode_request(&request).unwrap();
+                let reply = execute(&store, "example.org", &rng, &request);
+                stream
+                    .write_all(encode_reply(&reply).unwrap().as_bytes())
+                    .unwrap();
             }
         });
 
@@ -514,17 +500,6 @@ mod tests {
             }
         );
         server.join().unwrap();
-    }
-
-    #[test]
-    fn respond_explains_a_malformed_request() {
-        let (_dir, store) = store();
-        let reply = respond(&store, "example.org", &SystemRandom::new(), b"op = \"x\"").unwrap();
-        let message = failed(decode_reply(reply.as_bytes()).unwrap());
-        assert!(
-            message.starts_with("malformed control message"),
-            "{message}"
-        );
     }
 
     #[test]
