@@ -276,6 +276,11 @@ impl Message {
         self.headers.iter().filter(|h| h.name == name).count()
     }
 
+    /// Length of the start line and headers, for sizing copies.
+    pub fn head_len(&self) -> usize {
+        self.head.len()
+    }
+
     pub fn body(&self) -> &[u8] {
         &self.body
     }
