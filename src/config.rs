@@ -40,6 +40,7 @@ pub struct Config {
     pub listen: Listen,
     pub tls: Tls,
     pub registrar: Registrar,
+    pub proxy: Proxy,
     pub auth: Auth,
     pub limits: Limits,
     pub log: Log,
@@ -76,6 +77,17 @@ pub struct Registrar {
     pub max_bindings: usize,
     /// Seconds between writes of changed bindings to the database (one fsync per batch).
     pub flush_interval: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Proxy {
+    /// Seconds a call may ring before the caller gets 480 and the phones stop ringing.
+    pub ring_timeout: u64,
+    /// Calls in progress whose in-dialog requests hotline can route.
+    pub max_dialogs: usize,
+    /// Seconds after which a dialog is forgotten even without a BYE.
+    pub dialog_lifetime: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -119,6 +131,7 @@ impl Default for Config {
             listen: Listen::default(),
             tls: Tls::default(),
             registrar: Registrar::default(),
+            proxy: Proxy::default(),
             auth: Auth::default(),
             limits: Limits::default(),
             log: Log::default(),
@@ -146,6 +159,16 @@ impl Default for Registrar {
             max_contacts: 5,
             max_bindings: 10_000,
             flush_interval: 30,
+        }
+    }
+}
+
+impl Default for Proxy {
+    fn default() -> Proxy {
+        Proxy {
+            ring_timeout: 60,
+            max_dialogs: 4096,
+            dialog_lifetime: 12 * 3600,
         }
     }
 }
@@ -292,6 +315,9 @@ impl Config {
             ("registrar.max_contacts", r.max_contacts as u64),
             ("registrar.max_bindings", r.max_bindings as u64),
             ("registrar.flush_interval", r.flush_interval),
+            ("proxy.ring_timeout", self.proxy.ring_timeout),
+            ("proxy.max_dialogs", self.proxy.max_dialogs as u64),
+            ("proxy.dialog_lifetime", self.proxy.dialog_lifetime),
             ("auth.nonce_ttl", self.auth.nonce_ttl),
             (
                 "auth.max_tracked_nonces",

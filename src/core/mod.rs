@@ -2,27 +2,34 @@
 //! or a file, so every behaviour is testable with simulated time.
 
 pub mod auth;
+pub mod dialog;
+pub mod proxy;
 pub mod registrar;
 pub mod sanity;
 pub mod transaction;
 pub mod user;
 
 use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
 
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
+use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri, Via};
 
 use self::auth::{Authenticator, Rejection, Verdict, parse_credentials};
+use self::dialog::Dialogs;
+use self::proxy::Calls;
 use self::registrar::{Binding, RegisterError, Registrar};
-use self::transaction::{Key, ServerTransactions};
+use self::transaction::{Key, ServerTransactions, Timers};
 use self::user::{Extension, User};
 
 pub use self::registrar::{ConnectionId, Flow};
 
-/// Methods hotline answers itself today.
-const ALLOW: &str = "REGISTER, OPTIONS";
+/// Methods hotline handles: its own, and those it routes to users.
+const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, INFO, REFER, UPDATE, PRACK";
 
 /// A message as it arrived.
 pub struct Inbound<'a> {
@@ -37,20 +44,88 @@ pub enum Action {
     Send { flow: Flow, bytes: Vec<u8> },
 }
 
+/// A response hotline makes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reply {
+    pub status: u16,
+    pub reason: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn new(status: u16, reason: &'static str) -> Reply {
+        Reply {
+            status,
+            reason,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, name: &'static str, value: impl fmt::Display) -> Reply {
+        self.headers.push((name, value.to_string()));
+        self
+    }
+
+    pub fn build(&self, request: &Message, remote: SocketAddr) -> Vec<u8> {
+        let mut response = Response::to(request, remote, self.status, self.reason);
+        for (name, value) in &self.headers {
+            response.header(name, value);
+        }
+        response.finish()
+    }
+}
+
+/// Who asks for credentials: the registrar (401, RFC 3261 §22.2) or the proxy (407, §22.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthKind {
+    Registrar,
+    Proxy,
+}
+
+impl AuthKind {
+    fn credentials(self) -> HeaderName {
+        match self {
+            AuthKind::Registrar => HeaderName::Authorization,
+            AuthKind::Proxy => HeaderName::ProxyAuthorization,
+        }
+    }
+
+    fn challenge(self) -> Reply {
+        match self {
+            AuthKind::Registrar => Reply::new(401, "Unauthorized"),
+            AuthKind::Proxy => Reply::new(407, "Proxy Authentication Required"),
+        }
+    }
+
+    fn challenge_header(self) -> &'static str {
+        match self {
+            AuthKind::Registrar => "WWW-Authenticate",
+            AuthKind::Proxy => "Proxy-Authenticate",
+        }
+    }
+}
+
 pub struct Core {
     domain: String,
     aliases: Vec<String>,
+    /// Where hotline listens: what Record-Route and Via name, and which Routes are ours.
+    listeners: Vec<(Transport, SocketAddr)>,
     max_headers: usize,
+    ring_timeout_ms: u64,
     users: HashMap<Extension, User>,
     auth: Authenticator,
     registrar: Registrar,
     transactions: ServerTransactions,
+    calls: Calls,
+    dialogs: Dialogs,
 }
 
 impl Core {
-    /// A core for `config`, with the install's secret, the users and the bindings from the store.
+    /// A core for `config` listening at `listeners`, with the install's secret, the users and
+    /// the bindings from the store.
     pub fn new(
         config: &Config,
+        listeners: Vec<(Transport, SocketAddr)>,
         secret: [u8; 32],
         users: Vec<User>,
         bindings: Vec<(Extension, Binding)>,
@@ -59,7 +134,9 @@ impl Core {
         let mut core = Core {
             domain: config.domain.clone(),
             aliases: config.aliases.clone(),
+            listeners,
             max_headers: config.limits.max_headers,
+            ring_timeout_ms: config.proxy.ring_timeout * 1000,
             users: HashMap::new(),
             auth: Authenticator::new(
                 secret,
@@ -70,6 +147,8 @@ impl Core {
             ),
             registrar: Registrar::new(config.registrar.clone(), bindings, now_ms),
             transactions: ServerTransactions::new(config.limits.max_transactions),
+            calls: Calls::new(Timers::default(), config.limits.max_transactions, now_ms),
+            dialogs: Dialogs::new(config.proxy.max_dialogs, config.proxy.dialog_lifetime * 1000),
         };
         for user in users {
             core.set_user(user);
@@ -106,29 +185,56 @@ impl Core {
             }
         };
         let Some(method) = message.method() else {
-            debug!(source = %flow.remote, status = message.status(), "dropped response: no client transaction");
+            self.proxy_response(message, flow, now_ms, actions);
             return;
         };
         let Some(via) = message.top_via() else {
             info!(source = %flow.remote, transport = %flow.transport, reason = "missing or malformed Via", "dropped request");
             return;
         };
+        let sane = sanity::check(&message);
         if method == Method::Ack {
+            if sane.is_ok() {
+                self.proxy_ack(&message, &via, flow, now_ms, actions);
+            }
             return;
         }
-        let key = match flow.transport {
-            Transport::Udp => Key::of(&message, &via),
-            Transport::Tcp | Transport::Tls => None,
-        };
-        if let Some(response) = key.as_ref().and_then(|k| self.transactions.response(k)) {
+        let key = Key::of(&message, &via);
+        let local = sane.is_err()
+            || key.is_none()
+            || matches!(method, Method::Register | Method::Cancel)
+            || (method == Method::Options && self.is_for_server(&message));
+        if !local {
+            if let Some(key) = key {
+                self.proxy(message, method, key, flow, now_ms, actions);
+            }
+            return;
+        }
+        // Requests answered here keep their response for retransmissions over UDP.
+        let cached = key.filter(|_| flow.transport == Transport::Udp);
+        if let Some(response) = cached.as_ref().and_then(|k| self.transactions.response(k)) {
             actions.push(Action::Send {
                 flow,
                 bytes: response.to_vec(),
             });
             return;
         }
-        let response = self.respond(&message, method, &flow, now_ms);
-        if let Some(key) = key {
+        let reply = match sane {
+            Err(refusal) => Reply::new(refusal.status, refusal.reason),
+            Ok(()) => match method {
+                Method::Register => self.register(&message, &flow, now_ms),
+                Method::Cancel => self.proxy_cancel(&via, flow, now_ms, actions),
+                Method::Options if self.is_for_server(&message) => Reply::new(200, "OK")
+                    .with("Allow", ALLOW)
+                    .with("Accept", "application/sdp"),
+                _ => Reply::new(400, "Via Branch Without The RFC 3261 Magic Cookie"),
+            },
+        };
+        if reply.status >= 300 && !matches!(reply.status, 401 | 407) {
+            self.log_refusal(&message, &flow, reply.status, reply.reason);
+        }
+        let response = reply.build(&message, flow.remote);
+        if let Some(key) = cached {
             self.transactions.complete(key, response.clone(), now_ms);
         }
         actions.push(Action::Send {
@@ -137,9 +243,15 @@ impl Core {
         });
     }
 
-    /// Expires bindings and completed transactions; call about once a second.
+    /// When [`Core::handle_timeout`] should next be called, if any timer runs.
+    pub fn next_timeout(&self) -> Option<u64> {
+        self.calls.next_timer()
+    }
+
+    /// Expires bindings, dialogs and completed transactions; call about once a second.
     pub fn tick(&mut self, now_ms: u64) {
         self.transactions.expire(now_ms);
+        self.dialogs.expire(now_ms);
         for extension in self.registrar.expire(now_ms) {
             info!(%extension, "binding expired");
         }
@@ -154,101 +266,61 @@ impl Core {
         self.registrar.take_dirty()
     }
 
-    fn respond(&mut self, request: &Message, method: Method, flow: &Flow, now_ms: u64) -> Vec<u8> {
-        if let Err(refusal) = sanity::check(request) {
-            return self.refuse(request, flow, refusal.status, refusal.reason);
-        }
-        match method {
-            Method::Register => self.register(request, flow, now_ms),
-            Method::Options if self.is_for_server(request) => {
-                let mut response = Response::to(request, flow.remote, 200, "OK");
-                response
-                    .header("Allow", ALLOW)
-                    .header("Accept", "application/sdp");
-                response.finish()
-            }
-            _ => {
-                let mut response = Response::to(request, flow.remote, 501, "Not Implemented");
-                response.header("Allow", ALLOW);
-                self.log_refusal(request, flow, 501, "Not Implemented");
-                response.finish()
-            }
-        }
-    }
-
     /// The registrar of RFC 3261 §10.3.
-    fn register(&mut self, request: &Message, flow: &Flow, now_ms: u64) -> Vec<u8> {
+    fn register(&mut self, request: &Message, flow: &Flow, now_ms: u64) -> Reply {
         let request_uri = request.request_uri().and_then(|u| Uri::parse(u).ok());
         if !request_uri.is_some_and(|u| self.is_local(&u.host)) {
-            return self.refuse(request, flow, 403, "Domain Not Served");
+            return Reply::new(403, "Domain Not Served");
         }
         if let Some(required) = request.header(HeaderName::Require) {
-            let mut response = Response::to(request, flow.remote, 420, "Bad Extension");
-            response.header("Unsupported", required);
-            self.log_refusal(request, flow, 420, "Bad Extension");
-            return response.finish();
+            return Reply::new(420, "Bad Extension").with("Unsupported", required);
         }
         let to = request.to().and_then(|t| t.parsed_uri().ok());
         let Some(to) = to.filter(|t| self.is_local(&t.host)) else {
-            return self.refuse(request, flow, 403, "Domain Not Served");
+            return Reply::new(403, "Domain Not Served");
         };
-        let extension = match self.authenticate(request, flow, now_ms) {
+        let extension = match self.authenticate(request, flow, now_ms, AuthKind::Registrar) {
             Ok(extension) => extension,
-            Err(response) => return response,
+            Err(reply) => return reply,
         };
         if to.user != Some(extension.as_str()) {
-            return self.refuse(
-                request,
-                flow,
-                403,
-                "Forbidden: To is not the authenticated user",
-            );
+            return Reply::new(403, "Forbidden: To is not the authenticated user");
         }
-        let outcome = self.registrar.register(&extension, request, *flow, now_ms);
-        let (status, reason) = match outcome {
+        match self.registrar.register(&extension, request, *flow, now_ms) {
             Ok(()) => {
-                let mut response = Response::to(request, flow.remote, 200, "OK");
-                let mut count = 0;
+                let mut reply = Reply::new(200, "OK");
                 for binding in self.registrar.contacts(&extension, now_ms) {
                     let expires = binding.remaining_secs(now_ms);
-                    response.header(
-                        "Contact",
-                        format_args!("<{}>;expires={expires}", binding.contact),
-                    );
-                    count += 1;
+                    reply = reply.with("Contact", format_args!("<{}>;expires={expires}", binding.contact));
                 }
-                info!(source = %flow.remote, transport = %flow.transport, %extension, contacts = count, "registered");
-                return response.finish();
+                info!(source = %flow.remote, transport = %flow.transport, %extension, contacts = reply.headers.len(), "registered");
+                reply
             }
-            Err(RegisterError::IntervalTooBrief) => {
-                let mut response = Response::to(request, flow.remote, 423, "Interval Too Brief");
-                response.header("Min-Expires", self.registrar.min_expires());
-                self.log_refusal(request, flow, 423, "Interval Too Brief");
-                return response.finish();
-            }
-            Err(RegisterError::BadRequest(reason)) => (400, reason),
-            Err(RegisterError::TooManyContacts) => (403, "Too Many Contacts"),
-            Err(RegisterError::Full) => (503, "Registrar Full"),
-            Err(RegisterError::OutOfOrder) => (500, "CSeq Out Of Order"),
-        };
-        self.refuse(request, flow, status, reason)
+            Err(RegisterError::IntervalTooBrief) => Reply::new(423, "Interval Too Brief")
+                .with("Min-Expires", self.registrar.min_expires()),
+            Err(RegisterError::BadRequest(reason)) => Reply::new(400, reason),
+            Err(RegisterError::TooManyContacts) => Reply::new(403, "Too Many Contacts"),
+            Err(RegisterError::Full) => Reply::new(503, "Registrar Full"),
+            Err(RegisterError::OutOfOrder) => Reply::new(500, "CSeq Out Of Order"),
+        }
     }
 
-    /// Digest authentication with `Authorization` (RFC 3261 §22.2). `Err` holds the reply: a
-    /// challenge, or 403 for wrong credentials (the same whether or not the user exists).
+    /// Digest authentication (RFC 3261 §22). `Err` holds the reply: a challenge, or 403 for
+    /// wrong credentials (the same whether or not the user exists).
     fn authenticate(
         &mut self,
         request: &Message,
         flow: &Flow,
         now_ms: u64,
-    ) -> Result<Extension, Vec<u8>> {
+        kind: AuthKind,
+    ) -> Result<Extension, Reply> {
         let realm = self.domain.as_str();
         let credentials = request
-            .headers(HeaderName::Authorization)
+            .headers(kind.credentials())
             .filter_map(|value| parse_credentials(value).ok())
             .find(|c| c.realm == realm);
         let Some(credentials) = credentials else {
-            return Err(self.challenge(request, flow, now_ms, false));
+            return Err(self.challenge(kind, now_ms, false));
         };
         let user = Extension::parse(&credentials.username)
             .ok()
@@ -261,12 +333,12 @@ impl Core {
         {
             Verdict::Authenticated => match user {
                 Some(user) => Ok(user.extension.clone()),
-                None => Err(self.challenge(request, flow, now_ms, false)),
+                None => Err(self.challenge(kind, now_ms, false)),
             },
-            Verdict::Stale => Err(self.challenge(request, flow, now_ms, true)),
+            Verdict::Stale => Err(self.challenge(kind, now_ms, true)),
             Verdict::Rejected(Rejection::InvalidNonce) => {
                 debug!(source = %flow.remote, "credentials with a nonce of another secret: challenging again");
-                Err(self.challenge(request, flow, now_ms, false))
+                Err(self.challenge(kind, now_ms, false))
             }
             Verdict::Rejected(reason) => {
                 warn!(
@@ -276,22 +348,17 @@ impl Core {
                     reason = ?reason,
                     "authentication failed"
                 );
-                Err(Response::to(request, flow.remote, 403, "Forbidden").finish())
+                Err(Reply::new(403, "Forbidden"))
             }
         }
     }
 
-    fn challenge(&mut self, request: &Message, flow: &Flow, now_ms: u64, stale: bool) -> Vec<u8> {
-        let mut response = Response::to(request, flow.remote, 401, "Unauthorized");
+    fn challenge(&mut self, kind: AuthKind, now_ms: u64, stale: bool) -> Reply {
+        let mut reply = kind.challenge();
         for challenge in self.auth.challenges(&self.domain, now_ms, stale) {
-            response.header("WWW-Authenticate", challenge.header_value());
+            reply = reply.with(kind.challenge_header(), challenge.header_value());
         }
-        response.finish()
-    }
-
-    fn refuse(&self, request: &Message, flow: &Flow, status: u16, reason: &str) -> Vec<u8> {
-        self.log_refusal(request, flow, status, reason);
-        Response::to(request, flow.remote, status, reason).finish()
+        reply
     }
 
     fn log_refusal(&self, request: &Message, flow: &Flow, status: u16, reason: &str) {

@@ -102,6 +102,16 @@ impl Registrar {
             .filter(move |b| b.expires_at_ms > now_ms)
     }
 
+    /// The flow of the binding registered with exactly this Contact URI, for requests addressed
+    /// to a phone's contact rather than its extension.
+    pub fn flow_of_contact(&self, contact: &str) -> Option<Flow> {
+        self.bindings
+            .values()
+            .flatten()
+            .find(|b| b.contact == contact)
+            .map(|b| b.flow)
+    }
+
     pub fn total(&self) -> usize {
         self.total
     }

@@ -1,0 +1,832 @@
+//! The stateful proxy (RFC 3261 §16): every proxied request gets a server transaction, each
+//! target a client transaction (a branch); responses are chosen and forwarded as §16.7 says,
+//! CANCEL and the ring timeout cancel the branches, and 2xx responses to INVITE establish the
+//! dialogs that in-dialog requests are routed by.
+
+use std::collections::{BTreeSet, HashMap};
+
+use tracing::{debug, info, warn};
+
+use super::dialog::Party;
+use super::registrar::Flow;
+use super::transaction::{
+    ClientInvite, ClientNonInvite, Key, Output, ServerInvite, ServerNonInvite, TimerName, Timers,
+};
+use super::user::Extension;
+use super::{Action, AuthKind, Core, Reply};
+use crate::sip::{
+    Edit, HeaderName, Message, Method, NameAddr, Response, SrtpVerdict, Transport, Uri, Via,
+    ack_for, cancel_for, drop_first, srtp_verdict,
+};
+
+/// Max-Forwards given to a request that has none, as the seed's
+/// `mf_process_maxfwd_header("10")`.
+const DEFAULT_MAX_FORWARDS: u32 = 10;
+
+/// Proxied requests in progress, their transactions and the timers they asked for.
+pub struct Calls {
+    calls: HashMap<u64, Call>,
+    next_id: u64,
+    by_server: HashMap<Key, u64>,
+    by_branch: HashMap<String, (u64, usize)>,
+    timers: BTreeSet<(u64, u64, Slot)>,
+    settings: Timers,
+    capacity: usize,
+    /// Makes our branches unique across restarts (RFC 3261 §8.1.1.7).
+    branch_prefix: String,
+    next_branch: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Server(TimerName),
+    Client(usize, TimerName),
+    Ring,
+}
+
+enum ServerTx {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+enum ClientTx {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cancel {
+    No,
+    /// CANCEL once a provisional arrives (§9.1 forbids it before).
+    Pending,
+    Sent,
+}
+
+struct Client {
+    tx: ClientTx,
+    flow: Flow,
+    /// The request as forwarded, to build its CANCEL and ACK.
+    request: Message,
+    branch: String,
+    /// `None` for a CANCEL's own transaction.
+    target: Option<Target>,
+    done: bool,
+}
+
+struct Target {
+    final_status: Option<u16>,
+    cancel: Cancel,
+}
+
+/// A response to send upstream when every branch has answered.
+struct Best {
+    status: u16,
+    /// The downstream response, already rewritten; `None` for one hotline makes itself.
+    bytes: Option<Vec<u8>>,
+}
+
+struct Call {
+    server: ServerTx,
+    key: Option<Key>,
+    upstream: Flow,
+    request: Message,
+    clients: Vec<Client>,
+    best: Option<Best>,
+    /// A final response went upstream (later non-2xx ones are absorbed).
+    answered: bool,
+    server_done: bool,
+}
+
+impl Calls {
+    pub fn new(settings: Timers, capacity: usize, boot_ms: u64) -> Calls {
+        Calls {
+            calls: HashMap::new(),
+            next_id: 0,
+            by_server: HashMap::new(),
+            by_branch: HashMap::new(),
+            timers: BTreeSet::new(),
+            settings,
+            capacity,
+            branch_prefix: format!("z9hG4bK-hl{boot_ms:x}-"),
+            next_branch: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// When the next timer is due.
+    pub fn next_timer(&self) -> Option<u64> {
+        self.timers.first().map(|(at, _, _)| *at)
+    }
+
+    fn branch(&mut self) -> String {
+        self.next_branch += 1;
+        format!("{}{:x}", self.branch_prefix, self.next_branch)
+    }
+}
+
+/// A target of a request: the URI to put in the Request-URI and the flow that reaches it.
+pub(super) struct Hop {
+    pub uri: String,
+    pub flow: Flow,
+}
+
+impl Core {
+    /// A request to proxy (anything but REGISTER, ACK, CANCEL and pings of the server).
+    pub(super) fn proxy(
+        &mut self,
+        request: Message,
+        method: Method,
+        via: Key,
+        flow: Flow,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        if let Some(&id) = self.calls.by_server.get(&via) {
+            if let Some(call) = self.calls.calls.get_mut(&id) {
+                let mut out = Vec::new();
+                match &mut call.server {
+                    ServerTx::Invite(tx) => tx.on_retransmission(&mut out),
+                    ServerTx::NonInvite(tx) => tx.on_retransmission(&mut out),
+                }
+                transmit(out, call.upstream, actions);
+            }
+            return;
+        }
+        if self.calls.calls.len() >= self.calls.capacity {
+            let mut response = Response::to(&request, flow.remote, 503, "Service Unavailable");
+            response.header("Retry-After", 5);
+            warn!(source = %flow.remote, "proxy at its transaction limit: 503");
+            actions.push(Action::Send {
+                flow,
+                bytes: response.finish(),
+            });
+            return;
+        }
+        let reliable = flow.transport.is_stream();
+        let settings = self.calls.settings;
+        let server = match method {
+            Method::Invite => ServerTx::Invite(ServerInvite::new(reliable, settings)),
+            _ => ServerTx::NonInvite(ServerNonInvite::new(reliable, settings)),
+        };
+        let id = self.calls.next_id;
+        self.calls.next_id += 1;
+        self.calls.by_server.insert(via.clone(), id);
+        let mut call = Call {
+            server,
+            key: Some(via),
+            upstream: flow,
+            request,
+            clients: Vec::new(),
+            best: None,
+            answered: false,
+            server_done: false,
+        };
+        if method == Method::Invite {
+            let trying = Response::to(&call.request, flow.remote, 100, "Trying").finish();
+            self.respond_upstream(id, &mut call, 100, trying, now, actions);
+        }
+        match self.route(&call.request, method, &flow, now) {
+            Err(reply) => {
+                if reply.status >= 300 && !matches!(reply.status, 401 | 407) {
+                    self.log_refusal(&call.request, &flow, reply.status, reply.reason);
+                }
+                let bytes = reply.build(&call.request, flow.remote);
+                self.respond_upstream(id, &mut call, reply.status, bytes, now, actions);
+            }
+            Ok(hops) => {
+                if method == Method::Invite {
+                    let ring = now + self.ring_timeout_ms;
+                    self.calls.timers.insert((ring, id, Slot::Ring));
+                }
+                for hop in hops {
+                    self.fork(id, &mut call, method, hop, now, actions);
+                }
+                self.finish_if_all_answered(id, &mut call, now, actions);
+            }
+        }
+        self.put_back(id, call);
+    }
+
+    /// Where a request goes, or the reply it gets from hotline itself.
+    fn route(&mut self, request: &Message, method: Method, flow: &Flow, now: u64) -> Result<Vec<Hop>, Reply> {
+        let max_forwards = match request.header(HeaderName::MaxForwards) {
+            Some(value) => value.trim().parse::<u32>().unwrap_or(0),
+            None => DEFAULT_MAX_FORWARDS + 1,
+        };
+        if max_forwards == 0 {
+            return Err(Reply::new(483, "Too Many Hops"));
+        }
+        if let Some(required) = request.header(HeaderName::ProxyRequire) {
+            return Err(Reply::new(420, "Bad Extension").with("Unsupported", required));
+        }
+        let routes: Vec<&str> = request.values(HeaderName::Route).collect();
+        let ours = routes.iter().take_while(|r| self.is_our_route(r)).count();
+        if ours < routes.len() {
+            return Err(Reply::new(403, "Relaying Forbidden"));
+        }
+        let in_dialog = request.to().and_then(|t| t.tag()).is_some();
+        let offer = srtp_verdict(request.header(HeaderName::ContentType), request.body());
+        if in_dialog {
+            if ours == 0 {
+                return Err(Reply::new(403, "Not Routed Through hotline"));
+            }
+            if matches!(offer, SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_)) {
+                self.log_insecure(request, flow, &offer);
+                return Err(Reply::new(488, "SRTP Required"));
+            }
+            let uri = request.request_uri().unwrap_or_default();
+            return match self.dialog_hop(request, uri) {
+                Some(flow) => Ok(vec![Hop {
+                    uri: uri.to_owned(),
+                    flow,
+                }]),
+                None => Err(Reply::new(404, "Not Found")),
+            };
+        }
+        let uri = request
+            .request_uri()
+            .and_then(|u| Uri::parse(u).ok())
+            .ok_or(Reply::new(400, "Bad Request-URI"))?;
+        if !self.is_local(&uri.host) {
+            return Err(Reply::new(403, "Relaying Forbidden"));
+        }
+        let caller = self.authenticate(request, flow, now, AuthKind::Proxy)?;
+        let from_user = request
+            .from()
+            .and_then(|f| f.parsed_uri().ok())
+            .and_then(|u| u.user);
+        if from_user != Some(caller.as_str()) {
+            return Err(Reply::new(403, "From Is Not The Authenticated User"));
+        }
+        if method == Method::Invite {
+            match &offer {
+                SrtpVerdict::Secure => {}
+                SrtpVerdict::NoSdp => {
+                    self.log_insecure(request, flow, &offer);
+                    return Err(Reply::new(488, "SDP Required"));
+                }
+                SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_) => {
+                    self.log_insecure(request, flow, &offer);
+                    return Err(Reply::new(488, "SRTP Required"));
+                }
+            }
+        }
+        let callee = uri
+            .user
+            .and_then(|u| Extension::parse(u).ok())
+            .filter(|e| self.users.contains_key(e))
+            .ok_or(Reply::new(404, "Not Found"))?;
+        let hops: Vec<Hop> = self
+            .registrar
+            .contacts(&callee, now)
+            .map(|b| Hop {
+                uri: b.contact.clone(),
+                flow: b.flow,
+            })
+            .collect();
+        if hops.is_empty() {
+            return Err(Reply::new(480, "Temporarily Unavailable"));
+        }
+        info!(
+            source = %flow.remote,
+            method = ?request.method_text().unwrap_or_default(),
+            from = %caller,
+            to = %callee,
+            branches = hops.len(),
+            "routing request"
+        );
+        Ok(hops)
+    }
+
+    /// The flow for an in-dialog request: the dialog's party with that Contact, else a binding.
+    fn dialog_hop(&self, request: &Message, uri: &str) -> Option<Flow> {
+        let call_id = request.call_id()?;
+        self.dialogs
+            .route(call_id, uri)
+            .or_else(|| self.registrar.flow_of_contact(uri))
+    }
+
+    /// Sends the request to one target through a new client transaction.
+    fn fork(&mut self, id: u64, call: &mut Call, method: Method, hop: Hop, now: u64, actions: &mut Vec<Action>) {
+        if hop.flow.transport.is_stream() && hop.flow.connection.is_none() {
+            debug!(target = %hop.uri, "the connection this contact registered over is gone");
+            consider(&mut call.best, 480, None);
+            return;
+        }
+        let branch = self.calls.branch();
+        let bytes = self.forwarded(&call.request, method, &hop, &branch);
+        let Ok(request) = Message::parse(&bytes, usize::MAX) else {
+            consider(&mut call.best, 500, None);
+            return;
+        };
+        let reliable = hop.flow.transport.is_stream();
+        let settings = self.calls.settings;
+        let mut out = Vec::new();
+        let tx = match method {
+            Method::Invite => ClientTx::Invite(ClientInvite::start(bytes, reliable, settings, now, &mut out)),
+            _ => ClientTx::NonInvite(ClientNonInvite::start(bytes, reliable, settings, now, &mut out)),
+        };
+        let index = call.clients.len();
+        self.calls.by_branch.insert(branch.clone(), (id, index));
+        call.clients.push(Client {
+            tx,
+            flow: hop.flow,
+            request,
+            branch,
+            target: Some(Target {
+                final_status: None,
+                cancel: Cancel::No,
+            }),
+            done: false,
+        });
+        self.apply(id, call, Some(index), out, actions);
+    }
+
+    /// The request as sent to `hop` (§16.6): new Request-URI, our Via on top, our Routes
+    /// removed, Max-Forwards decremented, our credentials consumed, Record-Route for dialogs.
+    fn forwarded(&self, request: &Message, method: Method, hop: &Hop, branch: &str) -> Vec<u8> {
+        let out = hop.flow.transport;
+        let via = format!("SIP/2.0/{out} {};branch={branch};rport", self.advertised(out));
+        let in_dialog = request.to().and_then(|t| t.tag()).is_some();
+        let dialog_forming = matches!(method, Method::Invite)
+            || matches!(request.method_text(), Some("SUBSCRIBE" | "REFER"));
+        let mut prepend = vec![("Via", via)];
+        if dialog_forming && !in_dialog {
+            // RFC 5658: one entry per side when the transports differ, the callee's side first.
+            prepend.push(("Record-Route", self.record_route(out)));
+            if self_transport(request) != out {
+                prepend.push(("Record-Route", self.record_route(self_transport(request))));
+            }
+        }
+        let max_forwards = request
+            .header(HeaderName::MaxForwards)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .map_or(DEFAULT_MAX_FORWARDS, |v| v.saturating_sub(1));
+        let routes = request
+            .values(HeaderName::Route)
+            .take_while(|r| self.is_our_route(r))
+            .count();
+        let mut drop_routes = drop_first(HeaderName::Route, routes);
+        let realm = self.domain.clone();
+        let prepend: Vec<(&str, &str)> = prepend.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let has_max_forwards = request.header(HeaderName::MaxForwards).is_some();
+        let max_forwards = max_forwards.to_string();
+        let append: Vec<(&str, &str)> = match has_max_forwards {
+            true => Vec::new(),
+            false => vec![("Max-Forwards", max_forwards.as_str())],
+        };
+        request.rewrite(
+            Some(&hop.uri),
+            &prepend,
+            |header, value| match header {
+                HeaderName::Route => drop_routes(header, value),
+                HeaderName::MaxForwards => Edit::Replace(max_forwards.clone()),
+                HeaderName::ProxyAuthorization if credentials_for(value, &realm) => Edit::Drop,
+                _ => Edit::Keep,
+            },
+            &append,
+        )
+    }
+
+    /// A response from downstream, matched to its branch by our Via.
+    pub(super) fn proxy_response(&mut self, response: Message, flow: Flow, now: u64, actions: &mut Vec<Action>) {
+        let Some(status) = response.status() else {
+            return;
+        };
+        let branch = response.top_via().and_then(|v| v.branch()).unwrap_or_default().to_owned();
+        let Some(&(id, index)) = self.calls.by_branch.get(&branch) else {
+            debug!(source = %flow.remote, status, "dropped response matching no transaction");
+            return;
+        };
+        let Some(mut call) = self.calls.calls.remove(&id) else {
+            return;
+        };
+        // A CANCEL shares its INVITE's branch; its responses are told apart by CSeq method.
+        let index = match response.cseq().map(|c| c.method) {
+            Some("CANCEL") => match call
+                .clients
+                .iter()
+                .position(|c| c.target.is_none() && c.branch == branch)
+            {
+                Some(index) => index,
+                None => {
+                    self.put_back(id, call);
+                    return;
+                }
+            },
+            _ => index,
+        };
+        let mut out = Vec::new();
+        let client = &mut call.clients[index];
+        let pass = match &mut client.tx {
+            ClientTx::Invite(tx) => {
+                let request = &client.request;
+                tx.on_response(status, || ack_for(request, &response), now, &mut out)
+            }
+            ClientTx::NonInvite(tx) => tx.on_response(status, now, &mut out),
+        };
+        let is_branch = client.target.is_some();
+        self.apply(id, &mut call, Some(index), out, actions);
+        if pass && is_branch {
+            self.branch_response(id, &mut call, index, status, &response, now, actions);
+        }
+        self.put_back(id, call);
+    }
+
+    fn branch_response(
+        &mut self,
+        id: u64,
+        call: &mut Call,
+        index: usize,
+        status: u16,
+        response: &Message,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        if status == 100 {
+            return;
+        }
+        let upstream = response.rewrite(None, &[], drop_first(HeaderName::Via, 1), &[]);
+        if status < 200 {
+            let pending = call.clients[index].target.as_ref().map(|t| t.cancel) == Some(Cancel::Pending);
+            if pending {
+                self.send_cancel(id, call, index, now, actions);
+            }
+            if !call.answered {
+                self.respond_upstream(id, call, status, upstream, now, actions);
+            }
+            return;
+        }
+        if let Some(target) = call.clients[index].target.as_mut() {
+            target.final_status = Some(status);
+        }
+        if status < 300 {
+            if call.request.method() == Some(Method::Invite) {
+                self.established(&call.request, response, call.upstream, call.clients[index].flow, now);
+            }
+            if call.request.method() == Some(Method::Bye) {
+                if let Some(call_id) = call.request.call_id() {
+                    self.dialogs.end(call_id);
+                }
+            }
+            call.answered = true;
+            self.respond_upstream(id, call, status, upstream, now, actions);
+            self.cancel_branches(id, call, now, actions);
+            return;
+        }
+        if status >= 600 {
+            self.cancel_branches(id, call, now, actions);
+        }
+        consider(&mut call.best, status, Some(upstream));
+        self.finish_if_all_answered(id, call, now, actions);
+    }
+
+    /// Records the dialog a 2xx to an INVITE established and checks the SDP answer.
+    fn established(&mut self, invite: &Message, ok: &Message, caller: Flow, callee: Flow, now: u64) {
+        let contact = |m: &Message| {
+            m.values(HeaderName::Contact)
+                .next()
+                .and_then(NameAddr::parse)
+                .map(|c| c.uri.to_owned())
+        };
+        if let (Some(call_id), Some(from), Some(to)) = (invite.call_id(), contact(invite), contact(ok)) {
+            self.dialogs.establish(
+                call_id,
+                Party { contact: from, flow: caller },
+                Party { contact: to, flow: callee },
+                now,
+            );
+        }
+        let answer = srtp_verdict(ok.header(HeaderName::ContentType), ok.body());
+        if !matches!(answer, SrtpVerdict::Secure | SrtpVerdict::NoSdp) {
+            warn!(
+                caller = ?invite.header(HeaderName::From).unwrap_or_default(),
+                callee = ?invite.header(HeaderName::To).unwrap_or_default(),
+                answer = ?answer,
+                "insecure SDP answer"
+            );
+        }
+    }
+
+    /// A CANCEL from upstream (§16.10): answered at once, and the INVITE it names is answered
+    /// 487 while its branches are cancelled.
+    pub(super) fn proxy_cancel(&mut self, via: &Via<'_>, flow: Flow, now: u64, actions: &mut Vec<Action>) -> Reply {
+        let invite = Key::for_method(via, "INVITE");
+        let Some(id) = invite.and_then(|k| self.calls.by_server.get(&k).copied()) else {
+            return Reply::new(481, "Call/Transaction Does Not Exist");
+        };
+        let Some(mut call) = self.calls.calls.remove(&id) else {
+            return Reply::new(481, "Call/Transaction Does Not Exist");
+        };
+        if !call.answered {
+            call.answered = true;
+            let terminated = Response::to(&call.request, call.upstream.remote, 487, "Request Terminated").finish();
+            self.respond_upstream(id, &mut call, 487, terminated, now, actions);
+            self.cancel_branches(id, &mut call, now, actions);
+            info!(source = %flow.remote, "call cancelled by the caller");
+        }
+        self.put_back(id, call);
+        Reply::new(200, "OK")
+    }
+
+    /// An ACK: for our non-2xx final it ends the server transaction; an ACK for a 2xx is
+    /// end-to-end and follows the dialog, statelessly.
+    pub(super) fn proxy_ack(&mut self, request: &Message, via: &Via<'_>, flow: Flow, now: u64, actions: &mut Vec<Action>) {
+        if let Some(id) = Key::for_method(via, "INVITE").and_then(|k| self.calls.by_server.get(&k).copied()) {
+            if let Some(mut call) = self.calls.calls.remove(&id) {
+                let mut out = Vec::new();
+                if let ServerTx::Invite(tx) = &mut call.server {
+                    tx.on_ack(now, &mut out);
+                }
+                self.apply(id, &mut call, None, out, actions);
+                self.put_back(id, call);
+                return;
+            }
+        }
+        let routes = request.values(HeaderName::Route).count();
+        let ours = request
+            .values(HeaderName::Route)
+            .take_while(|r| self.is_our_route(r))
+            .count();
+        let uri = request.request_uri().unwrap_or_default();
+        let hop = (ours > 0 && ours == routes).then(|| self.dialog_hop(request, uri)).flatten();
+        let Some(hop_flow) = hop else {
+            debug!(source = %flow.remote, "dropped ACK outside any dialog");
+            return;
+        };
+        // A stateless forward needs a branch that is the same for retransmissions (§16.11).
+        let incoming = via.branch().unwrap_or_default();
+        let branch = format!("{}a{:x}", self.calls.branch_prefix, stable_hash(incoming));
+        let hop = Hop {
+            uri: uri.to_owned(),
+            flow: hop_flow,
+        };
+        let bytes = self.forwarded(request, Method::Ack, &hop, &branch);
+        actions.push(Action::Send { flow: hop_flow, bytes });
+    }
+
+    /// Timers that are due.
+    pub fn handle_timeout(&mut self, now: u64, actions: &mut Vec<Action>) {
+        while let Some(&(at, id, slot)) = self.calls.timers.first() {
+            if at > now {
+                break;
+            }
+            self.calls.timers.pop_first();
+            let Some(mut call) = self.calls.calls.remove(&id) else {
+                continue;
+            };
+            let mut out = Vec::new();
+            match slot {
+                Slot::Ring => {
+                    if !call.answered {
+                        info!(source = %call.upstream.remote, "no answer within the ring time");
+                        call.answered = true;
+                        let bytes = Response::to(&call.request, call.upstream.remote, 480, "Temporarily Unavailable").finish();
+                        self.respond_upstream(id, &mut call, 480, bytes, now, actions);
+                        self.cancel_branches(id, &mut call, now, actions);
+                    }
+                }
+                Slot::Server(timer) => {
+                    match &mut call.server {
+                        ServerTx::Invite(tx) => tx.on_timer(timer, now, &mut out),
+                        ServerTx::NonInvite(tx) => tx.on_timer(timer, now, &mut out),
+                    }
+                    self.apply(id, &mut call, None, out, actions);
+                }
+                Slot::Client(index, timer) => {
+                    match &mut call.clients[index].tx {
+                        ClientTx::Invite(tx) => tx.on_timer(timer, now, &mut out),
+                        ClientTx::NonInvite(tx) => tx.on_timer(timer, now, &mut out),
+                    }
+                    let timed_out = out.contains(&Output::Timeout);
+                    self.apply(id, &mut call, Some(index), out, actions);
+                    let unanswered = call.clients[index]
+                        .target
+                        .as_ref()
+                        .is_some_and(|t| t.final_status.is_none());
+                    if timed_out && unanswered {
+                        if let Some(target) = call.clients[index].target.as_mut() {
+                            target.final_status = Some(408);
+                        }
+                        consider(&mut call.best, 408, None);
+                        self.finish_if_all_answered(id, &mut call, now, actions);
+                    }
+                }
+            }
+            self.put_back(id, call);
+        }
+    }
+
+    /// Sends the best final response once every branch has one (§16.7 step 5).
+    fn finish_if_all_answered(&mut self, id: u64, call: &mut Call, now: u64, actions: &mut Vec<Action>) {
+        let all = call
+            .clients
+            .iter()
+            .filter_map(|c| c.target.as_ref())
+            .all(|t| t.final_status.is_some());
+        if call.answered || !all {
+            return;
+        }
+        call.answered = true;
+        let best = call.best.take().unwrap_or(Best {
+            status: 480,
+            bytes: None,
+        });
+        let (status, bytes) = match best {
+            // §16.7 step 6: a 503 from downstream must not make the caller think we are down.
+            Best { status: 503, .. } => (500, None),
+            Best { status, bytes: Some(bytes) } => (status, Some(bytes)),
+            Best { status, bytes: None } => (status, None),
+        };
+        let bytes = bytes.unwrap_or_else(|| {
+            Response::to(&call.request, call.upstream.remote, status, reason(status)).finish()
+        });
+        self.respond_upstream(id, call, status, bytes, now, actions);
+    }
+
+    fn cancel_branches(&mut self, id: u64, call: &mut Call, now: u64, actions: &mut Vec<Action>) {
+        if call.request.method() != Some(Method::Invite) {
+            return;
+        }
+        for index in 0..call.clients.len() {
+            let Some(target) = call.clients[index].target.as_mut() else {
+                continue;
+            };
+            if target.final_status.is_some() || target.cancel != Cancel::No {
+                continue;
+            }
+            let proceeding = matches!(&call.clients[index].tx, ClientTx::Invite(tx) if tx.has_provisional());
+            if proceeding {
+                self.send_cancel(id, call, index, now, actions);
+            } else if let Some(target) = call.clients[index].target.as_mut() {
+                target.cancel = Cancel::Pending;
+            }
+        }
+    }
+
+    fn send_cancel(&mut self, id: u64, call: &mut Call, index: usize, now: u64, actions: &mut Vec<Action>) {
+        if let Some(target) = call.clients[index].target.as_mut() {
+            target.cancel = Cancel::Sent;
+        }
+        let original = &call.clients[index];
+        let bytes = cancel_for(&original.request);
+        let Ok(request) = Message::parse(&bytes, usize::MAX) else {
+            return;
+        };
+        let flow = original.flow;
+        let branch = original.branch.clone();
+        let mut out = Vec::new();
+        let tx = ClientNonInvite::start(bytes, flow.transport.is_stream(), self.calls.settings, now, &mut out);
+        let cancel_index = call.clients.len();
+        call.clients.push(Client {
+            tx: ClientTx::NonInvite(tx),
+            flow,
+            request,
+            branch,
+            target: None,
+            done: false,
+        });
+        self.apply(id, call, Some(cancel_index), out, actions);
+    }
+
+    /// Sends a response upstream through the server transaction.
+    fn respond_upstream(&mut self, id: u64, call: &mut Call, status: u16, bytes: Vec<u8>, now: u64, actions: &mut Vec<Action>) {
+        let mut out = Vec::new();
+        match &mut call.server {
+            ServerTx::Invite(tx) => tx.send_response(status, bytes, now, &mut out),
+            ServerTx::NonInvite(tx) => tx.send_response(status, bytes, now, &mut out),
+        }
+        self.apply(id, call, None, out, actions);
+    }
+
+    /// Carries out a transaction's outputs; `client` is `None` for the server transaction.
+    fn apply(&mut self, id: u64, call: &mut Call, client: Option<usize>, out: Vec<Output>, actions: &mut Vec<Action>) {
+        let flow = client.map_or(call.upstream, |i| call.clients[i].flow);
+        for output in out {
+            match output {
+                Output::Transmit(bytes) => actions.push(Action::Send { flow, bytes }),
+                Output::Schedule { timer, at } => {
+                    let slot = client.map_or(Slot::Server(timer), |i| Slot::Client(i, timer));
+                    self.calls.timers.insert((at, id, slot));
+                }
+                Output::Timeout => {}
+                Output::Terminated => match client {
+                    Some(i) => call.clients[i].done = true,
+                    None => call.server_done = true,
+                },
+            }
+        }
+    }
+
+    /// Keeps the call unless all its transactions are over.
+    fn put_back(&mut self, id: u64, call: Call) {
+        let over = call.server_done && call.clients.iter().all(|c| c.done);
+        if !over {
+            self.calls.calls.insert(id, call);
+            return;
+        }
+        if let Some(key) = &call.key {
+            self.calls.by_server.remove(key);
+        }
+        for client in &call.clients {
+            if client.target.is_some() {
+                self.calls.by_branch.remove(&client.branch);
+            }
+        }
+    }
+
+    fn log_insecure(&self, request: &Message, flow: &Flow, verdict: &SrtpVerdict) {
+        info!(
+            source = %flow.remote,
+            from = ?request.header(HeaderName::From).unwrap_or_default(),
+            to = ?request.header(HeaderName::To).unwrap_or_default(),
+            verdict = ?verdict,
+            "refused insecure media"
+        );
+    }
+
+    /// A Route URI that names this server (loose routing, RFC 3261 §16.4).
+    fn is_our_route(&self, route: &str) -> bool {
+        let Some(uri) = NameAddr::parse(route).and_then(|r| r.parsed_uri().ok()) else {
+            return false;
+        };
+        let port = uri.port.unwrap_or(5060);
+        self.is_local(&uri.host) && self.listeners.iter().any(|(_, addr)| addr.port() == port)
+    }
+
+    /// `host:port` at which this server is reached over `transport`.
+    pub(super) fn advertised(&self, transport: Transport) -> String {
+        let listener = self
+            .listeners
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .or(self.listeners.first());
+        match listener {
+            Some((_, addr)) if !addr.ip().is_unspecified() => format!("[{}]:{}", addr.ip(), addr.port()),
+            Some((_, addr)) => format!("{}:{}", self.domain, addr.port()),
+            None => self.domain.clone(),
+        }
+    }
+
+    fn record_route(&self, transport: Transport) -> String {
+        let transport_param = transport.as_str().to_ascii_lowercase();
+        format!("<sip:{};transport={transport_param};lr>", self.advertised(transport))
+    }
+}
+
+/// The transport a request arrived over, read from its top Via.
+fn self_transport(request: &Message) -> Transport {
+    request
+        .top_via()
+        .and_then(|v| Transport::parse(v.transport))
+        .unwrap_or(Transport::Udp)
+}
+
+/// Keeps the better of two final responses (§16.7 step 6): a 6xx wins, else the lowest class;
+/// within a class the first stays.
+fn consider(best: &mut Option<Best>, status: u16, bytes: Option<Vec<u8>>) {
+    let better = match best {
+        None => true,
+        Some(current) if current.status >= 600 => false,
+        Some(current) => status >= 600 || status / 100 < current.status / 100,
+    };
+    if better {
+        *best = Some(Best { status, bytes });
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        487 => "Request Terminated",
+        _ => "Server Internal Error",
+    }
+}
+
+/// Whether Proxy-Authorization credentials are for our realm (and so consumed by us).
+fn credentials_for(value: &str, realm: &str) -> bool {
+    super::auth::parse_credentials(value).is_ok_and(|c| c.realm == realm)
+}
+
+fn stable_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn transmit(out: Vec<Output>, flow: Flow, actions: &mut Vec<Action>) {
+    for output in out {
+        if let Output::Transmit(bytes) = output {
+            actions.push(Action::Send { flow, bytes });
+        }
+    }
+}
