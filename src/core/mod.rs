@@ -391,4 +391,6 @@ impl Core {
 }
 
 #[cfg(test)]
+mod proxy_tests;
+#[cfg(test)]
 mod tests;

@@ -6,8 +6,8 @@ use super::auth::{Algorithm, ResponseInput, response_hex};
 use super::*;
 
 const T0: u64 = 1_800_000_000_000;
-const DOMAIN: &str = "hotline.test";
-const PASSWORD: &str = "1234567890";
+pub(super) const DOMAIN: &str = "hotline.test";
+pub(super) const PASSWORD: &str = "1234567890";
 
 fn config() -> Config {
     Config {
@@ -21,7 +21,15 @@ fn core() -> Core {
         User::new(Extension::parse("1000").unwrap(), "Alice", DOMAIN, PASSWORD),
         User::new(Extension::parse("1001").unwrap(), "Bob", DOMAIN, PASSWORD),
     ];
-    Core::new(&config(), [7; 32], users, Vec::new(), T0)
+    Core::new(&config(), listeners(), [7; 32], users, Vec::new(), T0)
+}
+
+fn listeners() -> Vec<(Transport, SocketAddr)> {
+    vec![
+        (Transport::Udp, "[2001:db8::1]:5060".parse().unwrap()),
+        (Transport::Tcp, "[2001:db8::1]:5060".parse().unwrap()),
+        (Transport::Tls, "[2001:db8::1]:5061".parse().unwrap()),
+    ]
 }
 
 fn flow(transport: Transport) -> Flow {
@@ -106,35 +114,44 @@ impl Phone {
             .into_iter()
             .find(|v| v.contains(&format!("algorithm={},", algorithm.as_str())))
             .expect("a challenge for the algorithm");
-        let nonce = challenge
-            .split_once("nonce=\"")
-            .and_then(|(_, rest)| rest.split_once('"'))
-            .expect("a nonce")
-            .0;
-        let ha1 = hash(
-            algorithm,
-            &format!("{}:{DOMAIN}:{}", self.user, self.password),
-        );
         self.nc += 1;
-        let nc = format!("{:08x}", self.nc);
         let uri = format!("sip:{DOMAIN}");
-        let digest = response_hex(&ResponseInput {
-            algorithm,
-            ha1_hex: &ha1,
-            nonce,
-            nc: &nc,
-            cnonce: "c0ffee",
-            qop: "auth",
-            method: "REGISTER",
-            uri: &uri,
-        });
-        format!(
-            "Digest username=\"{}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", uri=\"{uri}\", \
-             response=\"{digest}\", algorithm={}, cnonce=\"c0ffee\", nc={nc}, qop=auth",
-            self.user,
-            algorithm.as_str()
-        )
+        answer(challenge, algorithm, self.user, self.password, "REGISTER", &uri, self.nc)
     }
+}
+
+/// Credentials for a Digest challenge header value, computed the way a phone does.
+pub(super) fn answer(
+    challenge: &str,
+    algorithm: Algorithm,
+    user: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
+    let nonce = challenge
+        .split_once("nonce=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .expect("a nonce")
+        .0;
+    let ha1 = hash(algorithm, &format!("{user}:{DOMAIN}:{password}"));
+    let nc = format!("{nc:08x}");
+    let digest = response_hex(&ResponseInput {
+        algorithm,
+        ha1_hex: &ha1,
+        nonce,
+        nc: &nc,
+        cnonce: "c0ffee",
+        qop: "auth",
+        method,
+        uri,
+    });
+    format!(
+        "Digest username=\"{user}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"{digest}\", algorithm={}, cnonce=\"c0ffee\", nc={nc}, qop=auth",
+        algorithm.as_str()
+    )
 }
 
 fn hash(algorithm: Algorithm, text: &str) -> String {
@@ -151,9 +168,14 @@ fn hash(algorithm: Algorithm, text: &str) -> String {
 }
 
 fn challenges(response: &Message) -> Vec<&str> {
+    challenges_of(response, "WWW-Authenticate")
+}
+
+/// The values of the challenge headers called `name`, in order.
+pub(super) fn challenges_of<'m>(response: &'m Message, name: &str) -> Vec<&'m str> {
     response
         .all_headers()
-        .filter(|(_, name, _)| *name == "WWW-Authenticate")
+        .filter(|(_, n, _)| *n == name)
         .map(|(_, _, value)| value)
         .collect()
 }
@@ -323,7 +345,7 @@ fn options_to_the_server() {
     let elsewhere = options
         .replace(&format!("OPTIONS sip:{DOMAIN}"), "OPTIONS sip:example.com")
         .replace("z9hG4bKo", "z9hG4bKp");
-    assert_eq!(exchange(&mut core, &elsewhere, T0).status(), Some(501));
+    assert_eq!(exchange(&mut core, &elsewhere, T0).status(), Some(403));
 }
 
 #[test]
@@ -435,7 +457,7 @@ fn bindings_survive_through_the_store_shape() {
         DOMAIN,
         PASSWORD,
     )];
-    let restarted = Core::new(&config(), [7; 32], users, saved, T0 + 1000);
+    let restarted = Core::new(&config(), listeners(), [7; 32], users, saved, T0 + 1000);
     let extension = Extension::parse("1000").unwrap();
     let remote: SocketAddr = "[2001:db8::5]:5070".parse().unwrap();
     let contacts: Vec<_> = restarted

@@ -65,9 +65,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let secret = store.install_secret()?;
     let users = store.users()?;
     let bindings = store.bindings()?;
-    let (count_users, count_bindings) = (users.len(), bindings.len());
-    let mut core = Core::new(&config, secret, users, bindings, now_ms());
-    info!(domain = %config.domain, users = count_users, bindings = count_bindings, "database loaded");
+    info!(domain = %config.domain, users = users.len(), bindings = bindings.len(), "database loaded");
 
     let identity = if config.listen.tls.is_empty() {
         None
@@ -91,6 +89,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let ids = Ids::default();
     let mut outlets: HashMap<ConnectionId, Outlet> = HashMap::new();
     let mut default_udp = None;
+    let mut listeners = Vec::new();
     let max_message = config.limits.max_message_size;
     for &addr in &config.listen.udp {
         let socket = Arc::new(
@@ -98,6 +97,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
         let local = socket.local_addr()?;
         info!(transport = %Transport::Udp, address = %local, "listening");
+        listeners.push((Transport::Udp, local));
         let id = ids.next();
         default_udp.get_or_insert(id);
         outlets.insert(id, Outlet::Datagram(socket.clone()));
@@ -113,7 +113,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for (transport, addr) in streams {
         let listener = socket::bind_tcp(addr)
             .with_context(|| format!("cannot listen on {transport} {addr}"))?;
-        info!(transport = %transport, address = %listener.local_addr()?, "listening");
+        let local = listener.local_addr()?;
+        info!(transport = %transport, address = %local, "listening");
+        listeners.push((transport, local));
         let acceptor = match transport {
             Transport::Tls => identity
                 .as_ref()
@@ -136,6 +138,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         events.clone(),
     )?;
     drop(events);
+    let mut core = Core::new(&config, listeners, secret, users, bindings, now_ms());
     info!("ready");
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -144,6 +147,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
+        let timer = core.next_timeout().map(|at| at.saturating_sub(now_ms()));
         tokio::select! {
             Some(event) = inbox.recv() => match event {
                 Event::Message { bytes, flow } => {
@@ -162,6 +166,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 Event::UserChanged(user) => core.set_user(user),
                 Event::UserRemoved(extension) => core.remove_user(&extension),
             },
+            _ = tokio::time::sleep(Duration::from_millis(timer.unwrap_or(0))), if timer.is_some() => {
+                core.handle_timeout(now_ms(), &mut actions);
+                for action in actions.drain(..) {
+                    execute(action, &outlets, default_udp);
+                }
+            }
             _ = tick.tick() => core.tick(now_ms()),
             _ = flush.tick() => persist(&store, &mut core).await,
             _ = &mut shutdown => break,
