@@ -1,11 +1,31 @@
-//! Server transactions for requests answered by hotline itself (RFC 3261 §17.2.2): over UDP the
+//! Transactions (RFC 3261 §17).
+//!
+//! The four state machines of §17, with the corrections of RFC 6026, deal in bytes, status codes
+//! and `now`: their owner parses messages, decides what to forward and carries out each
+//! [`Output`] ([`ClientInvite`], [`ClientNonInvite`], [`ServerInvite`], [`ServerNonInvite`]).
+//!
+//! [`ServerTransactions`] serves requests answered by hotline itself (§17.2.2): over UDP the
 //! final response is kept for Timer J, so that a retransmitted request gets the same response
 //! instead of being processed twice (a retransmitted REGISTER would otherwise replay its
 //! nonce-count and fail).
 
+mod client_invite;
+mod client_non_invite;
+mod machine;
+mod server_invite;
+mod server_non_invite;
+#[cfg(test)]
+mod sim;
+
 use std::collections::{HashMap, VecDeque};
 
 use crate::sip::{Message, Via};
+
+pub use self::client_invite::ClientInvite;
+pub use self::client_non_invite::ClientNonInvite;
+pub use self::machine::{Output, State, TimerName, Timers};
+pub use self::server_invite::ServerInvite;
+pub use self::server_non_invite::ServerNonInvite;
 
 /// T1, the RTT estimate of RFC 3261 §17.1.1.1.
 pub const T1_MS: u64 = 500;
