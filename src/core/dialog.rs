@@ -107,9 +107,28 @@ mod tests {
     #[test]
     fn routes_to_either_party_until_it_ends() {
         let mut dialogs = Dialogs::new(4, 1000);
-        dialogs.establish("c", party("sip:1000@[::1]:5070", 5070), party("sip:1001@[::1]:5080", 5080), 0);
-        assert_eq!(dialogs.route("c", "sip:1001@[::1]:5080").unwrap().remote.port(), 5080);
-        assert_eq!(dialogs.route("c", "sip:1000@[::1]:5070").unwrap().remote.port(), 5070);
+        dialogs.establish(
+            "c",
+            party("sip:1000@[::1]:5070", 5070),
+            party("sip:1001@[::1]:5080", 5080),
+            0,
+        );
+        assert_eq!(
+            dialogs
+                .route("c", "sip:1001@[::1]:5080")
+                .unwrap()
+                .remote
+                .port(),
+            5080
+        );
+        assert_eq!(
+            dialogs
+                .route("c", "sip:1000@[::1]:5070")
+                .unwrap()
+                .remote
+                .port(),
+            5070
+        );
         assert!(dialogs.route("c", "sip:1002@[::1]:5090").is_none());
         assert!(dialogs.route("other", "sip:1001@[::1]:5080").is_none());
         dialogs.end("c");

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri, Via};
+use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 
 use self::auth::{Authenticator, Rejection, Verdict, parse_credentials};
 use self::dialog::Dialogs;
@@ -28,8 +28,7 @@ use self::user::{Extension, User};
 pub use self::registrar::{ConnectionId, Flow};
 
 /// Methods hotline handles: its own, and those it routes to users.
-const ALLOW: &str =
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, INFO, REFER, UPDATE, PRACK";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, INFO, REFER, UPDATE, PRACK";
 
 /// A message as it arrived.
 pub struct Inbound<'a> {
@@ -148,7 +147,10 @@ impl Core {
             registrar: Registrar::new(config.registrar.clone(), bindings, now_ms),
             transactions: ServerTransactions::new(config.limits.max_transactions),
             calls: Calls::new(Timers::default(), config.limits.max_transactions, now_ms),
-            dialogs: Dialogs::new(config.proxy.max_dialogs, config.proxy.dialog_lifetime * 1000),
+            dialogs: Dialogs::new(
+                config.proxy.max_dialogs,
+                config.proxy.dialog_lifetime * 1000,
+            ),
         };
         for user in users {
             core.set_user(user);
@@ -291,7 +293,10 @@ impl Core {
                 let mut reply = Reply::new(200, "OK");
                 for binding in self.registrar.contacts(&extension, now_ms) {
                     let expires = binding.remaining_secs(now_ms);
-                    reply = reply.with("Contact", format_args!("<{}>;expires={expires}", binding.contact));
+                    reply = reply.with(
+                        "Contact",
+                        format_args!("<{}>;expires={expires}", binding.contact),
+                    );
                 }
                 info!(source = %flow.remote, transport = %flow.transport, %extension, contacts = reply.headers.len(), "registered");
                 reply

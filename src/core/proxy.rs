@@ -215,7 +215,13 @@ impl Core {
     }
 
     /// Where a request goes, or the reply it gets from hotline itself.
-    fn route(&mut self, request: &Message, method: Method, flow: &Flow, now: u64) -> Result<Vec<Hop>, Reply> {
+    fn route(
+        &mut self,
+        request: &Message,
+        method: Method,
+        flow: &Flow,
+        now: u64,
+    ) -> Result<Vec<Hop>, Reply> {
         let max_forwards = match request.header(HeaderName::MaxForwards) {
             Some(value) => value.trim().parse::<u32>().unwrap_or(0),
             None => DEFAULT_MAX_FORWARDS + 1,
@@ -237,7 +243,10 @@ impl Core {
             if ours == 0 {
                 return Err(Reply::new(403, "Not Routed Through hotline"));
             }
-            if matches!(offer, SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_)) {
+            if matches!(
+                offer,
+                SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_)
+            ) {
                 self.log_insecure(request, flow, &offer);
                 return Err(Reply::new(488, "SRTP Required"));
             }
@@ -314,7 +323,15 @@ impl Core {
     }
 
     /// Sends the request to one target through a new client transaction.
-    fn fork(&mut self, id: u64, call: &mut Call, method: Method, hop: Hop, now: u64, actions: &mut Vec<Action>) {
+    fn fork(
+        &mut self,
+        id: u64,
+        call: &mut Call,
+        method: Method,
+        hop: Hop,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
         if hop.flow.transport.is_stream() && hop.flow.connection.is_none() {
             debug!(target = %hop.uri, "the connection this contact registered over is gone");
             consider(&mut call.best, 480, None);
@@ -330,8 +347,12 @@ impl Core {
         let settings = self.calls.settings;
         let mut out = Vec::new();
         let tx = match method {
-            Method::Invite => ClientTx::Invite(ClientInvite::start(bytes, reliable, settings, now, &mut out)),
-            _ => ClientTx::NonInvite(ClientNonInvite::start(bytes, reliable, settings, now, &mut out)),
+            Method::Invite => ClientTx::Invite(ClientInvite::start(
+                bytes, reliable, settings, now, &mut out,
+            )),
+            _ => ClientTx::NonInvite(ClientNonInvite::start(
+                bytes, reliable, settings, now, &mut out,
+            )),
         };
         let index = call.clients.len();
         self.calls.by_branch.insert(branch.clone(), (id, index));
@@ -353,7 +374,10 @@ impl Core {
     /// removed, Max-Forwards decremented, our credentials consumed, Record-Route for dialogs.
     fn forwarded(&self, request: &Message, method: Method, hop: &Hop, branch: &str) -> Vec<u8> {
         let out = hop.flow.transport;
-        let via = format!("SIP/2.0/{out} {};branch={branch};rport", self.advertised(out));
+        let via = format!(
+            "SIP/2.0/{out} {};branch={branch};rport",
+            self.advertised(out)
+        );
         let in_dialog = request.to().and_then(|t| t.tag()).is_some();
         let dialog_forming = matches!(method, Method::Invite)
             || matches!(request.method_text(), Some("SUBSCRIBE" | "REFER"));
@@ -396,11 +420,21 @@ impl Core {
     }
 
     /// A response from downstream, matched to its branch by our Via.
-    pub(super) fn proxy_response(&mut self, response: Message, flow: Flow, now: u64, actions: &mut Vec<Action>) {
+    pub(super) fn proxy_response(
+        &mut self,
+        response: Message,
+        flow: Flow,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
         let Some(status) = response.status() else {
             return;
         };
-        let branch = response.top_via().and_then(|v| v.branch()).unwrap_or_default().to_owned();
+        let branch = response
+            .top_via()
+            .and_then(|v| v.branch())
+            .unwrap_or_default()
+            .to_owned();
         let Some(&(id, index)) = self.calls.by_branch.get(&branch) else {
             debug!(source = %flow.remote, status, "dropped response matching no transaction");
             return;
@@ -435,7 +469,7 @@ impl Core {
         let is_branch = client.target.is_some();
         self.apply(id, &mut call, Some(index), out, actions);
         if pass && is_branch {
-            self.branch_response(id, &mut call, index, status, &response, now, actions);
+            self.branch_response(id, &mut call, index, &response, now, actions);
         }
         self.put_back(id, call);
     }
@@ -445,17 +479,18 @@ impl Core {
         id: u64,
         call: &mut Call,
         index: usize,
-        status: u16,
         response: &Message,
         now: u64,
         actions: &mut Vec<Action>,
     ) {
+        let status = response.status().unwrap_or(500);
         if status == 100 {
             return;
         }
         let upstream = response.rewrite(None, &[], drop_first(HeaderName::Via, 1), &[]);
         if status < 200 {
-            let pending = call.clients[index].target.as_ref().map(|t| t.cancel) == Some(Cancel::Pending);
+            let pending =
+                call.clients[index].target.as_ref().map(|t| t.cancel) == Some(Cancel::Pending);
             if pending {
                 self.send_cancel(id, call, index, now, actions);
             }
@@ -469,12 +504,18 @@ impl Core {
         }
         if status < 300 {
             if call.request.method() == Some(Method::Invite) {
-                self.established(&call.request, response, call.upstream, call.clients[index].flow, now);
+                self.established(
+                    &call.request,
+                    response,
+                    call.upstream,
+                    call.clients[index].flow,
+                    now,
+                );
             }
-            if call.request.method() == Some(Method::Bye) {
-                if let Some(call_id) = call.request.call_id() {
-                    self.dialogs.end(call_id);
-                }
+            if call.request.method() == Some(Method::Bye)
+                && let Some(call_id) = call.request.call_id()
+            {
+                self.dialogs.end(call_id);
             }
             call.answered = true;
             self.respond_upstream(id, call, status, upstream, now, actions);
@@ -489,18 +530,33 @@ impl Core {
     }
 
     /// Records the dialog a 2xx to an INVITE established and checks the SDP answer.
-    fn established(&mut self, invite: &Message, ok: &Message, caller: Flow, callee: Flow, now: u64) {
+    fn established(
+        &mut self,
+        invite: &Message,
+        ok: &Message,
+        caller: Flow,
+        callee: Flow,
+        now: u64,
+    ) {
         let contact = |m: &Message| {
             m.values(HeaderName::Contact)
                 .next()
                 .and_then(NameAddr::parse)
                 .map(|c| c.uri.to_owned())
         };
-        if let (Some(call_id), Some(from), Some(to)) = (invite.call_id(), contact(invite), contact(ok)) {
+        if let (Some(call_id), Some(from), Some(to)) =
+            (invite.call_id(), contact(invite), contact(ok))
+        {
             self.dialogs.establish(
                 call_id,
-                Party { contact: from, flow: caller },
-                Party { contact: to, flow: callee },
+                Party {
+                    contact: from,
+                    flow: caller,
+                },
+                Party {
+                    contact: to,
+                    flow: callee,
+                },
                 now,
             );
         }
@@ -517,7 +573,13 @@ impl Core {
 
     /// A CANCEL from upstream (§16.10): answered at once, and the INVITE it names is answered
     /// 487 while its branches are cancelled.
-    pub(super) fn proxy_cancel(&mut self, via: &Via<'_>, flow: Flow, now: u64, actions: &mut Vec<Action>) -> Reply {
+    pub(super) fn proxy_cancel(
+        &mut self,
+        via: &Via<'_>,
+        flow: Flow,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) -> Reply {
         let invite = Key::for_method(via, "INVITE");
         let Some(id) = invite.and_then(|k| self.calls.by_server.get(&k).copied()) else {
             return Reply::new(481, "Call/Transaction Does Not Exist");
@@ -527,7 +589,13 @@ impl Core {
         };
         if !call.answered {
             call.answered = true;
-            let terminated = Response::to(&call.request, call.upstream.remote, 487, "Request Terminated").finish();
+            let terminated = Response::to(
+                &call.request,
+                call.upstream.remote,
+                487,
+                "Request Terminated",
+            )
+            .finish();
             self.respond_upstream(id, &mut call, 487, terminated, now, actions);
             self.cancel_branches(id, &mut call, now, actions);
             info!(source = %flow.remote, "call cancelled by the caller");
@@ -538,17 +606,26 @@ impl Core {
 
     /// An ACK: for our non-2xx final it ends the server transaction; an ACK for a 2xx is
     /// end-to-end and follows the dialog, statelessly.
-    pub(super) fn proxy_ack(&mut self, request: &Message, via: &Via<'_>, flow: Flow, now: u64, actions: &mut Vec<Action>) {
-        if let Some(id) = Key::for_method(via, "INVITE").and_then(|k| self.calls.by_server.get(&k).copied()) {
-            if let Some(mut call) = self.calls.calls.remove(&id) {
-                let mut out = Vec::new();
-                if let ServerTx::Invite(tx) = &mut call.server {
-                    tx.on_ack(now, &mut out);
-                }
-                self.apply(id, &mut call, None, out, actions);
-                self.put_back(id, call);
-                return;
+    pub(super) fn proxy_ack(
+        &mut self,
+        request: &Message,
+        via: &Via<'_>,
+        flow: Flow,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        let transaction =
+            Key::for_method(via, "INVITE").and_then(|k| self.calls.by_server.get(&k).copied());
+        if let Some(id) = transaction
+            && let Some(mut call) = self.calls.calls.remove(&id)
+        {
+            let mut out = Vec::new();
+            if let ServerTx::Invite(tx) = &mut call.server {
+                tx.on_ack(now, &mut out);
             }
+            self.apply(id, &mut call, None, out, actions);
+            self.put_back(id, call);
+            return;
         }
         let routes = request.values(HeaderName::Route).count();
         let ours = request
@@ -556,7 +633,9 @@ impl Core {
             .take_while(|r| self.is_our_route(r))
             .count();
         let uri = request.request_uri().unwrap_or_default();
-        let hop = (ours > 0 && ours == routes).then(|| self.dialog_hop(request, uri)).flatten();
+        let hop = (ours > 0 && ours == routes)
+            .then(|| self.dialog_hop(request, uri))
+            .flatten();
         let Some(hop_flow) = hop else {
             debug!(source = %flow.remote, "dropped ACK outside any dialog");
             return;
@@ -569,7 +648,10 @@ impl Core {
             flow: hop_flow,
         };
         let bytes = self.forwarded(request, Method::Ack, &hop, &branch);
-        actions.push(Action::Send { flow: hop_flow, bytes });
+        actions.push(Action::Send {
+            flow: hop_flow,
+            bytes,
+        });
     }
 
     /// Timers that are due.
@@ -588,7 +670,13 @@ impl Core {
                     if !call.answered {
                         info!(source = %call.upstream.remote, "no answer within the ring time");
                         call.answered = true;
-                        let bytes = Response::to(&call.request, call.upstream.remote, 480, "Temporarily Unavailable").finish();
+                        let bytes = Response::to(
+                            &call.request,
+                            call.upstream.remote,
+                            480,
+                            "Temporarily Unavailable",
+                        )
+                        .finish();
                         self.respond_upstream(id, &mut call, 480, bytes, now, actions);
                         self.cancel_branches(id, &mut call, now, actions);
                     }
@@ -625,7 +713,13 @@ impl Core {
     }
 
     /// Sends the best final response once every branch has one (§16.7 step 5).
-    fn finish_if_all_answered(&mut self, id: u64, call: &mut Call, now: u64, actions: &mut Vec<Action>) {
+    fn finish_if_all_answered(
+        &mut self,
+        id: u64,
+        call: &mut Call,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
         let all = call
             .clients
             .iter()
@@ -642,8 +736,14 @@ impl Core {
         let (status, bytes) = match best {
             // §16.7 step 6: a 503 from downstream must not make the caller think we are down.
             Best { status: 503, .. } => (500, None),
-            Best { status, bytes: Some(bytes) } => (status, Some(bytes)),
-            Best { status, bytes: None } => (status, None),
+            Best {
+                status,
+                bytes: Some(bytes),
+            } => (status, Some(bytes)),
+            Best {
+                status,
+                bytes: None,
+            } => (status, None),
         };
         let bytes = bytes.unwrap_or_else(|| {
             Response::to(&call.request, call.upstream.remote, status, reason(status)).finish()
@@ -662,7 +762,8 @@ impl Core {
             if target.final_status.is_some() || target.cancel != Cancel::No {
                 continue;
             }
-            let proceeding = matches!(&call.clients[index].tx, ClientTx::Invite(tx) if tx.has_provisional());
+            let proceeding =
+                matches!(&call.clients[index].tx, ClientTx::Invite(tx) if tx.has_provisional());
             if proceeding {
                 self.send_cancel(id, call, index, now, actions);
             } else if let Some(target) = call.clients[index].target.as_mut() {
@@ -671,7 +772,14 @@ impl Core {
         }
     }
 
-    fn send_cancel(&mut self, id: u64, call: &mut Call, index: usize, now: u64, actions: &mut Vec<Action>) {
+    fn send_cancel(
+        &mut self,
+        id: u64,
+        call: &mut Call,
+        index: usize,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
         if let Some(target) = call.clients[index].target.as_mut() {
             target.cancel = Cancel::Sent;
         }
@@ -683,7 +791,13 @@ impl Core {
         let flow = original.flow;
         let branch = original.branch.clone();
         let mut out = Vec::new();
-        let tx = ClientNonInvite::start(bytes, flow.transport.is_stream(), self.calls.settings, now, &mut out);
+        let tx = ClientNonInvite::start(
+            bytes,
+            flow.transport.is_stream(),
+            self.calls.settings,
+            now,
+            &mut out,
+        );
         let cancel_index = call.clients.len();
         call.clients.push(Client {
             tx: ClientTx::NonInvite(tx),
@@ -697,7 +811,15 @@ impl Core {
     }
 
     /// Sends a response upstream through the server transaction.
-    fn respond_upstream(&mut self, id: u64, call: &mut Call, status: u16, bytes: Vec<u8>, now: u64, actions: &mut Vec<Action>) {
+    fn respond_upstream(
+        &mut self,
+        id: u64,
+        call: &mut Call,
+        status: u16,
+        bytes: Vec<u8>,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
         let mut out = Vec::new();
         match &mut call.server {
             ServerTx::Invite(tx) => tx.send_response(status, bytes, now, &mut out),
@@ -707,7 +829,14 @@ impl Core {
     }
 
     /// Carries out a transaction's outputs; `client` is `None` for the server transaction.
-    fn apply(&mut self, id: u64, call: &mut Call, client: Option<usize>, out: Vec<Output>, actions: &mut Vec<Action>) {
+    fn apply(
+        &mut self,
+        id: u64,
+        call: &mut Call,
+        client: Option<usize>,
+        out: Vec<Output>,
+        actions: &mut Vec<Action>,
+    ) {
         let flow = client.map_or(call.upstream, |i| call.clients[i].flow);
         for output in out {
             match output {
@@ -769,7 +898,9 @@ impl Core {
             .find(|(t, _)| *t == transport)
             .or(self.listeners.first());
         match listener {
-            Some((_, addr)) if !addr.ip().is_unspecified() => format!("[{}]:{}", addr.ip(), addr.port()),
+            Some((_, addr)) if !addr.ip().is_unspecified() => {
+                format!("[{}]:{}", addr.ip(), addr.port())
+            }
             Some((_, addr)) => format!("{}:{}", self.domain, addr.port()),
             None => self.domain.clone(),
         }
@@ -777,7 +908,10 @@ impl Core {
 
     fn record_route(&self, transport: Transport) -> String {
         let transport_param = transport.as_str().to_ascii_lowercase();
-        format!("<sip:{};transport={transport_param};lr>", self.advertised(transport))
+        format!(
+            "<sip:{};transport={transport_param};lr>",
+            self.advertised(transport)
+        )
     }
 }
 

@@ -36,6 +36,8 @@ fn phone_c() -> Flow {
 struct Net {
     core: Core,
     now: u64,
+    /// Calls placed so far, to give each its own branches.
+    placed: u32,
 }
 
 type Sent = Vec<(Flow, Message)>;
@@ -57,6 +59,7 @@ impl Net {
         Net {
             core: Core::new(&config, listeners, [9; 32], users, Vec::new(), T0),
             now: T0,
+            placed: 0,
         }
     }
 
@@ -71,7 +74,10 @@ impl Net {
         );
         let request = Message::parse(text.as_bytes(), 64).unwrap();
         let extension = Extension::parse(extension).unwrap();
-        self.core.registrar.register(&extension, &request, flow, self.now).unwrap();
+        self.core
+            .registrar
+            .register(&extension, &request, flow, self.now)
+            .unwrap();
     }
 
     fn send(&mut self, from: Flow, text: &str) -> Sent {
@@ -104,19 +110,31 @@ impl Net {
     /// Places an authenticated INVITE from 1000 at the caller flow to `to`; returns what the
     /// core sent for the authenticated INVITE.
     fn call(&mut self, to: &str, sdp: &str, extra: &str) -> Sent {
-        let first = invite(to, "z9hG4bKi1", 1, None, sdp, extra);
+        self.placed += 1;
+        let n = self.placed;
+        let first = invite(to, &format!("z9hG4bK{n}i1"), 1, None, sdp, extra);
         let sent = self.send(caller(), &first);
         let challenge = only(&sent, caller(), 407);
         let ack = format!(
-            "ACK sip:{to}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bKi1\r\n\
+            "ACK sip:{to}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bK{n}i1\r\n\
              From: <sip:1000@{DOMAIN}>;tag=caller\r\nTo: {}\r\nCall-ID: call-1\r\nCSeq: 1 ACK\r\n\r\n",
             challenge.header(HeaderName::To).unwrap()
         );
-        assert!(self.send(caller(), &ack).is_empty(), "ACK of the 407 is absorbed");
+        assert!(
+            self.send(caller(), &ack).is_empty(),
+            "ACK of the 407 is absorbed"
+        );
         let header = &challenges_of(&challenge, "Proxy-Authenticate")[0];
         let uri = format!("sip:{to}@{DOMAIN}");
         let credentials = answer(header, Algorithm::Md5, "1000", PASSWORD, "INVITE", &uri, 1);
-        let second = invite(to, "z9hG4bKi2", 2, Some(&credentials), sdp, extra);
+        let second = invite(
+            to,
+            &format!("z9hG4bK{n}i2"),
+            2,
+            Some(&credentials),
+            sdp,
+            extra,
+        );
         self.send(caller(), &second)
     }
 }
@@ -171,7 +189,14 @@ fn a_call_is_set_up_and_torn_down() {
     let forwarded = only(&sent, phone_b(), 0);
     assert_eq!(forwarded.request_uri(), Some("sip:1001@[2001:db8::b]:5080"));
     assert_eq!(forwarded.values(HeaderName::Via).count(), 2);
-    assert!(forwarded.top_via().unwrap().branch().unwrap().starts_with("z9hG4bK-hl"));
+    assert!(
+        forwarded
+            .top_via()
+            .unwrap()
+            .branch()
+            .unwrap()
+            .starts_with("z9hG4bK-hl")
+    );
     assert_eq!(forwarded.header(HeaderName::MaxForwards), Some("69"));
     assert_eq!(forwarded.header(HeaderName::ProxyAuthorization), None);
     assert_eq!(
@@ -180,10 +205,13 @@ fn a_call_is_set_up_and_torn_down() {
     );
     assert_eq!(forwarded.body(), SDES.as_bytes());
 
-    let ringing = net.reply(phone_b(), respond(&forwarded, phone_b(), 180, "Ringing", ""));
+    let ringing = net.reply(
+        phone_b(),
+        respond(&forwarded, phone_b(), 180, "Ringing", ""),
+    );
     let upstream = only(&ringing, caller(), 180);
     assert_eq!(upstream.values(HeaderName::Via).count(), 1);
-    assert_eq!(upstream.top_via().unwrap().branch(), Some("z9hG4bKi2"));
+    assert_eq!(upstream.top_via().unwrap().branch(), Some("z9hG4bK1i2"));
 
     let ok = net.reply(phone_b(), respond(&forwarded, phone_b(), 200, "OK", SDES));
     let answered = only(&ok, caller(), 200);
@@ -220,11 +248,17 @@ fn busy_is_passed_back_and_acknowledged() {
     net.bind("1001", phone_b());
     let sent = net.call("1001", SDES, "");
     let forwarded = only(&sent, phone_b(), 0);
-    let busy = net.reply(phone_b(), respond(&forwarded, phone_b(), 486, "Busy Here", ""));
+    let busy = net.reply(
+        phone_b(),
+        respond(&forwarded, phone_b(), 486, "Busy Here", ""),
+    );
     only(&busy, caller(), 486);
     let ack = only(&busy, phone_b(), 0);
     assert_eq!(ack.method_text(), Some("ACK"));
-    assert_eq!(ack.top_via().unwrap().branch(), forwarded.top_via().unwrap().branch());
+    assert_eq!(
+        ack.top_via().unwrap().branch(),
+        forwarded.top_via().unwrap().branch()
+    );
 }
 
 #[test]
@@ -241,11 +275,20 @@ fn forking_rings_both_and_cancels_the_other_on_answer() {
     only(&ok, caller(), 200);
     let cancel = only(&ok, phone_c(), 0);
     assert_eq!(cancel.method(), Some(Method::Cancel));
-    assert_eq!(cancel.top_via().unwrap().branch(), to_c.top_via().unwrap().branch());
+    assert_eq!(
+        cancel.top_via().unwrap().branch(),
+        to_c.top_via().unwrap().branch()
+    );
     let cancelled = net.reply(phone_c(), respond(&cancel, phone_c(), 200, "OK", ""));
     assert!(cancelled.is_empty());
-    let terminated = net.reply(phone_c(), respond(&to_c, phone_c(), 487, "Request Terminated", ""));
-    assert!(terminated.iter().all(|(f, _)| *f == phone_c()), "the 487 is not forwarded");
+    let terminated = net.reply(
+        phone_c(),
+        respond(&to_c, phone_c(), 487, "Request Terminated", ""),
+    );
+    assert!(
+        terminated.iter().all(|(f, _)| *f == phone_c()),
+        "the 487 is not forwarded"
+    );
 }
 
 #[test]
@@ -254,9 +297,12 @@ fn cancel_from_the_caller() {
     net.bind("1001", phone_b());
     let sent = net.call("1001", SDES, "");
     let forwarded = only(&sent, phone_b(), 0);
-    net.reply(phone_b(), respond(&forwarded, phone_b(), 180, "Ringing", ""));
+    net.reply(
+        phone_b(),
+        respond(&forwarded, phone_b(), 180, "Ringing", ""),
+    );
     let cancel = format!(
-        "CANCEL sip:1001@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bKi2;rport\r\n\
+        "CANCEL sip:1001@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bK1i2;rport\r\n\
          Max-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@{DOMAIN}>;tag=caller\r\nTo: <sip:1001@{DOMAIN}>\r\n\
          Call-ID: call-1\r\nCSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n"
     );
@@ -266,7 +312,7 @@ fn cancel_from_the_caller() {
     only(&sent, caller(), 487);
     let downstream = only(&sent, phone_b(), 0);
     assert_eq!(downstream.method(), Some(Method::Cancel));
-    let unknown = cancel.replace("z9hG4bKi2", "z9hG4bKnothing");
+    let unknown = cancel.replace("z9hG4bK1i2", "z9hG4bKnothing");
     only(&net.send(caller(), &unknown), caller(), 481);
 }
 
@@ -277,14 +323,20 @@ fn refusals_before_routing() {
     only(&net.call("1002", SDES, ""), caller(), 480);
     only(&net.call("1999", SDES, ""), caller(), 404);
     let insecure = net.call("1001", PLAIN, "");
-    assert_eq!(only(&insecure, caller(), 488).reason(), Some("SRTP Required"));
+    assert_eq!(
+        only(&insecure, caller(), 488).reason(),
+        Some("SRTP Required")
+    );
     let no_sdp = net.call("1001", "", "");
     assert_eq!(only(&no_sdp, caller(), 488).reason(), Some("SDP Required"));
 
-    let hops = invite("1001", "z9hG4bKmf", 1, None, SDES, "").replace("Max-Forwards: 70", "Max-Forwards: 0");
+    let hops = invite("1001", "z9hG4bKmf", 1, None, SDES, "")
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
     only(&net.send(caller(), &hops), caller(), 483);
-    let foreign = invite("1001", "z9hG4bKfd", 1, None, SDES, "")
-        .replace(&format!("INVITE sip:1001@{DOMAIN}"), "INVITE sip:1001@example.com");
+    let foreign = invite("1001", "z9hG4bKfd", 1, None, SDES, "").replace(
+        &format!("INVITE sip:1001@{DOMAIN}"),
+        "INVITE sip:1001@example.com",
+    );
     only(&net.send(caller(), &foreign), caller(), 403);
     assert!(net.core.dialogs.is_empty());
 }
@@ -297,7 +349,13 @@ fn unanswered_branches_are_retransmitted_then_time_out() {
     only(&sent, phone_b(), 0);
     // Timer A over UDP: retransmissions at 0.5, 1.5, 3.5, 7.5, 15.5 and 31.5 s.
     let retransmitted = net.advance(31_999);
-    assert_eq!(retransmitted.iter().filter(|(f, _)| *f == phone_b()).count(), 6);
+    assert_eq!(
+        retransmitted
+            .iter()
+            .filter(|(f, _)| *f == phone_b())
+            .count(),
+        6
+    );
     let timeout = net.advance(1);
     only(&timeout, caller(), 408);
 }
@@ -308,7 +366,10 @@ fn ringing_too_long_gets_480_and_a_cancel() {
     net.bind("1001", phone_b());
     let sent = net.call("1001", SDES, "");
     let forwarded = only(&sent, phone_b(), 0);
-    net.reply(phone_b(), respond(&forwarded, phone_b(), 180, "Ringing", ""));
+    net.reply(
+        phone_b(),
+        respond(&forwarded, phone_b(), 180, "Ringing", ""),
+    );
     let timeout = net.advance(60_000);
     only(&timeout, caller(), 480);
     let cancel = only(&timeout, phone_b(), 0);
@@ -338,9 +399,10 @@ fn non_invite_requests_are_routed_too() {
     let header = &challenges_of(&challenge, "Proxy-Authenticate")[0];
     let uri = format!("sip:1001@{DOMAIN}");
     let credentials = answer(header, Algorithm::Md5, "1000", PASSWORD, "MESSAGE", &uri, 1);
-    let authenticated = message
-        .replace("z9hG4bKm1", "z9hG4bKm2")
-        .replace("CSeq: 1", &format!("Proxy-Authorization: {credentials}\r\nCSeq: 2"));
+    let authenticated = message.replace("z9hG4bKm1", "z9hG4bKm2").replace(
+        "CSeq: 1",
+        &format!("Proxy-Authorization: {credentials}\r\nCSeq: 2"),
+    );
     let sent = net.send(caller(), &authenticated);
     let forwarded = only(&sent, phone_b(), 0);
     assert_eq!(forwarded.body(), b"hi");

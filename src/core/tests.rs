@@ -116,7 +116,15 @@ impl Phone {
             .expect("a challenge for the algorithm");
         self.nc += 1;
         let uri = format!("sip:{DOMAIN}");
-        answer(challenge, algorithm, self.user, self.password, "REGISTER", &uri, self.nc)
+        answer(
+            challenge,
+            algorithm,
+            self.user,
+            self.password,
+            "REGISTER",
+            &uri,
+            self.nc,
+        )
     }
 }
 

@@ -40,8 +40,14 @@ impl Key {
     /// `None` for requests without an RFC 3261 branch (magic cookie `z9hG4bK`), which cannot be
     /// matched reliably.
     pub fn of(request: &Message, via: &Via<'_>) -> Option<Key> {
+        Key::for_method(via, request.method_text()?)
+    }
+
+    /// The key of the transaction a request with this `Via` would belong to with `method`: a
+    /// CANCEL, and the ACK for a non-2xx final response, name their INVITE's transaction
+    /// (§9.2, §17.2.3).
+    pub fn for_method(via: &Via<'_>, method: &str) -> Option<Key> {
         let branch = via.branch().filter(|b| b.starts_with("z9hG4bK"))?;
-        let method = request.method_text()?;
         let port = via.port.unwrap_or(0);
         Some(Key(format!("{branch} {} {port} {method}", via.host)))
     }
