@@ -20,6 +20,14 @@ pub fn check(request: &Message) -> Result<(), Refusal> {
     if !request.version().eq_ignore_ascii_case("SIP/2.0") {
         return Err(refuse(505, "Version Not Supported"));
     }
+    if request.is_truncated() {
+        return Err(refuse(400, "Body Shorter Than Content-Length"));
+    }
+    // Control characters have no place in SIP text and would be echoed into responses and logs.
+    let control = |v: &str| v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f);
+    if request.all_headers().any(|(_, _, value)| control(value)) {
+        return Err(refuse(400, "Control Character In Header"));
+    }
     match request.request_uri().map(Uri::parse) {
         Some(Ok(_)) => {}
         Some(Err(UriError::UnsupportedScheme)) => {
@@ -107,6 +115,9 @@ mod tests {
             ("CSeq: 1 OPTIONS", "CSeq: 4294967296 OPTIONS", 400),
             ("CSeq: 1 OPTIONS", "CSeq: OPTIONS", 400),
             ("Max-Forwards: 70", "Max-Forwards: many", 400),
+            ("Call-ID: c1", "Call-ID: c\x001", 400),
+            ("Call-ID: c1", "Call-ID: c\x1b[31m1", 400),
+            ("Content-Length: 0", "Content-Length: 10", 400),
             (
                 "Via: SIP/2.0/UDP [::1]:5070;branch=z9hG4bK1\r\n",
                 "Via: SIP/2.0/UDP [::1]:5070;branch=z9hG4bK1\r\nVia: junk\r\n",

@@ -139,12 +139,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )?;
     drop(events);
     let mut core = Core::new(&config, listeners, secret, users, bindings, now_ms());
+    let shutdown = shutdown_signal()?;
     info!("ready");
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut flush = tokio::time::interval(Duration::from_secs(config.registrar.flush_interval));
     let mut actions = Vec::new();
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let timer = core.next_timeout().map(|at| at.saturating_sub(now_ms()));
@@ -270,16 +270,16 @@ fn prepare_data_dir(path: &std::path::Path) -> anyhow::Result<PathBuf> {
     Ok(path.to_owned())
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now, so that a signal arriving right after `ready`
+/// already shuts down cleanly; the future resolves on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending::<()>().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

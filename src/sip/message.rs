@@ -24,8 +24,6 @@ pub enum ParseError {
     TooManyHeaders,
     #[error("malformed Content-Length")]
     ContentLength,
-    #[error("the body is shorter than Content-Length")]
-    BodyTooShort,
 }
 
 /// The request methods the core treats specially; others are [`Method::Other`].
@@ -105,6 +103,8 @@ pub struct Message {
     body: Box<[u8]>,
     start: StartLine,
     headers: Vec<Header>,
+    /// The datagram ended before Content-Length bytes of body (RFC 3261 §18.3: answer 400).
+    truncated: bool,
 }
 
 /// A view of a `CSeq` header.
@@ -133,6 +133,7 @@ impl<'a> CSeq<'a> {
 impl Message {
     /// Parses one message. A `Content-Length` shorter than what follows the headers cuts the body
     /// there (a datagram's excess is discarded, RFC 3261 §18.3); without it the body is the rest.
+    /// A longer one marks the message [`Message::is_truncated`], so that it can be answered 400.
     pub fn parse(input: &[u8], max_headers: usize) -> Result<Message, ParseError> {
         let start = input
             .iter()
@@ -171,9 +172,13 @@ impl Message {
             body: Box::default(),
             start: start_line,
             headers,
+            truncated: false,
         };
         let body = match message.content_length()? {
-            Some(length) if length > rest.len() => return Err(ParseError::BodyTooShort),
+            Some(length) if length > rest.len() => {
+                message.truncated = true;
+                rest
+            }
             Some(length) => &rest[..length],
             None => rest,
         };
@@ -274,6 +279,11 @@ impl Message {
     /// Counts headers with this name (list elements count once per line).
     pub fn count(&self, name: HeaderName) -> usize {
         self.headers.iter().filter(|h| h.name == name).count()
+    }
+
+    /// Whether the body is shorter than the declared Content-Length.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
     }
 
     /// Length of the start line and headers, for sizing copies.
