@@ -338,7 +338,13 @@ impl Core {
             return;
         }
         let branch = self.calls.branch();
-        let bytes = self.forwarded(&call.request, method, &hop, &branch);
+        let bytes = self.forwarded(
+            &call.request,
+            method,
+            call.upstream.transport,
+            &hop,
+            &branch,
+        );
         let Ok(request) = Message::parse(&bytes, usize::MAX) else {
             consider(&mut call.best, 500, None);
             return;
@@ -372,7 +378,14 @@ impl Core {
 
     /// The request as sent to `hop` (§16.6): new Request-URI, our Via on top, our Routes
     /// removed, Max-Forwards decremented, our credentials consumed, Record-Route for dialogs.
-    fn forwarded(&self, request: &Message, method: Method, hop: &Hop, branch: &str) -> Vec<u8> {
+    fn forwarded(
+        &self,
+        request: &Message,
+        method: Method,
+        arrived: Transport,
+        hop: &Hop,
+        branch: &str,
+    ) -> Vec<u8> {
         let out = hop.flow.transport;
         let via = format!(
             "SIP/2.0/{out} {};branch={branch};rport",
@@ -385,8 +398,8 @@ impl Core {
         if dialog_forming && !in_dialog {
             // RFC 5658: one entry per side when the transports differ, the callee's side first.
             prepend.push(("Record-Route", self.record_route(out)));
-            if self_transport(request) != out {
-                prepend.push(("Record-Route", self.record_route(self_transport(request))));
+            if arrived != out {
+                prepend.push(("Record-Route", self.record_route(arrived)));
             }
         }
         let max_forwards = request
@@ -647,7 +660,7 @@ impl Core {
             uri: uri.to_owned(),
             flow: hop_flow,
         };
-        let bytes = self.forwarded(request, Method::Ack, &hop, &branch);
+        let bytes = self.forwarded(request, Method::Ack, flow.transport, &hop, &branch);
         actions.push(Action::Send {
             flow: hop_flow,
             bytes,
@@ -913,14 +926,6 @@ impl Core {
             self.advertised(transport)
         )
     }
-}
-
-/// The transport a request arrived over, read from its top Via.
-fn self_transport(request: &Message) -> Transport {
-    request
-        .top_via()
-        .and_then(|v| Transport::parse(v.transport))
-        .unwrap_or(Transport::Udp)
 }
 
 /// Keeps the better of two final responses (§16.7 step 6): a 6xx wins, else the lowest class;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, mpsc};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{control, socket, stream, tls};
 use crate::config::Config;
@@ -217,9 +217,10 @@ async fn persist(store: &Arc<Store>, core: &mut Core) {
         return;
     }
     let store = store.clone();
+    let count = changed.len();
     let written = tokio::task::spawn_blocking(move || store.save_bindings(&changed)).await;
     match written {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => debug!(extensions = count, "bindings saved"),
         Ok(Err(e)) => error!(error = %e, "cannot save bindings"),
         Err(e) => error!(error = %e, "binding writer failed"),
     }
