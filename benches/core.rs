@@ -42,7 +42,8 @@ fn core() -> Core {
             User::new(extension, "Bench", DOMAIN, PASSWORD)
         })
         .collect();
-    Core::new(&config(), SECRET, users, Vec::new(), T0)
+    let listeners = vec![(Transport::Udp, "[::1]:5060".parse().expect("an address"))];
+    Core::new(&config(), listeners, SECRET, users, Vec::new(), T0)
 }
 
 fn user() -> User {
