@@ -601,17 +601,8 @@ impl Core {
             return Reply::new(481, "Call/Transaction Does Not Exist");
         };
         if !call.answered {
-            call.answered = true;
-            let terminated = Response::to(
-                &call.request,
-                call.upstream.remote,
-                487,
-                "Request Terminated",
-            )
-            .finish();
-            self.respond_upstream(id, &mut call, 487, terminated, now, actions);
-            self.cancel_branches(id, &mut call, now, actions);
             info!(source = %flow.remote, "call cancelled by the caller");
+            self.give_up(id, &mut call, 487, now, actions);
         }
         self.put_back(id, call);
         Reply::new(200, "OK")
@@ -682,16 +673,7 @@ impl Core {
                 Slot::Ring => {
                     if !call.answered {
                         info!(source = %call.upstream.remote, "no answer within the ring time");
-                        call.answered = true;
-                        let bytes = Response::to(
-                            &call.request,
-                            call.upstream.remote,
-                            480,
-                            "Temporarily Unavailable",
-                        )
-                        .finish();
-                        self.respond_upstream(id, &mut call, 480, bytes, now, actions);
-                        self.cancel_branches(id, &mut call, now, actions);
+                        self.give_up(id, &mut call, 480, now, actions);
                     }
                 }
                 Slot::Server(timer) => {
@@ -762,6 +744,22 @@ impl Core {
             Response::to(&call.request, call.upstream.remote, status, reason(status)).finish()
         });
         self.respond_upstream(id, call, status, bytes, now, actions);
+    }
+
+    /// Answers the caller with `status` now and cancels every branch (CANCEL, ring timeout).
+    fn give_up(
+        &mut self,
+        id: u64,
+        call: &mut Call,
+        status: u16,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        call.answered = true;
+        let bytes =
+            Response::to(&call.request, call.upstream.remote, status, reason(status)).finish();
+        self.respond_upstream(id, call, status, bytes, now, actions);
+        self.cancel_branches(id, call, now, actions);
     }
 
     fn cancel_branches(&mut self, id: u64, call: &mut Call, now: u64, actions: &mut Vec<Action>) {

@@ -1,6 +1,8 @@
 //! Message boundaries on stream transports (RFC 3261 §18.3): the header section, then exactly
 //! `Content-Length` bytes of body. Keep-alives of RFC 5626 §4.4.1 come between messages.
 
+use super::message::find_head_end;
+
 /// What the front of a stream buffer holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame {
@@ -39,7 +41,7 @@ pub fn next_frame(buf: &[u8], max_message: usize) -> Result<Frame, FramingError>
         });
     }
     let window = &buf[..buf.len().min(max_message)];
-    let Some((head_len, body_start)) = head_end(window) else {
+    let Some((head_len, body_start)) = find_head_end(window) else {
         return if buf.len() >= max_message {
             Err(FramingError::TooLarge)
         } else {
@@ -56,20 +58,6 @@ pub fn next_frame(buf: &[u8], max_message: usize) -> Result<Frame, FramingError>
     } else {
         Frame::Incomplete
     })
-}
-
-/// (length of the header lines, start of the body), accepting CRLF or bare LF line ends.
-fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut line_start = 0;
-    while let Some(offset) = buf[line_start..].iter().position(|&b| b == b'\n') {
-        let newline = line_start + offset;
-        let line = &buf[line_start..newline];
-        if line.is_empty() || line == b"\r" {
-            return Some((line_start, newline + 1));
-        }
-        line_start = newline + 1;
-    }
-    None
 }
 
 fn content_length(head: &[u8]) -> Result<usize, FramingError> {

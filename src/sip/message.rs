@@ -326,8 +326,9 @@ impl fmt::Debug for Message {
     }
 }
 
-/// Where the header section ends: (length of the header lines, start of the body).
-fn find_head_end(input: &[u8]) -> Option<(usize, usize)> {
+/// Where the header section ends: (length of the header lines, start of the body), with CRLF
+/// or bare LF line ends.
+pub(super) fn find_head_end(input: &[u8]) -> Option<(usize, usize)> {
     let mut line_start = 0;
     while let Some(offset) = input[line_start..].iter().position(|&b| b == b'\n') {
         let newline = line_start + offset;
