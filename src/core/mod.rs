@@ -6,6 +6,7 @@ pub mod dialog;
 pub mod proxy;
 pub mod registrar;
 pub mod sanity;
+pub mod security;
 pub mod transaction;
 pub mod user;
 
@@ -346,12 +347,10 @@ impl Core {
                 Err(self.challenge(kind, now_ms, false))
             }
             Verdict::Rejected(reason) => {
-                warn!(
-                    source = %flow.remote,
-                    transport = %flow.transport,
-                    user = ?credentials.username,
-                    reason = ?reason,
-                    "authentication failed"
+                security::report(
+                    security::Event::AuthenticationFailed,
+                    flow,
+                    format_args!("user={:?} reason={reason:?}", credentials.username),
                 );
                 Err(Reply::new(403, "Forbidden"))
             }

@@ -1,0 +1,36 @@
+//! Security events: one line each, with everything in the message text, because journald keeps
+//! structured fields apart from the message and Fail2Ban reads only the message. The address is
+//! written bare (no brackets, no port) so that a filter's `<ADDR>` matches it.
+
+use std::fmt;
+
+use tracing::warn;
+
+use super::registrar::Flow;
+
+/// What happened, as the first words of the line (and the name Fail2Ban filters use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Wrong credentials, or credentials for a user that does not exist.
+    AuthenticationFailed,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::AuthenticationFailed => "authentication failed",
+        }
+    }
+}
+
+/// Logs `event` from `flow` with `detail` (`key=value` pairs).
+pub fn report(event: Event, flow: &Flow, detail: fmt::Arguments<'_>) {
+    warn!(
+        target: "hotline::security",
+        "{} address={} port={} transport={} {detail}",
+        event.as_str(),
+        flow.remote.ip(),
+        flow.remote.port(),
+        flow.transport,
+    );
+}
