@@ -109,6 +109,11 @@ pub struct Limits {
     pub max_headers: usize,
     /// Open TCP and TLS connections in all.
     pub max_connections: usize,
+    /// Open TCP and TLS connections from one IPv6 address.
+    pub max_connections_per_address: usize,
+    /// Seconds a connection may stay silent before it is closed. Phones keep theirs alive with
+    /// CRLF pings or re-registrations, so this is longer than `registrar.max_expires`.
+    pub idle_timeout: u64,
     /// Seconds a stream may hold a partial message, or a TLS handshake, before it is closed.
     pub partial_message_timeout: u64,
     /// Responses kept to answer retransmitted requests.
@@ -189,6 +194,8 @@ impl Default for Limits {
             max_message_size: 16 * 1024,
             max_headers: 64,
             max_connections: 1024,
+            max_connections_per_address: 32,
+            idle_timeout: 3660,
             partial_message_timeout: 10,
             max_transactions: 16 * 1024,
         }
@@ -325,6 +332,11 @@ impl Config {
             ),
             ("limits.max_headers", self.limits.max_headers as u64),
             ("limits.max_connections", self.limits.max_connections as u64),
+            (
+                "limits.max_connections_per_address",
+                self.limits.max_connections_per_address as u64,
+            ),
+            ("limits.idle_timeout", self.limits.idle_timeout),
             (
                 "limits.partial_message_timeout",
                 self.limits.partial_message_timeout,

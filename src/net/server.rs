@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use tokio::net::UdpSocket;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use super::{control, socket, stream, tls};
@@ -103,7 +103,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         outlets.insert(id, Outlet::Datagram(socket.clone()));
         tokio::spawn(receive_datagrams(socket, id, max_message, events.clone()));
     }
-    let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+    let admission = stream::Admission::new(&config.limits);
     let streams = config
         .listen
         .tcp
@@ -125,7 +125,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let context = stream::Context {
             events: events.clone(),
             ids: ids.clone(),
-            connections: connections.clone(),
+            admission: admission.clone(),
             limits: config.limits.clone(),
         };
         tokio::spawn(stream::accept(listener, transport, acceptor, context));

@@ -1,13 +1,14 @@
 //! TCP and TLS connections: accept within the connection limit, frame messages by
 //! Content-Length, answer CRLF keep-alives, and hand messages to the core task.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -23,8 +24,69 @@ const OUTBOX: usize = 64;
 pub struct Context {
     pub events: mpsc::Sender<Event>,
     pub ids: Ids,
-    pub connections: Arc<Semaphore>,
+    pub admission: Arc<Admission>,
     pub limits: Limits,
+}
+
+/// Open TCP and TLS connections, counted in all and per remote address, so that one host cannot
+/// take every connection. The per-address map holds only addresses with open connections, so
+/// it is bounded by the total.
+pub struct Admission {
+    total: Arc<Semaphore>,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    max_per_address: usize,
+}
+
+/// One admitted connection; dropping it gives its place back.
+struct Ticket {
+    admission: Arc<Admission>,
+    address: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    pub fn new(limits: &Limits) -> Arc<Admission> {
+        Arc::new(Admission {
+            total: Arc::new(Semaphore::new(limits.max_connections)),
+            per_address: Mutex::new(HashMap::new()),
+            max_per_address: limits.max_connections_per_address,
+        })
+    }
+
+    fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Ticket, &'static str> {
+        let permit = self
+            .total
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| "connection limit reached")?;
+        let mut open = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(address).or_insert(0);
+        if *count >= self.max_per_address {
+            return Err("connection limit per address reached");
+        }
+        *count += 1;
+        Ok(Ticket {
+            admission: self.clone(),
+            address,
+            _permit: permit,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut open = self
+            .admission
+            .per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
 }
 
 pub async fn accept(
@@ -42,14 +104,17 @@ pub async fn accept(
                 continue;
             }
         };
-        let Ok(permit) = context.connections.clone().try_acquire_owned() else {
-            info!(source = %remote, transport = %transport, reason = "connection limit reached", "refused connection");
-            continue;
+        let ticket = match context.admission.admit(remote.ip()) {
+            Ok(ticket) => ticket,
+            Err(reason) => {
+                info!(source = %remote, transport = %transport, reason, "refused connection");
+                continue;
+            }
         };
         let context = context.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _ticket = ticket;
             let _ = tcp.set_nodelay(true);
             match acceptor {
                 None => run(tcp, transport, remote, &context).await,
@@ -95,9 +160,15 @@ where
     if let Err(reason) = read(&mut reader, flow, &outbox, context).await {
         info!(source = %remote, transport = %transport, reason, "connection closed");
     }
+    // Once the core forgets the outlet, the writer sends what is queued and closes cleanly
+    // (TLS close_notify); a peer that does not read gets no longer than a slow sender would.
     drop(outbox);
-    writing.abort();
     let _ = context.events.send(Event::Closed(id)).await;
+    let linger = Duration::from_secs(context.limits.partial_message_timeout);
+    let abort = writing.abort_handle();
+    if tokio::time::timeout(linger, writing).await.is_err() {
+        abort.abort();
+    }
 }
 
 /// Reads messages until end of stream (`Ok`) or a reason to close.
@@ -109,6 +180,7 @@ async fn read<R: AsyncRead + Unpin>(
 ) -> Result<(), &'static str> {
     let max = context.limits.max_message_size;
     let partial_timeout = Duration::from_secs(context.limits.partial_message_timeout);
+    let idle_timeout = Duration::from_secs(context.limits.idle_timeout);
     let mut buffer: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
@@ -137,13 +209,13 @@ async fn read<R: AsyncRead + Unpin>(
                 }
             }
         }
-        let read = if buffer.is_empty() {
-            reader.read(&mut chunk).await
-        } else {
-            tokio::time::timeout(partial_timeout, reader.read(&mut chunk))
-                .await
-                .map_err(|_| "partial message timeout")?
+        let (deadline, reason) = match buffer.is_empty() {
+            true => (idle_timeout, "idle timeout"),
+            false => (partial_timeout, "partial message timeout"),
         };
+        let read = tokio::time::timeout(deadline, reader.read(&mut chunk))
+            .await
+            .map_err(|_| reason)?;
         match read {
             Ok(0) => return Ok(()),
             Ok(n) => buffer.extend_from_slice(&chunk[..n]),
