@@ -107,6 +107,8 @@ pub struct Limits {
     /// Largest message accepted, in bytes.
     pub max_message_size: usize,
     pub max_headers: usize,
+    /// Via entries per request: a longer path means a loop or an attack.
+    pub max_vias: usize,
     /// Open TCP and TLS connections in all.
     pub max_connections: usize,
     /// Open TCP and TLS connections from one IPv6 address.
@@ -193,6 +195,7 @@ impl Default for Limits {
         Limits {
             max_message_size: 16 * 1024,
             max_headers: 64,
+            max_vias: 16,
             max_connections: 1024,
             max_connections_per_address: 32,
             idle_timeout: 3660,
@@ -331,6 +334,7 @@ impl Config {
                 self.auth.max_tracked_nonces as u64,
             ),
             ("limits.max_headers", self.limits.max_headers as u64),
+            ("limits.max_vias", self.limits.max_vias as u64),
             ("limits.max_connections", self.limits.max_connections as u64),
             (
                 "limits.max_connections_per_address",

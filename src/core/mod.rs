@@ -111,6 +111,7 @@ pub struct Core {
     /// Where hotline listens: what Record-Route and Via name, and which Routes are ours.
     listeners: Vec<(Transport, SocketAddr)>,
     max_headers: usize,
+    max_vias: usize,
     ring_timeout_ms: u64,
     users: HashMap<Extension, User>,
     auth: Authenticator,
@@ -136,6 +137,7 @@ impl Core {
             aliases: config.aliases.clone(),
             listeners,
             max_headers: config.limits.max_headers,
+            max_vias: config.limits.max_vias,
             ring_timeout_ms: config.proxy.ring_timeout * 1000,
             users: HashMap::new(),
             auth: Authenticator::new(
@@ -195,7 +197,7 @@ impl Core {
             info!(source = %flow.remote, transport = %flow.transport, reason = "missing or malformed Via", "dropped request");
             return;
         };
-        let sane = sanity::check(&message);
+        let sane = sanity::check(&message, self.max_vias);
         if method == Method::Ack {
             if sane.is_ok() {
                 self.proxy_ack(&message, &via, flow, now_ms, actions);

@@ -15,8 +15,9 @@ const fn refuse(status: u16, reason: &'static str) -> Refusal {
     Refusal { status, reason }
 }
 
-/// Checks a parsed request whose top `Via` is valid (so it can be answered).
-pub fn check(request: &Message) -> Result<(), Refusal> {
+/// Checks a parsed request whose top `Via` is valid (so it can be answered). More than
+/// `max_vias` Via entries means a loop or an attack: nothing legitimate crosses that many proxies.
+pub fn check(request: &Message, max_vias: usize) -> Result<(), Refusal> {
     if !request.version().eq_ignore_ascii_case("SIP/2.0") {
         return Err(refuse(505, "Version Not Supported"));
     }
@@ -41,6 +42,9 @@ pub fn check(request: &Message) -> Result<(), Refusal> {
     {
         return Err(refuse(400, "Bad Via"));
     }
+    if request.values(HeaderName::Via).count() > max_vias {
+        return Err(refuse(400, "Too Many Via Headers"));
+    }
     let from = request.from().ok_or(refuse(400, "Missing or Bad From"))?;
     let to = request.to().ok_or(refuse(400, "Missing or Bad To"))?;
     if from.parsed_uri().is_err() {
@@ -48,6 +52,15 @@ pub fn check(request: &Message) -> Result<(), Refusal> {
     }
     if to.parsed_uri().is_err() {
         return Err(refuse(400, "Bad To URI"));
+    }
+    let tags = |params: crate::sip::Params<'_>| {
+        params
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("tag"))
+            .count()
+    };
+    if tags(from.params) > 1 || tags(to.params) > 1 {
+        return Err(refuse(400, "Duplicate Tag"));
     }
     for name in [
         HeaderName::From,
@@ -65,6 +78,10 @@ pub fn check(request: &Message) -> Result<(), Refusal> {
     let cseq = request.cseq().ok_or(refuse(400, "Bad CSeq"))?;
     if Some(cseq.method) != request.method_text() {
         return Err(refuse(400, "CSeq Method Mismatch"));
+    }
+    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    if request.headers(HeaderName::Expires).any(|v| !digits(v)) {
+        return Err(refuse(400, "Bad Expires"));
     }
     if request
         .header(HeaderName::MaxForwards)
@@ -84,7 +101,7 @@ mod tests {
         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
 
     fn check_text(text: &str) -> Result<(), Refusal> {
-        check(&Message::parse(text.as_bytes(), 32).unwrap())
+        check(&Message::parse(text.as_bytes(), 32).unwrap(), 4)
     }
 
     #[test]
@@ -116,6 +133,16 @@ mod tests {
             ("CSeq: 1 OPTIONS", "CSeq: OPTIONS", 400),
             ("Max-Forwards: 70", "Max-Forwards: many", 400),
             ("Call-ID: c1", "Call-ID: c\x001", 400),
+            ("tag=a", "tag=a;tag=b", 400),
+            ("To: <sip:[::1]>", "To: <sip:[::1]>;tag=x;TAG=y", 400),
+            ("Max-Forwards: 70", "Max-Forwards: 70\r\nExpires: soon", 400),
+            ("Max-Forwards: 70", "Max-Forwards: 70\r\nExpires: -1", 400),
+            (
+                "Via: SIP/2.0/UDP [::1]:5070;branch=z9hG4bK1\r\n",
+                "Via: SIP/2.0/UDP [::1]:5070;branch=z9hG4bK1, SIP/2.0/UDP [::2], SIP/2.0/UDP [::3]\r\n\
+                 Via: SIP/2.0/UDP [::4], SIP/2.0/UDP [::5]\r\n",
+                400,
+            ),
             ("Call-ID: c1", "Call-ID: c\x1b[31m1", 400),
             ("Content-Length: 0", "Content-Length: 10", 400),
             (
