@@ -269,3 +269,17 @@ fn tcp_connection_stalled_mid_message_is_closed() {
     let ok = client.options();
     assert_eq!(ok.status(), Some(200), "{ok:?}");
 }
+
+/// RFC 3261 §18.3: Content-Length is mandatory on streams. Without it the message cannot be
+/// framed, but it can still be answered 400 before the connection closes.
+#[test]
+fn tcp_request_without_content_length_gets_400_then_close() {
+    let server = Server::start("");
+    let mut client = Client::connect(&server, Transport::Tcp);
+    let without = options(&mut client).replace("Content-Length: 0\r\n", "");
+    client.send_raw(without.as_bytes());
+    let response = client.recv();
+    assert_eq!(response.status(), Some(400), "{response:?}");
+    assert_eq!(response.reason(), Some("Content-Length Required"));
+    client.expect_closed();
+}

@@ -197,7 +197,7 @@ impl Core {
             info!(source = %flow.remote, transport = %flow.transport, reason = "missing or malformed Via", "dropped request");
             return;
         };
-        let sane = sanity::check(&message, self.max_vias);
+        let sane = sanity::check(&message, self.max_vias, flow.transport.is_stream());
         if method == Method::Ack {
             if sane.is_ok() {
                 self.proxy_ack(&message, &via, flow, now_ms, actions);

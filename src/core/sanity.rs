@@ -17,9 +17,13 @@ const fn refuse(status: u16, reason: &'static str) -> Refusal {
 
 /// Checks a parsed request whose top `Via` is valid (so it can be answered). More than
 /// `max_vias` Via entries means a loop or an attack: nothing legitimate crosses that many proxies.
-pub fn check(request: &Message, max_vias: usize) -> Result<(), Refusal> {
+/// On a `stream` transport Content-Length is mandatory (RFC 3261 §18.3).
+pub fn check(request: &Message, max_vias: usize, stream: bool) -> Result<(), Refusal> {
     if !request.version().eq_ignore_ascii_case("SIP/2.0") {
         return Err(refuse(505, "Version Not Supported"));
+    }
+    if stream && request.content_length() == Ok(None) {
+        return Err(refuse(400, "Content-Length Required"));
     }
     if request.is_truncated() {
         return Err(refuse(400, "Body Shorter Than Content-Length"));
@@ -101,12 +105,20 @@ mod tests {
         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
 
     fn check_text(text: &str) -> Result<(), Refusal> {
-        check(&Message::parse(text.as_bytes(), 32).unwrap(), 4)
+        check(&Message::parse(text.as_bytes(), 32).unwrap(), 4, false)
     }
 
     #[test]
     fn a_good_request_passes() {
         assert_eq!(check_text(GOOD), Ok(()));
+    }
+
+    #[test]
+    fn streams_need_content_length() {
+        let without = GOOD.replace("Content-Length: 0\r\n", "");
+        let message = Message::parse(without.as_bytes(), 32).unwrap();
+        assert_eq!(check(&message, 4, false), Ok(()));
+        assert_eq!(check(&message, 4, true).map_err(|r| r.status), Err(400));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use super::server::{Event, Ids, Outlet};
 use crate::config::Limits;
 use crate::core::Flow;
-use crate::sip::{Frame, Transport, next_frame};
+use crate::sip::{Frame, FramingError, Transport, next_frame};
 
 /// Messages queued for one connection before the core's sends to it are dropped.
 const OUTBOX: usize = 64;
@@ -205,6 +205,11 @@ async fn read<R: AsyncRead + Unpin>(
                 }
                 Err(error) => {
                     warn!(source = %flow.remote, transport = %flow.transport, reason = %error, "dropped stream");
+                    if let FramingError::MissingContentLength(head) = error {
+                        // The core answers it 400 before the connection closes.
+                        let bytes = buffer[..head].to_vec();
+                        let _ = context.events.send(Event::Message { bytes, flow }).await;
+                    }
                     return Err("framing error");
                 }
             }

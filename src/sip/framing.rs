@@ -20,8 +20,10 @@ pub enum Frame {
 pub enum FramingError {
     #[error("message larger than the limit")]
     TooLarge,
+    /// The header section (this many bytes) has no Content-Length: it can still be answered 400
+    /// before the connection is closed.
     #[error("no Content-Length on a stream transport")]
-    MissingContentLength,
+    MissingContentLength(usize),
     #[error("malformed Content-Length")]
     BadContentLength,
 }
@@ -48,7 +50,8 @@ pub fn next_frame(buf: &[u8], max_message: usize) -> Result<Frame, FramingError>
             Ok(Frame::Incomplete)
         };
     };
-    let length = content_length(&window[..head_len])?;
+    let length = content_length(&window[..head_len])?
+        .ok_or(FramingError::MissingContentLength(body_start))?;
     let total = body_start
         .checked_add(length)
         .filter(|&t| t <= max_message)
@@ -60,7 +63,7 @@ pub fn next_frame(buf: &[u8], max_message: usize) -> Result<Frame, FramingError>
     })
 }
 
-fn content_length(head: &[u8]) -> Result<usize, FramingError> {
+fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
     let mut found = None;
     for line in head.split(|&b| b == b'\n').skip(1) {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -82,7 +85,7 @@ fn content_length(head: &[u8]) -> Result<usize, FramingError> {
         }
         found = Some(length);
     }
-    found.ok_or(FramingError::MissingContentLength)
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -127,7 +130,7 @@ mod tests {
         let none = b"OPTIONS sip:x SIP/2.0\r\nCall-ID: a\r\n\r\n";
         assert_eq!(
             next_frame(none, 4096),
-            Err(FramingError::MissingContentLength)
+            Err(FramingError::MissingContentLength(none.len()))
         );
         let bad = b"OPTIONS sip:x SIP/2.0\r\nl: -1\r\n\r\n";
         assert_eq!(next_frame(bad, 4096), Err(FramingError::BadContentLength));
