@@ -602,7 +602,11 @@ impl Core {
         };
         if !call.answered {
             info!(source = %flow.remote, "call cancelled by the caller");
-            self.give_up(id, &mut call, 487, now, actions);
+            call.answered = true;
+            let bytes =
+                Response::to(&call.request, call.upstream.remote, 487, reason(487)).finish();
+            self.respond_upstream(id, &mut call, 487, bytes, now, actions);
+            self.cancel_branches(id, &mut call, now, actions);
         }
         self.put_back(id, call);
         Reply::new(200, "OK")
@@ -672,8 +676,11 @@ impl Core {
             match slot {
                 Slot::Ring => {
                     if !call.answered {
+                        // A device that already said busy gives a better answer than our 480.
                         info!(source = %call.upstream.remote, "no answer within the ring time");
-                        self.give_up(id, &mut call, 480, now, actions);
+                        consider(&mut call.best, 480, None);
+                        self.send_best(id, &mut call, now, actions);
+                        self.cancel_branches(id, &mut call, now, actions);
                     }
                 }
                 Slot::Server(timer) => {
@@ -720,46 +727,27 @@ impl Core {
             .iter()
             .filter_map(|c| c.target.as_ref())
             .all(|t| t.final_status.is_some());
-        if call.answered || !all {
-            return;
+        if !call.answered && all {
+            self.send_best(id, call, now, actions);
         }
+    }
+
+    /// Sends the best final response so far upstream (§16.7 step 6).
+    fn send_best(&mut self, id: u64, call: &mut Call, now: u64, actions: &mut Vec<Action>) {
         call.answered = true;
         let best = call.best.take().unwrap_or(Best {
             status: 480,
             bytes: None,
         });
         let (status, bytes) = match best {
-            // §16.7 step 6: a 503 from downstream must not make the caller think we are down.
+            // A 503 from downstream must not make the caller think that hotline is down.
             Best { status: 503, .. } => (500, None),
-            Best {
-                status,
-                bytes: Some(bytes),
-            } => (status, Some(bytes)),
-            Best {
-                status,
-                bytes: None,
-            } => (status, None),
+            Best { status, bytes } => (status, bytes),
         };
         let bytes = bytes.unwrap_or_else(|| {
             Response::to(&call.request, call.upstream.remote, status, reason(status)).finish()
         });
         self.respond_upstream(id, call, status, bytes, now, actions);
-    }
-
-    /// Answers the caller with `status` now and cancels every branch (CANCEL, ring timeout).
-    fn give_up(
-        &mut self,
-        id: u64,
-        call: &mut Call,
-        status: u16,
-        now: u64,
-        actions: &mut Vec<Action>,
-    ) {
-        call.answered = true;
-        let bytes =
-            Response::to(&call.request, call.upstream.remote, status, reason(status)).finish();
-        self.respond_upstream(id, call, status, bytes, now, actions);
-        self.cancel_branches(id, call, now, actions);
     }
 
     fn cancel_branches(&mut self, id: u64, call: &mut Call, now: u64, actions: &mut Vec<Action>) {
@@ -927,12 +915,16 @@ impl Core {
 }
 
 /// Keeps the better of two final responses (§16.7 step 6): a 6xx wins, else the lowest class;
-/// within a class the first stays.
+/// within a class a phone's response beats one hotline made, else the first stays.
 fn consider(best: &mut Option<Best>, status: u16, bytes: Option<Vec<u8>>) {
     let better = match best {
         None => true,
         Some(current) if current.status >= 600 => false,
-        Some(current) => status >= 600 || status / 100 < current.status / 100,
+        Some(current) if status >= 600 || status / 100 < current.status / 100 => true,
+        // Within a class, what a phone said beats what hotline made up (a dead connection's 480).
+        Some(current) => {
+            status / 100 == current.status / 100 && current.bytes.is_none() && bytes.is_some()
+        }
     };
     if better {
         *best = Some(Best { status, bytes });

@@ -154,6 +154,11 @@ impl Server {
         })
     }
 
+    /// Every log line so far (since the last start).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.state.lock().unwrap().lines.clone()
+    }
+
     /// Runs `hotline --config <this server's file> ARGS…` to completion.
     pub fn hotline(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_hotline"))
