@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod dialog;
+pub mod limits;
 pub mod proxy;
 pub mod registrar;
 pub mod sanity;
