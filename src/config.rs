@@ -41,6 +41,7 @@ pub struct Config {
     pub tls: Tls,
     pub registrar: Registrar,
     pub proxy: Proxy,
+    pub flood: Flood,
     pub auth: Auth,
     pub limits: Limits,
     pub log: Log,
@@ -88,6 +89,25 @@ pub struct Proxy {
     pub max_dialogs: usize,
     /// Seconds after which a dialog is forgotten even without a BYE.
     pub dialog_lifetime: u64,
+}
+
+/// Flood limits per source address and per IPv6 prefix (Kamailio's pike, aware that one
+/// attacker owns a whole prefix).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Flood {
+    /// Seconds of the counting window.
+    pub window: u64,
+    /// Requests per window from one address.
+    pub per_address: u32,
+    /// `[prefix length, requests per window]` for all the addresses of one prefix.
+    pub per_prefix: Vec<(u8, u32)>,
+    /// Refused requests per window answered `403 Flood detected`; the rest are dropped.
+    pub reply_budget: u32,
+    /// Seconds a flooding source must stay under its limit to be let in again.
+    pub cooldown: u64,
+    /// Sources and prefixes tracked in all (a fixed table).
+    pub capacity: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -139,6 +159,7 @@ impl Default for Config {
             tls: Tls::default(),
             registrar: Registrar::default(),
             proxy: Proxy::default(),
+            flood: Flood::default(),
             auth: Auth::default(),
             limits: Limits::default(),
             log: Log::default(),
@@ -176,6 +197,34 @@ impl Default for Proxy {
             ring_timeout: 60,
             max_dialogs: 4096,
             dialog_lifetime: 12 * 3600,
+        }
+    }
+}
+
+impl Default for Flood {
+    /// The reasons for these figures are on [`crate::core::limits::Settings`].
+    fn default() -> Flood {
+        let limits = crate::core::limits::Settings::default();
+        Flood {
+            window: limits.window_ms / 1000,
+            per_address: limits.per_address,
+            per_prefix: limits.per_prefix,
+            reply_budget: limits.reply_budget,
+            cooldown: limits.cooldown_ms / 1000,
+            capacity: limits.capacity,
+        }
+    }
+}
+
+impl Flood {
+    pub fn settings(&self) -> crate::core::limits::Settings {
+        crate::core::limits::Settings {
+            window_ms: self.window * 1000,
+            per_address: self.per_address,
+            per_prefix: self.per_prefix.clone(),
+            reply_budget: self.reply_budget,
+            cooldown_ms: self.cooldown * 1000,
+            capacity: self.capacity,
         }
     }
 }
@@ -307,6 +356,25 @@ impl Config {
                 "use [\"MD5\", \"SHA-256\"], [\"SHA-256\", \"MD5\"] or one of them",
             );
         }
+        if let Some((length, _)) = self
+            .flood
+            .per_prefix
+            .iter()
+            .find(|(l, n)| *l == 0 || *l >= 128 || *n == 0)
+        {
+            return invalid(
+                "flood.per_prefix",
+                &format!("has the prefix length {length} or a limit of 0"),
+                "give [length, limit] pairs with lengths from 1 to 127, such as [[64, 120], [48, 400]]",
+            );
+        }
+        if self.flood.capacity > 1 << 20 {
+            return invalid(
+                "flood.capacity",
+                &format!("is {}", self.flood.capacity),
+                "use at most 1048576 entries (default 16384)",
+            );
+        }
         let r = &self.registrar;
         if r.min_expires == 0
             || r.min_expires > r.default_expires
@@ -328,6 +396,10 @@ impl Config {
             ("proxy.ring_timeout", self.proxy.ring_timeout),
             ("proxy.max_dialogs", self.proxy.max_dialogs as u64),
             ("proxy.dialog_lifetime", self.proxy.dialog_lifetime),
+            ("flood.window", self.flood.window),
+            ("flood.per_address", u64::from(self.flood.per_address)),
+            ("flood.cooldown", self.flood.cooldown),
+            ("flood.capacity", self.flood.capacity as u64),
             ("auth.nonce_ttl", self.auth.nonce_ttl),
             (
                 "auth.max_tracked_nonces",

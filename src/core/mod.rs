@@ -22,6 +22,7 @@ use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 
 use self::auth::{Authenticator, Rejection, Verdict, parse_credentials};
 use self::dialog::Dialogs;
+use self::limits::{Limiter, Verdict as FloodVerdict};
 use self::proxy::Calls;
 use self::registrar::{Binding, RegisterError, Registrar};
 use self::transaction::{Key, ServerTransactions, Timers};
@@ -120,6 +121,7 @@ pub struct Core {
     transactions: ServerTransactions,
     calls: Calls,
     dialogs: Dialogs,
+    limiter: Limiter,
 }
 
 impl Core {
@@ -151,6 +153,7 @@ impl Core {
             registrar: Registrar::new(config.registrar.clone(), bindings, now_ms),
             transactions: ServerTransactions::new(config.limits.max_transactions),
             calls: Calls::new(Timers::default(), config.limits.max_transactions, now_ms),
+            limiter: Limiter::new(config.flood.settings()),
             dialogs: Dialogs::new(
                 config.proxy.max_dialogs,
                 config.proxy.dialog_lifetime * 1000,
@@ -183,6 +186,16 @@ impl Core {
     /// Handles one message and appends what must be sent.
     pub fn handle(&mut self, input: Inbound<'_>, now_ms: u64, actions: &mut Vec<Action>) {
         let flow = input.flow;
+        let flood = self.limiter.check(flow.remote.ip(), now_ms);
+        if flood != FloodVerdict::Allow {
+            for scope in self.limiter.take_new_floods() {
+                security::report(security::Event::Flood, &flow, format_args!("scope={scope}"));
+            }
+            if flood == FloodVerdict::Refuse {
+                self.refuse_flood(input.bytes, flow, actions);
+            }
+            return;
+        }
         let message = match Message::parse(input.bytes, self.max_headers) {
             Ok(message) => message,
             Err(error) => {
@@ -247,6 +260,19 @@ impl Core {
             flow,
             bytes: response,
         });
+    }
+
+    /// `403 Flood detected`, statelessly, to a request that can be answered at all.
+    fn refuse_flood(&self, bytes: &[u8], flow: Flow, actions: &mut Vec<Action>) {
+        let Ok(request) = Message::parse(bytes, self.max_headers) else {
+            return;
+        };
+        let answerable =
+            request.top_via().is_some() && !matches!(request.method(), None | Some(Method::Ack));
+        if answerable {
+            let bytes = Reply::new(403, "Flood detected").build(&request, flow.remote);
+            actions.push(Action::Send { flow, bytes });
+        }
     }
 
     /// When [`Core::handle_timeout`] should next be called, if any timer runs.

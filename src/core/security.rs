@@ -13,12 +13,15 @@ use super::registrar::Flow;
 pub enum Event {
     /// Wrong credentials, or credentials for a user that does not exist.
     AuthenticationFailed,
+    /// A source or prefix went over its flood limit.
+    Flood,
 }
 
 impl Event {
     pub fn as_str(self) -> &'static str {
         match self {
             Event::AuthenticationFailed => "authentication failed",
+            Event::Flood => "flood detected",
         }
     }
 }

@@ -475,3 +475,28 @@ fn bindings_survive_through_the_store_shape() {
     assert_eq!(contacts.len(), 1);
     assert_eq!(contacts[0].flow.remote, remote);
 }
+
+#[test]
+fn a_flooding_source_gets_403_then_silence() {
+    let mut core = core();
+    let options = |n: u32| {
+        format!(
+            "OPTIONS sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::5]:5070;branch=z9hG4bKf{n}\r\n\
+             From: <sip:monitor@{DOMAIN}>;tag=m\r\nTo: <sip:{DOMAIN}>\r\nCall-ID: f{n}\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let limit = Config::default().flood.per_address;
+    for n in 0..limit {
+        assert_eq!(exchange(&mut core, &options(n), T0).status(), Some(200));
+    }
+    let refused = exchange(&mut core, &options(limit), T0);
+    assert_eq!(
+        (refused.status(), refused.reason()),
+        (Some(403), Some("Flood detected"))
+    );
+    for n in limit + 1..limit + 3 {
+        assert_eq!(exchange(&mut core, &options(n), T0).status(), Some(403));
+    }
+    silent(&mut core, options(limit + 3).as_bytes());
+}

@@ -76,13 +76,20 @@ pub struct Server {
 impl Server {
     /// Starts a server on ephemeral ports of `[::1]`. `extra_toml` holds tables such as
     /// `[registrar]` appended to the configuration.
+    ///
+    /// Every test speaks from `[::1]`, far faster than a phone, so the flood limits are raised
+    /// out of the way unless `extra_toml` has a `[flood]` table of its own.
     pub fn start(extra_toml: &str) -> Server {
         let dir = TempDir::new().expect("temporary directory");
         let config = dir.path().join("hotline.toml");
         let data_dir = dir.path().join("data");
+        let flood = match extra_toml.contains("[flood]") {
+            true => "",
+            false => "[flood]\nper_address = 1000000\nper_prefix = [[64, 1000000]]\n",
+        };
         let text = format!(
             "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\n[listen]\nudp = [\"[::1]:0\"]\n\
-             tcp = [\"[::1]:0\"]\ntls = [\"[::1]:0\"]\n{extra_toml}\n",
+             tcp = [\"[::1]:0\"]\ntls = [\"[::1]:0\"]\n{flood}{extra_toml}\n",
             data_dir.display()
         );
         std::fs::write(&config, text).expect("write the configuration");
