@@ -18,7 +18,8 @@ fn filter_matches_security_events_and_nothing_else() {
         Path::new(COMMON_CONF).exists(),
         "fail2ban is not installed: run .ci/run (or apt-get install fail2ban)"
     );
-    let server = Server::start("");
+    // Low enough for the end of the test to flood, high enough for its first part.
+    let server = Server::start("[flood]\nper_address = 30\nper_prefix = [[64, 1000]]\n");
     let password = server.user_add("1000", "Alice");
     let mut client = Client::connect(&server, Transport::Udp);
     let ok = client.register("1000", &password, Algorithm::Md5, "");
@@ -37,6 +38,17 @@ fn filter_matches_security_events_and_nothing_else() {
         Some(403)
     );
     server.wait_for_logs("authentication failed", 4);
+    let mut flooder = Client::connect(&server, Transport::Udp);
+    let request = flooder.request(
+        "OPTIONS",
+        &format!("sip:{}", common::DOMAIN),
+        "sip:x@hotline.test",
+        "",
+    );
+    for _ in 0..40 {
+        flooder.send_raw(request.as_bytes());
+    }
+    server.wait_for_log("flood detected");
 
     let dir = tempfile::tempdir().unwrap();
     let filters = dir.path().join("filter.d");
@@ -53,7 +65,7 @@ fn filter_matches_security_events_and_nothing_else() {
         .log_lines()
         .into_iter()
         .partition(|line| line.contains("hotline::security"));
-    assert!(events.len() >= 4, "{events:?}");
+    assert!(events.len() >= 5, "{events:?}");
     assert!(
         others.iter().any(|l| l.contains("registered")),
         "{others:?}"
