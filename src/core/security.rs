@@ -13,12 +13,18 @@ use super::registrar::Flow;
 pub enum Event {
     /// Wrong credentials, or credentials for a user that does not exist.
     AuthenticationFailed,
+    /// Too many authentication failures: the source's messages are dropped for a while.
+    Banned,
+    /// A request from a known scanner, dropped (logged once per source and window).
+    Scanner,
 }
 
 impl Event {
     pub fn as_str(self) -> &'static str {
         match self {
             Event::AuthenticationFailed => "authentication failed",
+            Event::Banned => "banned",
+            Event::Scanner => "scanner",
         }
     }
 }
