@@ -43,7 +43,15 @@ fn core() -> Core {
         })
         .collect();
     let listeners = vec![(Transport::Udp, "[::1]:5060".parse().expect("an address"))];
-    Core::new(&config(), listeners, SECRET, users, Vec::new(), T0)
+    Core::new(
+        &config(),
+        listeners,
+        SECRET,
+        users,
+        Vec::new(),
+        Vec::new(),
+        T0,
+    )
 }
 
 fn user() -> User {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::core::auth::Algorithm;
+use crate::core::bans::MAX_FAILURES;
 use crate::sip::Host;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,7 @@ pub struct Config {
     pub flood: Flood,
     pub auth: Auth,
     pub limits: Limits,
+    pub bans: Bans,
     pub log: Log,
 }
 
@@ -142,6 +144,22 @@ pub struct Limits {
     pub max_transactions: usize,
 }
 
+/// Banning sources that fail authentication again and again (see [`crate::core::bans`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bans {
+    /// Authentication failures from one address, or from one prefix, that ban it.
+    pub failures: u32,
+    /// Seconds within which those failures count.
+    pub window: u64,
+    /// Seconds a ban lasts.
+    pub duration: u64,
+    /// Length of the prefix whose addresses count together (a /64 is one subnet, one owner).
+    pub prefix: u8,
+    /// Sources whose failures are counted, and bans held, each.
+    pub capacity: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
@@ -162,6 +180,7 @@ impl Default for Config {
             flood: Flood::default(),
             auth: Auth::default(),
             limits: Limits::default(),
+            bans: Bans::default(),
             log: Log::default(),
         }
     }
@@ -250,6 +269,18 @@ impl Default for Limits {
             idle_timeout: 3660,
             partial_message_timeout: 10,
             max_transactions: 16 * 1024,
+        }
+    }
+}
+
+impl Default for Bans {
+    fn default() -> Bans {
+        Bans {
+            failures: 5,
+            window: 600,
+            duration: 3600,
+            prefix: 64,
+            capacity: 4096,
         }
     }
 }
@@ -421,12 +452,30 @@ impl Config {
                 "limits.max_transactions",
                 self.limits.max_transactions as u64,
             ),
+            ("bans.window", self.bans.window),
+            ("bans.duration", self.bans.duration),
+            ("bans.capacity", self.bans.capacity as u64),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return invalid(
                 key,
                 "is 0",
                 "use a positive number (the defaults are in config/hotline.toml)",
+            );
+        }
+        if !(1..=MAX_FAILURES).contains(&self.bans.failures) {
+            return invalid(
+                "bans.failures",
+                &format!("is {}", self.bans.failures),
+                "use a number from 1 to 100 (default 5)",
+            );
+        }
+        if !(32..=128).contains(&self.bans.prefix) {
+            return invalid(
+                "bans.prefix",
+                &format!("is {}", self.bans.prefix),
+                "use a prefix length from 32 to 128: 64 (one subnet, the default), 56 or 48 \
+                 (a customer's whole site), 128 (each address alone)",
             );
         }
         if !(1024..=65_535).contains(&self.limits.max_message_size) {
@@ -501,6 +550,24 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .starts_with("`registrar`")
+        );
+
+        config = Config::parse("domain = \"x.org\"\n[bans]\nprefix = 16\n").unwrap();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("`bans.prefix`")
+        );
+
+        config = Config::parse("domain = \"x.org\"\n[bans]\nfailures = 0\n").unwrap();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("`bans.failures`")
         );
 
         config = Config::parse("domain = \"x.org\"\n[limits]\nmax_headers = 0\n").unwrap();

@@ -1,5 +1,5 @@
-//! The local control protocol, so that `hotline user …` works while `hotline serve` holds the
-//! database (redb lets one process at a time open the file).
+//! The local control protocol, so that `hotline user …` and `hotline ban …` work while
+//! `hotline serve` holds the database (redb lets one process at a time open the file).
 //!
 //! The server listens on [`SOCKET_NAME`] in the data directory. A client connects, writes one
 //! [`Request`] as TOML text, shuts down its write half and reads one [`Reply`] as TOML text until
@@ -19,6 +19,7 @@ use ring::rand::SecureRandom;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::core::bans::{Ban, ScopeError, Target};
 use crate::core::user::{Extension, User, new_password};
 use crate::store::{Store, StoreError};
 
@@ -48,6 +49,11 @@ pub enum Request {
         extension: String,
     },
     ListUsers,
+    ListBans,
+    /// Lifts the bans `scope` names (see [`Target`]): an address, or an exact prefix.
+    RemoveBan {
+        scope: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +74,13 @@ pub enum Reply {
     Users {
         users: Vec<UserSummary>,
     },
+    Bans {
+        bans: Vec<BanSummary>,
+    },
+    /// The scopes whose bans were lifted.
+    BansLifted {
+        scopes: Vec<String>,
+    },
     /// A message for the person at the CLI: what is wrong and how to fix it.
     Failed {
         message: String,
@@ -85,6 +98,24 @@ impl From<&User> for UserSummary {
         UserSummary {
             extension: user.extension.to_string(),
             display_name: user.display_name.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanSummary {
+    pub scope: String,
+    /// Unix time in milliseconds when the ban ends.
+    pub until_ms: u64,
+    pub reason: String,
+}
+
+impl From<&Ban> for BanSummary {
+    fn from(ban: &Ban) -> BanSummary {
+        BanSummary {
+            scope: ban.scope.to_string(),
+            until_ms: ban.until_ms,
+            reason: ban.reason.clone(),
         }
     }
 }
@@ -123,8 +154,32 @@ pub fn execute(store: &Store, realm: &str, rng: &dyn SecureRandom, request: &Req
                 users: users.iter().map(UserSummary::from).collect(),
             })
             .map_err(|error| error.to_string()),
+        Request::ListBans => store
+            .bans(crate::net::now_ms())
+            .map(|bans| Reply::Bans {
+                bans: bans.iter().map(BanSummary::from).collect(),
+            })
+            .map_err(|error| error.to_string()),
+        Request::RemoveBan { scope } => remove_ban(store, scope),
     };
     result.unwrap_or_else(|message| Reply::Failed { message })
+}
+
+fn remove_ban(store: &Store, scope: &str) -> Result<Reply, String> {
+    let target: Target = scope
+        .parse()
+        .map_err(|error: ScopeError| error.to_string())?;
+    let removed = store
+        .remove_bans(|scope| target.matches(scope))
+        .map_err(|error| error.to_string())?;
+    if removed.is_empty() {
+        return Err(format!(
+            "no ban covers {target}: `hotline ban list` shows the bans"
+        ));
+    }
+    Ok(Reply::BansLifted {
+        scopes: removed.iter().map(ToString::to_string).collect(),
+    })
 }
 
 fn add_user(
@@ -296,6 +351,10 @@ mod tests {
                 extension: "1000".into(),
             },
             Request::ListUsers,
+            Request::ListBans,
+            Request::RemoveBan {
+                scope: "2001:db8:1:2::/64".into(),
+            },
         ]
     }
 
@@ -318,6 +377,17 @@ mod tests {
             },
             Reply::Failed {
                 message: "line one\nline two".into(),
+            },
+            Reply::Bans { bans: vec![] },
+            Reply::Bans {
+                bans: vec![BanSummary {
+                    scope: "::1/128".into(),
+                    until_ms: 1_800_000_000_000,
+                    reason: "5 authentication failures in 600 s".into(),
+                }],
+            },
+            Reply::BansLifted {
+                scopes: vec!["::1/128".into(), "::/64".into()],
             },
         ]
     }
@@ -461,6 +531,59 @@ mod tests {
             run(Request::ListUsers),
             Reply::Users {
                 users: vec![summary("2000", "Bob")]
+            }
+        );
+    }
+
+    #[test]
+    fn execute_lists_and_lifts_bans() {
+        let (_dir, store) = store();
+        let rng = SystemRandom::new();
+        let run = |request: Request| execute(&store, "example.org", &rng, &request);
+        let remove = |scope: &str| Request::RemoveBan {
+            scope: scope.into(),
+        };
+        let until_ms = crate::net::now_ms() + 3_600_000;
+        let ban = |scope: &str| Ban {
+            scope: scope.parse().unwrap(),
+            until_ms,
+            reason: "3 authentication failures in 600 s".into(),
+        };
+        let bans = [
+            ban("2001:db8:1:2::/64"),
+            ban("2001:db8:1:2::5"),
+            ban("2001:db8::66"),
+        ];
+        store.save_bans(&bans, 0).unwrap();
+        assert_eq!(
+            run(Request::ListBans),
+            Reply::Bans {
+                bans: bans.iter().map(BanSummary::from).collect()
+            }
+        );
+
+        let message = failed(run(remove("2001:db8::/200")));
+        assert!(message.contains("2001:db8:1:2::/64"), "{message}");
+        let message = failed(run(remove("2001:db8::67")));
+        assert!(message.contains("no ban covers 2001:db8::67"), "{message}");
+        assert!(message.contains("hotline ban list"), "{message}");
+        // An exact scope lifts that ban alone, an address every ban that covers it.
+        assert_eq!(
+            run(remove("2001:db8:1:2::5/128")),
+            Reply::BansLifted {
+                scopes: vec!["2001:db8:1:2::5/128".into()]
+            }
+        );
+        assert_eq!(
+            run(remove("2001:db8:1:2::7")),
+            Reply::BansLifted {
+                scopes: vec!["2001:db8:1:2::/64".into()]
+            }
+        );
+        assert_eq!(
+            run(Request::ListBans),
+            Reply::Bans {
+                bans: vec![BanSummary::from(&bans[2])]
             }
         );
     }

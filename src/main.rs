@@ -1,4 +1,4 @@
-//! The `hotline` command: the server and the tools to manage its users.
+//! The `hotline` command: the server and the tools to manage its users and bans.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use hotline::config::Config;
-use hotline::control::{self, ControlError, Reply, Request, UserSummary};
+use hotline::control::{self, BanSummary, ControlError, Reply, Request, UserSummary};
+use hotline::core::bans::Utc;
 use hotline::store::Store;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
@@ -31,6 +32,24 @@ enum Command {
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+    /// Show or lift bans of sources that failed authentication too often: works whether or not
+    /// the server is running.
+    Ban {
+        #[command(subcommand)]
+        action: BanAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum BanAction {
+    /// List the bans in force.
+    List,
+    /// Lift bans: an address (2001:db8::66) lifts every ban that covers it, a prefix
+    /// (2001:db8:1:2::/64 or 2001:db8::66/128) exactly that ban.
+    Remove {
+        #[arg(value_name = "ADDR_OR_PREFIX")]
+        scope: String,
     },
 }
 
@@ -87,6 +106,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let reply = manage(&config, &request)?;
             Ok(print_reply(&config, &reply))
         }
+        Command::Ban { action } => {
+            let request = match action {
+                BanAction::List => Request::ListBans,
+                BanAction::Remove { scope } => Request::RemoveBan { scope },
+            };
+            let reply = manage(&config, &request)?;
+            Ok(print_reply(&config, &reply))
+        }
     }
 }
 
@@ -132,12 +159,36 @@ fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
                 println!("{:<16} {}", user.extension, user.display_name);
             }
         }
+        Reply::Bans { bans } if bans.is_empty() => println!("No bans."),
+        Reply::Bans { bans } => {
+            let now = hotline::net::now_ms();
+            for ban in bans {
+                print_ban(ban, now);
+            }
+        }
+        Reply::BansLifted { scopes } => {
+            for scope in scopes {
+                println!("Lifted the ban of {scope}.");
+            }
+        }
         Reply::Failed { message } => {
             eprintln!("hotline: {message}");
             return ExitCode::FAILURE;
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `2001:db8::66/128  until 2027-01-15T08:00:00Z (60 min left)  5 authentication failures …`;
+/// the widest scope is 43 characters.
+fn print_ban(ban: &BanSummary, now_ms: u64) {
+    let minutes = ban.until_ms.saturating_sub(now_ms).div_ceil(60_000);
+    println!(
+        "{:<43}  until {} ({minutes} min left)  {}",
+        ban.scope,
+        Utc(ban.until_ms),
+        ban.reason
+    );
 }
 
 fn describe(user: &UserSummary) -> String {

@@ -2,11 +2,13 @@
 //! or a file, so every behaviour is testable with simulated time.
 
 pub mod auth;
+pub mod bans;
 pub mod dialog;
 pub mod limits;
 pub mod proxy;
 pub mod registrar;
 pub mod sanity;
+pub mod scanners;
 pub mod security;
 pub mod transaction;
 pub mod user;
@@ -21,10 +23,12 @@ use crate::config::Config;
 use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 
 use self::auth::{Authenticator, Rejection, Verdict, parse_credentials};
+use self::bans::{Ban, Bans, Scope, Utc};
 use self::dialog::Dialogs;
 use self::limits::{Limiter, Verdict as FloodVerdict};
 use self::proxy::Calls;
 use self::registrar::{Binding, RegisterError, Registrar};
+use self::scanners::Sightings;
 use self::transaction::{Key, ServerTransactions, Timers};
 use self::user::{Extension, User};
 
@@ -122,17 +126,22 @@ pub struct Core {
     calls: Calls,
     dialogs: Dialogs,
     limiter: Limiter,
+    bans: Bans,
+    scanners: Sightings,
+    /// Bans started since the net layer last took them, to be written to the store.
+    new_bans: Vec<Ban>,
 }
 
 impl Core {
-    /// A core for `config` listening at `listeners`, with the install's secret, the users and
-    /// the bindings from the store.
+    /// A core for `config` listening at `listeners`, with the install's secret, the users, the
+    /// bindings and the bans from the store.
     pub fn new(
         config: &Config,
         listeners: Vec<(Transport, SocketAddr)>,
         secret: [u8; 32],
         users: Vec<User>,
         bindings: Vec<(Extension, Binding)>,
+        bans: Vec<Ban>,
         now_ms: u64,
     ) -> Core {
         let mut core = Core {
@@ -158,9 +167,19 @@ impl Core {
                 config.proxy.max_dialogs,
                 config.proxy.dialog_lifetime * 1000,
             ),
+            bans: Bans::new(&config.bans),
+            scanners: Sightings::new(
+                config.bans.window.saturating_mul(1000),
+                config.bans.prefix,
+                config.bans.capacity,
+            ),
+            new_bans: Vec::new(),
         };
         for user in users {
             core.set_user(user);
+        }
+        for ban in bans {
+            core.bans.insert(ban);
         }
         core
     }
@@ -186,6 +205,13 @@ impl Core {
     /// Handles one message and appends what must be sent.
     pub fn handle(&mut self, input: Inbound<'_>, now_ms: u64, actions: &mut Vec<Action>) {
         let flow = input.flow;
+        // Before parsing: a banned source costs as little as possible and learns nothing.
+        if let Some(dropped) = self.bans.drop_from(flow.remote.ip(), now_ms) {
+            if dropped.first {
+                info!(source = %flow.remote, transport = %flow.transport, scope = %dropped.scope, until = %Utc(dropped.until_ms), "dropping messages from a banned source");
+            }
+            return;
+        }
         let flood = self.limiter.check(flow.remote.ip(), now_ms);
         if flood != FloodVerdict::Allow {
             for scope in self.limiter.take_new_floods() {
@@ -207,6 +233,9 @@ impl Core {
             self.proxy_response(message, flow, now_ms, actions);
             return;
         };
+        if self.is_from_scanner(&message, &flow, now_ms) {
+            return;
+        }
         let Some(via) = message.top_via() else {
             info!(source = %flow.remote, transport = %flow.transport, reason = "missing or malformed Via", "dropped request");
             return;
@@ -280,13 +309,17 @@ impl Core {
         self.calls.next_timer()
     }
 
-    /// Expires bindings, dialogs and completed transactions; call about once a second.
+    /// Expires bindings, dialogs, completed transactions and bans; call about once a second.
     pub fn tick(&mut self, now_ms: u64) {
         self.transactions.expire(now_ms);
         self.dialogs.expire(now_ms);
         for extension in self.registrar.expire(now_ms) {
             info!(%extension, "binding expired");
         }
+        for ended in self.bans.expire(now_ms) {
+            info!(scope = %ended.ban.scope, dropped = ended.dropped, "ban ended");
+        }
+        self.scanners.expire(now_ms);
     }
 
     pub fn connection_closed(&mut self, connection: ConnectionId) {
@@ -296,6 +329,16 @@ impl Core {
     /// Bindings changed since the last call, for one batched write to the database.
     pub fn take_changed_bindings(&mut self) -> Vec<(Extension, Vec<Binding>)> {
         self.registrar.take_dirty()
+    }
+
+    /// Bans started since the last call, to be written to the database.
+    pub fn take_new_bans(&mut self) -> Vec<Ban> {
+        std::mem::take(&mut self.new_bans)
+    }
+
+    /// Lifts the ban of exactly `scope` (after `hotline ban remove`); false if there was none.
+    pub fn lift_ban(&mut self, scope: &Scope) -> bool {
+        self.bans.remove(scope)
     }
 
     /// The registrar of RFC 3261 §10.3.
@@ -381,9 +424,49 @@ impl Core {
                     flow,
                     format_args!("user={:?} reason={reason:?}", credentials.username),
                 );
+                self.count_failure(flow, now_ms);
                 Err(Reply::new(403, "Forbidden"))
             }
         }
+    }
+
+    /// Counts an authentication failure toward a ban of its source.
+    fn count_failure(&mut self, flow: &Flow, now_ms: u64) {
+        if let Some(ban) = self.bans.record_failure(flow.remote.ip(), now_ms) {
+            security::report(
+                security::Event::Banned,
+                flow,
+                format_args!(
+                    "scope={} until={} failures={}",
+                    ban.scope,
+                    Utc(ban.until_ms),
+                    self.bans.threshold()
+                ),
+            );
+            self.new_bans.push(ban);
+        }
+    }
+
+    /// A request from a known scanner: dropped without a reply, logged once per source and
+    /// window.
+    fn is_from_scanner(&mut self, request: &Message, flow: &Flow, now_ms: u64) -> bool {
+        let Some(name) = request
+            .headers(HeaderName::UserAgent)
+            .find_map(scanners::scanner)
+        else {
+            return false;
+        };
+        if self.scanners.first_in_window(flow.remote.ip(), now_ms) {
+            security::report(
+                security::Event::Scanner,
+                flow,
+                format_args!(
+                    "user_agent={name} method={:?}",
+                    request.method_text().unwrap_or_default()
+                ),
+            );
+        }
+        true
     }
 
     fn challenge(&mut self, kind: AuthKind, now_ms: u64, stale: bool) -> Reply {
@@ -423,6 +506,8 @@ impl Core {
     }
 }
 
+#[cfg(test)]
+mod bans_tests;
 #[cfg(test)]
 mod proxy_tests;
 #[cfg(test)]

@@ -57,7 +57,15 @@ impl Net {
             (Transport::Tcp, "[2001:db8::1]:5060".parse().unwrap()),
         ];
         Net {
-            core: Core::new(&config, listeners, [9; 32], users, Vec::new(), T0),
+            core: Core::new(
+                &config,
+                listeners,
+                [9; 32],
+                users,
+                Vec::new(),
+                Vec::new(),
+                T0,
+            ),
             now: T0,
             placed: 0,
         }

@@ -15,6 +15,10 @@ pub enum Event {
     AuthenticationFailed,
     /// A source or prefix went over its flood limit.
     Flood,
+    /// Too many authentication failures: the source's messages are dropped for a while.
+    Banned,
+    /// A request from a known scanner, dropped (logged once per source and window).
+    Scanner,
 }
 
 impl Event {
@@ -22,6 +26,8 @@ impl Event {
         match self {
             Event::AuthenticationFailed => "authentication failed",
             Event::Flood => "flood detected",
+            Event::Banned => "banned",
+            Event::Scanner => "scanner detected",
         }
     }
 }

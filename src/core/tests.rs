@@ -21,7 +21,15 @@ fn core() -> Core {
         User::new(Extension::parse("1000").unwrap(), "Alice", DOMAIN, PASSWORD),
         User::new(Extension::parse("1001").unwrap(), "Bob", DOMAIN, PASSWORD),
     ];
-    Core::new(&config(), listeners(), [7; 32], users, Vec::new(), T0)
+    Core::new(
+        &config(),
+        listeners(),
+        [7; 32],
+        users,
+        Vec::new(),
+        Vec::new(),
+        T0,
+    )
 }
 
 fn listeners() -> Vec<(Transport, SocketAddr)> {
@@ -465,7 +473,15 @@ fn bindings_survive_through_the_store_shape() {
         DOMAIN,
         PASSWORD,
     )];
-    let restarted = Core::new(&config(), listeners(), [7; 32], users, saved, T0 + 1000);
+    let restarted = Core::new(
+        &config(),
+        listeners(),
+        [7; 32],
+        users,
+        saved,
+        Vec::new(),
+        T0 + 1000,
+    );
     let extension = Extension::parse("1000").unwrap();
     let remote: SocketAddr = "[2001:db8::5]:5070".parse().unwrap();
     let contacts: Vec<_> = restarted

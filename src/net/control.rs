@@ -1,4 +1,5 @@
-//! The server's end of the control socket: `hotline user …` while the server holds the database.
+//! The server's end of the control socket: `hotline user …` and `hotline ban …` while the server
+//! holds the database.
 //! Each change is written to the store first, then the core learns of it.
 
 use std::os::unix::fs::PermissionsExt;
@@ -105,7 +106,10 @@ async fn carry_out(
             Reply::Removed { extension } => {
                 Extension::parse(extension).ok().map(Event::UserRemoved)
             }
-            Reply::Users { .. } | Reply::Failed { .. } => None,
+            Reply::BansLifted { scopes } => Some(Event::BansLifted(
+                scopes.iter().filter_map(|s| s.parse().ok()).collect(),
+            )),
+            Reply::Users { .. } | Reply::Bans { .. } | Reply::Failed { .. } => None,
         };
         (reply, event)
     })
@@ -116,6 +120,11 @@ async fn carry_out(
                 match &event {
                     Event::UserChanged(user) => info!(extension = %user.extension, "user saved"),
                     Event::UserRemoved(extension) => info!(%extension, "user removed"),
+                    Event::BansLifted(scopes) => {
+                        for scope in scopes {
+                            info!(%scope, "ban lifted");
+                        }
+                    }
                     _ => {}
                 }
                 let _ = events.send(event).await;

@@ -1,9 +1,10 @@
 //! The tokio layer: sockets, connections and timers around the pure core.
 
+mod bans;
 mod control;
 mod server;
 pub mod socket;
 mod stream;
 pub mod tls;
 
-pub use server::{DATABASE_NAME, serve};
+pub use server::{DATABASE_NAME, now_ms, serve};

@@ -11,8 +11,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use super::bans::BanWriter;
 use super::{control, socket, stream, tls};
 use crate::config::Config;
+use crate::core::bans::Scope;
 use crate::core::user::{Extension, User};
 use crate::core::{Action, ConnectionId, Core, Flow, Inbound};
 use crate::sip::Transport;
@@ -31,6 +33,7 @@ pub enum Event {
     Closed(ConnectionId),
     UserChanged(User),
     UserRemoved(Extension),
+    BansLifted(Vec<Scope>),
 }
 
 /// Where to send bytes for a flow.
@@ -65,7 +68,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let secret = store.install_secret()?;
     let users = store.users()?;
     let bindings = store.bindings()?;
-    info!(domain = %config.domain, users = users.len(), bindings = bindings.len(), "database loaded");
+    let bans = store.bans(now_ms())?;
+    info!(domain = %config.domain, users = users.len(), bindings = bindings.len(), bans = bans.len(), "database loaded");
 
     let identity = if config.listen.tls.is_empty() {
         None
@@ -138,7 +142,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         events.clone(),
     )?;
     drop(events);
-    let mut core = Core::new(&config, listeners, secret, users, bindings, now_ms());
+    let ban_writer = BanWriter::spawn(store.clone());
+    let mut core = Core::new(&config, listeners, secret, users, bindings, bans, now_ms());
     let shutdown = shutdown_signal()?;
     info!("ready");
 
@@ -155,6 +160,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     for action in actions.drain(..) {
                         execute(action, &outlets, default_udp);
                     }
+                    ban_writer.save(core.take_new_bans());
                 }
                 Event::Opened { id, outlet } => {
                     outlets.insert(id, outlet);
@@ -165,6 +171,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 }
                 Event::UserChanged(user) => core.set_user(user),
                 Event::UserRemoved(extension) => core.remove_user(&extension),
+                Event::BansLifted(scopes) => {
+                    for scope in &scopes {
+                        core.lift_ban(scope);
+                    }
+                }
             },
             _ = tokio::time::sleep(Duration::from_millis(timer.unwrap_or(0))), if timer.is_some() => {
                 core.handle_timeout(now_ms(), &mut actions);
@@ -179,6 +190,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!("shutting down");
     persist(&store, &mut core).await;
+    ban_writer.finish().await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Durable state in one redb file: users, bindings, the per-install secret.
+//! Durable state in one redb file: users, bindings, bans, the per-install secret.
 //!
 //! Schema version 1, one redb table each (key → value):
 //!
@@ -10,6 +10,10 @@
 //! - `bindings`: `(extension: &str, contact: &str)` → `(expires_at: u64, call_id: &str, cseq: u32,
 //!   transport: u8, source: &str)`. Transport 0 is UDP, 1 TCP, 2 TLS; the source is a
 //!   [`std::net::SocketAddr`] as text (`[2001:db8::5]:5060`, which keeps an IPv6 scope id).
+//! - `bans`: scope `&str` (`2001:db8::66/128`, `2001:db8:1:2::/64`) → `(until: u64 (Unix
+//!   milliseconds), reason: &str)`. Added to version 1 without a new version: a file written
+//!   before it simply has no `bans` table (read as no bans, created on the first write), and a
+//!   hotline that predates it ignores the table.
 //!
 //! Every write is one transaction committed with [`Durability::Immediate`]: one fsync, on disk
 //! when the call returns. Bindings are written in batches by [`Store::save_bindings`] so that
@@ -18,6 +22,7 @@
 //! A file damaged outside redb fails its page checksums when opened (see [`Store::open`]), and
 //! every value is validated as it is decoded, so bad content is an error, not a panic.
 
+mod bans;
 mod bindings;
 mod users;
 
@@ -190,6 +195,7 @@ impl Store {
             txn.open_table(SECRETS)?;
             txn.open_table(users::USERS)?;
             txn.open_table(bindings::BINDINGS)?;
+            txn.open_table(bans::BANS)?;
             Ok(())
         })
     }

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -385,6 +385,45 @@ impl Client {
             local,
             call_id: unique("call-"),
             cseq: 0,
+        }
+    }
+
+    /// A UDP client whose requests come from `address` (one of this host's own).
+    pub fn connect_udp_from(server: &Server, address: IpAddr) -> Client {
+        let socket = UdpSocket::bind((address, 0)).expect("bind UDP");
+        socket
+            .connect(server.address(Transport::Udp))
+            .expect("connect UDP");
+        socket.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        Client {
+            transport: Transport::Udp,
+            local: socket.local_addr().unwrap(),
+            channel: Channel::Datagram(socket),
+            call_id: unique("call-"),
+            cseq: 0,
+        }
+    }
+
+    /// Sends a request and asserts that nothing comes back within `wait` (over UDP: a dropped
+    /// request has no event to wait for).
+    pub fn send_unanswered(&mut self, request: &str, wait: Duration) {
+        self.send_raw(request.as_bytes());
+        let Channel::Datagram(socket) = &self.channel else {
+            panic!("send_unanswered needs UDP");
+        };
+        socket.set_read_timeout(Some(wait)).unwrap();
+        let mut buffer = vec![0; 65_536];
+        let received = socket.recv(&mut buffer);
+        socket.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        match received {
+            Ok(length) => panic!(
+                "expected no reply, got {}",
+                String::from_utf8_lossy(&buffer[..length])
+            ),
+            Err(e) => assert!(
+                matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+                "{e}"
+            ),
         }
     }
 

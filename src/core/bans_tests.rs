@@ -1,0 +1,209 @@
+//! Bans and scanners as the core applies them, with simulated time: wrong passwords from one
+//! source ban it, its messages are then dropped, and other sources are unaffected.
+
+use super::auth::Algorithm;
+use super::tests::{DOMAIN, PASSWORD, answer, challenges_of};
+use super::*;
+
+const T0: u64 = 1_800_000_000_000;
+const HOUR: u64 = 3_600_000;
+
+fn config() -> Config {
+    let mut config = Config {
+        domain: DOMAIN.to_owned(),
+        ..Config::default()
+    };
+    config.bans.failures = 3;
+    config
+}
+
+fn core(bans: Vec<Ban>) -> Core {
+    let users = vec![User::new(
+        Extension::parse("1000").unwrap(),
+        "Alice",
+        DOMAIN,
+        PASSWORD,
+    )];
+    let listeners = vec![(Transport::Udp, "[2001:db8::1]:5060".parse().unwrap())];
+    Core::new(&config(), listeners, [3; 32], users, Vec::new(), bans, T0)
+}
+
+/// A phone of extension 1000 at `address`, each request a new transaction.
+struct Phone {
+    remote: SocketAddr,
+    cseq: u32,
+}
+
+impl Phone {
+    fn at(address: &str) -> Phone {
+        Phone {
+            remote: address.parse().unwrap(),
+            cseq: 0,
+        }
+    }
+
+    fn request(&mut self, extra: &str) -> String {
+        self.cseq += 1;
+        format!(
+            "REGISTER sip:{DOMAIN} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {r};branch=z9hG4bKb{c};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:1000@{DOMAIN}>;tag=ft\r\nTo: <sip:1000@{DOMAIN}>\r\n\
+             Call-ID: bans-{r}\r\nCSeq: {c} REGISTER\r\nContact: <sip:1000@{r}>\r\n\
+             {extra}Content-Length: 0\r\n\r\n",
+            r = self.remote,
+            c = self.cseq,
+        )
+    }
+
+    /// Sends `text`; the responses (none when dropped).
+    fn send(&self, core: &mut Core, text: &str, now: u64) -> Vec<Message> {
+        let mut actions = Vec::new();
+        let flow = Flow {
+            transport: Transport::Udp,
+            remote: self.remote,
+            connection: None,
+        };
+        core.handle(
+            Inbound {
+                bytes: text.as_bytes(),
+                flow,
+            },
+            now,
+            &mut actions,
+        );
+        actions
+            .iter()
+            .map(|Action::Send { bytes, .. }| Message::parse(bytes, 64).unwrap())
+            .collect()
+    }
+
+    /// A challenged REGISTER answered with `password`: the final status, or None if dropped.
+    fn register(&mut self, core: &mut Core, password: &str, now: u64) -> Option<u16> {
+        let text = self.request("");
+        let challenge = self.send(core, &text, now).pop()?;
+        let offered = challenges_of(&challenge, "WWW-Authenticate");
+        let uri = format!("sip:{DOMAIN}");
+        let credentials = answer(
+            offered[0],
+            Algorithm::Md5,
+            "1000",
+            password,
+            "REGISTER",
+            &uri,
+            1,
+        );
+        let text = self.request(&format!("Authorization: {credentials}\r\n"));
+        self.send(core, &text, now).pop()?.status()
+    }
+}
+
+#[test]
+fn failures_ban_the_source_and_its_messages_are_dropped() {
+    let mut core = core(Vec::new());
+    let mut mallory = Phone::at("[2001:db8:66::66]:5060");
+    for i in 0..3 {
+        assert_eq!(mallory.register(&mut core, "wrong", T0 + i), Some(403));
+    }
+    let bans = core.take_new_bans();
+    assert_eq!(bans.len(), 1, "{bans:?}");
+    assert_eq!(bans[0].scope.to_string(), "2001:db8:66::66/128");
+    assert_eq!(bans[0].until_ms, T0 + 2 + HOUR);
+    assert!(core.take_new_bans().is_empty());
+
+    // Even the right password and a server ping get no answer now.
+    assert_eq!(mallory.register(&mut core, PASSWORD, T0 + 10), None);
+    let ping = mallory.request("").replace("REGISTER sip:", "OPTIONS sip:");
+    assert!(mallory.send(&mut core, &ping, T0 + 10).is_empty());
+    // Another address of the same /64 and another network are not banned.
+    let mut neighbour = Phone::at("[2001:db8:66::67]:5060");
+    assert_eq!(neighbour.register(&mut core, PASSWORD, T0 + 10), Some(200));
+    let mut alice = Phone::at("[2001:db8:a::1]:5060");
+    assert_eq!(alice.register(&mut core, PASSWORD, T0 + 10), Some(200));
+
+    // The ban ends with its hour (tick or not), or when lifted.
+    core.tick(T0 + 2 + HOUR);
+    assert_eq!(
+        mallory.register(&mut core, PASSWORD, T0 + 2 + HOUR),
+        Some(200)
+    );
+    for i in 0..3 {
+        mallory.register(&mut core, "wrong", T0 + 2 * HOUR + i);
+    }
+    let scope = core.take_new_bans().pop().unwrap().scope;
+    assert_eq!(
+        mallory.register(&mut core, PASSWORD, T0 + 2 * HOUR + 5),
+        None
+    );
+    assert!(core.lift_ban(&scope));
+    assert!(!core.lift_ban(&scope));
+    assert_eq!(
+        mallory.register(&mut core, PASSWORD, T0 + 2 * HOUR + 6),
+        Some(200)
+    );
+}
+
+#[test]
+fn failures_from_several_addresses_ban_the_prefix() {
+    let mut core = core(Vec::new());
+    for (i, address) in [
+        "[2001:db8:66::a]:5060",
+        "[2001:db8:66::b]:5060",
+        "[2001:db8:66::c]:5060",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let now = T0 + i as u64;
+        assert_eq!(
+            Phone::at(address).register(&mut core, "wrong", now),
+            Some(403)
+        );
+    }
+    let bans = core.take_new_bans();
+    assert_eq!(bans.len(), 1, "{bans:?}");
+    assert_eq!(bans[0].scope.to_string(), "2001:db8:66::/64");
+    let mut other = Phone::at("[2001:db8:66::ffff]:5060");
+    assert_eq!(other.register(&mut core, PASSWORD, T0 + 10), None);
+    let mut elsewhere = Phone::at("[2001:db8:67::a]:5060");
+    assert_eq!(elsewhere.register(&mut core, PASSWORD, T0 + 10), Some(200));
+}
+
+#[test]
+fn stored_bans_apply_from_the_start() {
+    let ban = Ban {
+        scope: "2001:db8:66::/64".parse().unwrap(),
+        until_ms: T0 + HOUR,
+        reason: "3 authentication failures in 600 s".to_owned(),
+    };
+    let mut core = core(vec![ban]);
+    let mut mallory = Phone::at("[2001:db8:66::66]:5060");
+    assert_eq!(mallory.register(&mut core, PASSWORD, T0), None);
+    assert!(core.take_new_bans().is_empty(), "restored, not new");
+    core.tick(T0 + HOUR);
+    assert_eq!(mallory.register(&mut core, PASSWORD, T0 + HOUR), Some(200));
+}
+
+#[test]
+fn scanners_get_no_reply() {
+    let mut core = core(Vec::new());
+    let mut scanner = Phone::at("[2001:db8:5c::1]:5060");
+    for user_agent in [
+        "friendly-scanner",
+        "sipvicious/0.3.4",
+        "VaxSIPUserAgent/3.1 (x)",
+    ] {
+        let text = scanner.request(&format!("User-Agent: {user_agent}\r\n"));
+        assert!(
+            scanner.send(&mut core, &text, T0).is_empty(),
+            "{user_agent}"
+        );
+    }
+    let options = scanner
+        .request("User-Agent: sipcli/v1.8\r\n")
+        .replace("REGISTER sip:", "OPTIONS sip:");
+    assert!(scanner.send(&mut core, &options, T0).is_empty());
+    // A phone's User-Agent is answered, and scanners are not banned for it.
+    let text = scanner.request("User-Agent: Yealink SIP-T46S 66.86.0.15\r\n");
+    assert_eq!(scanner.send(&mut core, &text, T0)[0].status(), Some(401));
+    assert!(core.take_new_bans().is_empty());
+}
