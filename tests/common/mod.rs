@@ -689,3 +689,7 @@ fn tls_stream(
     let connection = rustls::ClientConnection::new(Arc::new(config), name).expect("TLS client");
     rustls::StreamOwned::new(connection, tcp)
 }
+
+// ---- Network namespaces: more source addresses than `::1` (tests/common/netns.rs) ----------
+
+pub mod netns;

@@ -1,0 +1,172 @@
+//! Network namespaces, for tests that need sources other than `::1`: each [`Netns`] is a fresh
+//! namespace of its own, with only its loopback up and the extra addresses the test puts on it.
+//! Tests never touch the host's interfaces; they send only to their own namespaces.
+//!
+//! Creating a namespace needs root (CI runs as root): without it the test fails, it does not
+//! skip.
+//!
+//! ```ignore
+//! let netns = Netns::new();
+//! netns.add_address("2001:db8:2::1".parse().unwrap());
+//! let server = Server::start_in_netns(&netns, "[flood]\n…");
+//! let sipp = netns.command("sipp").args([…]).spawn();
+//! ```
+
+use std::ffi::OsStr;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tempfile::TempDir;
+
+use super::{DOMAIN, LOG_TIMEOUT, Log, Server, TRANSPORTS, Transport, listener};
+
+/// A network namespace `hotline-test-<pid>-<n>` with its `lo` up; deleted on drop, also when
+/// the test panics. Processes still running in it keep it alive until they exit, so drop the
+/// [`Server`] and the peers first (declare the `Netns` before them).
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates the namespace and brings its loopback up (`::1` only).
+    pub fn new() -> Netns {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("hotline-test-{}-{n}", std::process::id());
+        let output = ip(&["netns", "add", &name]);
+        assert!(
+            output.status.success(),
+            "cannot create the network namespace {name} (`ip netns add` needs root, as in CI): {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        let netns = Netns { name };
+        netns.ip(&["link", "set", "lo", "up"]);
+        netns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds `address/128` to the namespace's loopback, usable at once (`nodad`).
+    pub fn add_address(&self, address: Ipv6Addr) {
+        let address = format!("{address}/128");
+        self.ip(&["-6", "address", "add", &address, "dev", "lo", "nodad"]);
+    }
+
+    /// `ip netns exec NAME PROGRAM`: a command that runs `program` inside the namespace. `ip`
+    /// execs the program, so the child's pid is the program's own (signals reach it).
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+
+    /// Runs `ip ARGS…` inside the namespace and asserts it succeeded.
+    pub fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-netns", self.name.as_str()];
+        all.extend_from_slice(args);
+        let output = ip(&all);
+        assert!(
+            output.status.success(),
+            "ip {}: {}",
+            all.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let output = ip(&["netns", "delete", &self.name]);
+        if !output.status.success() {
+            eprintln!(
+                "cannot delete the network namespace {}: {}",
+                self.name,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+    }
+}
+
+fn ip(args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip (iproute2): {e}"))
+}
+
+impl Server {
+    /// Starts a server inside `netns`, listening on `[::]` (ephemeral ports), so that every
+    /// address of the namespace reaches it: [`Server::address`] gives `[::]:PORT`, send to
+    /// `[::1]:PORT` or to any address added to the namespace. The data directory stays on the
+    /// host's filesystem, so [`Server::hotline`] and the user helpers work from outside.
+    /// `extra_toml` is as for [`Server::start`] (the flood limits are raised out of the way
+    /// unless it has a `[flood]` table). [`Server::restart`] would start it again outside the
+    /// namespace: do not use it with such a server.
+    pub fn start_in_netns(netns: &Netns, extra_toml: &str) -> Server {
+        let dir = TempDir::new().expect("temporary directory");
+        let config = dir.path().join("hotline.toml");
+        let data_dir = dir.path().join("data");
+        let flood = match extra_toml.contains("[flood]") {
+            true => "",
+            false => "[flood]\nper_address = 1000000\nper_prefix = [[64, 1000000]]\n",
+        };
+        let text = format!(
+            "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\n[listen]\nudp = [\"[::]:0\"]\n\
+             tcp = [\"[::]:0\"]\ntls = [\"[::]:0\"]\n{flood}{extra_toml}\n",
+            data_dir.display()
+        );
+        std::fs::write(&config, text).expect("write the configuration");
+
+        let mut child = netns
+            .command(env!("CARGO_BIN_EXE_hotline"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hotline in the network namespace");
+        let log = Arc::new(Log::default());
+        let stderr = child.stderr.take().expect("stderr");
+        let reader = log.clone();
+        std::thread::spawn(move || reader.read(stderr));
+        let listeners: Vec<(String, SocketAddr)> =
+            log.wait(LOG_TIMEOUT, "the server to be ready", |state| {
+                state
+                    .lines
+                    .iter()
+                    .any(|line| line.ends_with("ready"))
+                    .then(|| state.lines.iter().filter_map(|l| listener(l)).collect())
+            });
+        let address = |transport: Transport| {
+            let found: Vec<SocketAddr> = listeners
+                .iter()
+                .filter(|(t, _)| *t == transport.name())
+                .map(|(_, a)| *a)
+                .collect();
+            assert_eq!(
+                found.len(),
+                1,
+                "{} listeners: {listeners:?}",
+                transport.name()
+            );
+            found[0]
+        };
+        let [udp, tcp, tls] = TRANSPORTS.map(address);
+        Server {
+            dir,
+            config,
+            child,
+            log,
+            udp,
+            tcp,
+            tls,
+        }
+    }
+}
