@@ -81,19 +81,9 @@ impl Server {
     /// out of the way unless `extra_toml` has a `[flood]` table of its own.
     pub fn start(extra_toml: &str) -> Server {
         let dir = TempDir::new().expect("temporary directory");
-        let config = dir.path().join("hotline.toml");
-        let data_dir = dir.path().join("data");
-        let flood = match extra_toml.contains("[flood]") {
-            true => "",
-            false => "[flood]\nper_address = 1000000\nper_prefix = [[64, 1000000]]\n",
-        };
-        let text = format!(
-            "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\n[listen]\nudp = [\"[::1]:0\"]\n\
-             tcp = [\"[::1]:0\"]\ntls = [\"[::1]:0\"]\n{flood}{extra_toml}\n",
-            data_dir.display()
-        );
-        std::fs::write(&config, text).expect("write the configuration");
-        let (child, log, [udp, tcp, tls]) = spawn(&config);
+        let config = write_config(dir.path(), "[::1]", extra_toml);
+        let (child, log, [udp, tcp, tls]) =
+            spawn(Command::new(env!("CARGO_BIN_EXE_hotline")), &config);
         Server {
             dir,
             config,
@@ -113,7 +103,8 @@ impl Server {
 
     /// Starts the server again after [`Server::stop`], on the same data directory (new ports).
     pub fn start_again(&mut self) {
-        let (child, log, [udp, tcp, tls]) = spawn(&self.config);
+        let binary = Command::new(env!("CARGO_BIN_EXE_hotline"));
+        let (child, log, [udp, tcp, tls]) = spawn(binary, &self.config);
         (self.child, self.log) = (child, log);
         (self.udp, self.tcp, self.tls) = (udp, tcp, tls);
     }
@@ -217,9 +208,29 @@ fn password_of(output: &Output) -> String {
     password
 }
 
-/// Starts `hotline serve` and waits for `ready`; returns the UDP, TCP and TLS addresses.
-fn spawn(config: &Path) -> (Child, Arc<Log>, [SocketAddr; 3]) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hotline"))
+/// Writes a test configuration into `dir`, listening on ephemeral ports of `host` (`[::1]`, or
+/// `[::]` in a network namespace). Every test speaks from one address, far faster than a phone,
+/// so the flood limits are raised out of the way unless `extra_toml` has a `[flood]` table.
+fn write_config(dir: &Path, host: &str, extra_toml: &str) -> PathBuf {
+    let config = dir.join("hotline.toml");
+    let data_dir = dir.join("data");
+    let flood = match extra_toml.contains("[flood]") {
+        true => "",
+        false => "[flood]\nper_address = 1000000\nper_prefix = [[64, 1000000]]\n",
+    };
+    let text = format!(
+        "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\n[listen]\nudp = [\"{host}:0\"]\n\
+         tcp = [\"{host}:0\"]\ntls = [\"{host}:0\"]\n{flood}{extra_toml}\n",
+        data_dir.display()
+    );
+    std::fs::write(&config, text).expect("write the configuration");
+    config
+}
+
+/// Starts `hotline serve` with `command` (the binary, or a wrapper that runs it) and waits
+/// for `ready`; returns the UDP, TCP and TLS addresses.
+fn spawn(mut command: Command, config: &Path) -> (Child, Arc<Log>, [SocketAddr; 3]) {
+    let mut child = command
         .arg("--config")
         .arg(config)
         .arg("serve")

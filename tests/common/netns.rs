@@ -13,14 +13,13 @@
 //! ```
 
 use std::ffi::OsStr;
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::Ipv6Addr;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tempfile::TempDir;
 
-use super::{DOMAIN, LOG_TIMEOUT, Log, Server, TRANSPORTS, Transport, listener};
+use super::{Server, spawn, write_config};
 
 /// A network namespace `hotline-test-<pid>-<n>` with its `lo` up; deleted on drop, also when
 /// the test panics. Processes still running in it keep it alive until they exit, so drop the
@@ -109,56 +108,9 @@ impl Server {
     /// namespace: do not use it with such a server.
     pub fn start_in_netns(netns: &Netns, extra_toml: &str) -> Server {
         let dir = TempDir::new().expect("temporary directory");
-        let config = dir.path().join("hotline.toml");
-        let data_dir = dir.path().join("data");
-        let flood = match extra_toml.contains("[flood]") {
-            true => "",
-            false => "[flood]\nper_address = 1000000\nper_prefix = [[64, 1000000]]\n",
-        };
-        let text = format!(
-            "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\n[listen]\nudp = [\"[::]:0\"]\n\
-             tcp = [\"[::]:0\"]\ntls = [\"[::]:0\"]\n{flood}{extra_toml}\n",
-            data_dir.display()
-        );
-        std::fs::write(&config, text).expect("write the configuration");
-
-        let mut child = netns
-            .command(env!("CARGO_BIN_EXE_hotline"))
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start hotline in the network namespace");
-        let log = Arc::new(Log::default());
-        let stderr = child.stderr.take().expect("stderr");
-        let reader = log.clone();
-        std::thread::spawn(move || reader.read(stderr));
-        let listeners: Vec<(String, SocketAddr)> =
-            log.wait(LOG_TIMEOUT, "the server to be ready", |state| {
-                state
-                    .lines
-                    .iter()
-                    .any(|line| line.ends_with("ready"))
-                    .then(|| state.lines.iter().filter_map(|l| listener(l)).collect())
-            });
-        let address = |transport: Transport| {
-            let found: Vec<SocketAddr> = listeners
-                .iter()
-                .filter(|(t, _)| *t == transport.name())
-                .map(|(_, a)| *a)
-                .collect();
-            assert_eq!(
-                found.len(),
-                1,
-                "{} listeners: {listeners:?}",
-                transport.name()
-            );
-            found[0]
-        };
-        let [udp, tcp, tls] = TRANSPORTS.map(address);
+        let config = write_config(dir.path(), "[::]", extra_toml);
+        let command = netns.command(env!("CARGO_BIN_EXE_hotline"));
+        let (child, log, [udp, tcp, tls]) = spawn(command, &config);
         Server {
             dir,
             config,
