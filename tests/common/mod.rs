@@ -5,6 +5,7 @@
 //! Each test crate uses a different part of this module.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -78,21 +79,10 @@ impl Server {
     /// `[registrar]` appended to the configuration.
     ///
     /// Every test speaks from `[::1]`, far faster than a phone, so the flood limits are raised
-    /// out of the way unless `extra_toml` has a `[flood]` table of its own.
+    /// out of the way unless `extra_toml` has a `[flood]` table of its own. A `[listen]` table
+    /// of its own (one address per transport) replaces the ephemeral ports.
     pub fn start(extra_toml: &str) -> Server {
-        let dir = TempDir::new().expect("temporary directory");
-        let config = dir.path().join("hotline.toml");
-        let data_dir = dir.path().join("data");
-        let flood = match extra_toml.contains("[flood]") {
-            true => "",
-            false => "[flood]\nper_address = 1000000\nper_prefix = [[64, 1000000]]\n",
-        };
-        let text = format!(
-            "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\n[listen]\nudp = [\"[::1]:0\"]\n\
-             tcp = [\"[::1]:0\"]\ntls = [\"[::1]:0\"]\n{flood}{extra_toml}\n",
-            data_dir.display()
-        );
-        std::fs::write(&config, text).expect("write the configuration");
+        let (dir, config) = write_config(extra_toml);
         let (child, log, [udp, tcp, tls]) = spawn(&config);
         Server {
             dir,
@@ -102,6 +92,20 @@ impl Server {
             udp,
             tcp,
             tls,
+        }
+    }
+
+    /// Like [`Server::start`], with `env` set for the server and the systemd variables
+    /// (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`, `JOURNAL_STREAM`) of the test process
+    /// removed; returns at once, before the server is ready.
+    pub fn start_with_env(extra_toml: &str, env: &[(&str, &OsStr)]) -> Starting {
+        let (dir, config) = write_config(extra_toml);
+        let (child, log) = launch(&config, Some(env));
+        Starting {
+            child: KillOnDrop(Some(child)),
+            dir,
+            config,
+            log,
         }
     }
 
@@ -200,6 +204,69 @@ impl Drop for Server {
     }
 }
 
+/// A server started by [`Server::start_with_env`] that may not be ready yet.
+pub struct Starting {
+    /// Killed on drop unless [`Starting::ready`] took it; before `dir` goes.
+    child: KillOnDrop,
+    dir: TempDir,
+    config: PathBuf,
+    log: Arc<Log>,
+}
+
+impl Starting {
+    /// Waits for `ready` in the log and learns the listeners' addresses from it.
+    pub fn ready(self) -> Server {
+        let [udp, tcp, tls] = wait_ready(&self.log);
+        let Starting {
+            mut child,
+            dir,
+            config,
+            log,
+        } = self;
+        Server {
+            dir,
+            config,
+            child: child.0.take().expect("the server process"),
+            log,
+            udp,
+            tcp,
+            tls,
+        }
+    }
+}
+
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A temporary directory with `hotline.toml` for `[::1]`, ephemeral ports and `extra_toml`.
+fn write_config(extra_toml: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new().expect("temporary directory");
+    let config = dir.path().join("hotline.toml");
+    let data_dir = dir.path().join("data");
+    let flood = match extra_toml.contains("[flood]") {
+        true => "",
+        false => "[flood]\nper_address = 1000000\nper_prefix = [[64, 1000000]]\n",
+    };
+    let listen = match extra_toml.contains("[listen]") {
+        true => "",
+        false => "[listen]\nudp = [\"[::1]:0\"]\ntcp = [\"[::1]:0\"]\ntls = [\"[::1]:0\"]\n",
+    };
+    let text = format!(
+        "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\n{listen}{flood}{extra_toml}\n",
+        data_dir.display()
+    );
+    std::fs::write(&config, text).expect("write the configuration");
+    (dir, config)
+}
+
 /// The password line of `user add` or `user passwd`: forty digits.
 fn password_of(output: &Output) -> String {
     assert!(output.status.success(), "hotline user: {output:?}");
@@ -219,19 +286,43 @@ fn password_of(output: &Output) -> String {
 
 /// Starts `hotline serve` and waits for `ready`; returns the UDP, TCP and TLS addresses.
 fn spawn(config: &Path) -> (Child, Arc<Log>, [SocketAddr; 3]) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hotline"))
+    let (child, log) = launch(config, None);
+    let addresses = wait_ready(&log);
+    (child, log, addresses)
+}
+
+/// Starts `hotline serve` with its stderr read into a [`Log`]. With `env`, the systemd
+/// variables of the test process are removed and `env` is set.
+fn launch(config: &Path, env: Option<&[(&str, &OsStr)]>) -> (Child, Arc<Log>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hotline"));
+    command
         .arg("--config")
         .arg(config)
         .arg("serve")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start hotline");
+        .stderr(Stdio::piped());
+    if let Some(env) = env {
+        for name in [
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "JOURNAL_STREAM",
+        ] {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied());
+    }
+    let mut child = command.spawn().expect("start hotline");
     let log = Arc::new(Log::default());
     let stderr = child.stderr.take().expect("stderr");
     let reader = log.clone();
     std::thread::spawn(move || reader.read(stderr));
+    (child, log)
+}
+
+/// Waits for `ready` in the log; returns the UDP, TCP and TLS addresses logged before it.
+fn wait_ready(log: &Log) -> [SocketAddr; 3] {
     let listeners: Vec<(String, SocketAddr)> =
         log.wait(LOG_TIMEOUT, "the server to be ready", |state| {
             state
@@ -254,8 +345,7 @@ fn spawn(config: &Path) -> (Child, Arc<Log>, [SocketAddr; 3]) {
         );
         found[0]
     };
-    let addresses = TRANSPORTS.map(address);
-    (child, log, addresses)
+    TRANSPORTS.map(address)
 }
 
 /// `… listening transport=UDP address=[::1]:40123` → ("UDP", address).
