@@ -146,6 +146,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut core = Core::new(&config, listeners, secret, users, bindings, bans, now_ms());
     let shutdown = shutdown_signal()?;
     info!("ready");
+    notify(sd_notify::NotifyState::Ready);
+    let mut watchdog = watchdog_interval();
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut flush = tokio::time::interval(Duration::from_secs(config.registrar.flush_interval));
@@ -185,10 +187,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
             _ = tick.tick() => core.tick(now_ms()),
             _ = flush.tick() => persist(&store, &mut core).await,
+            _ = watchdog_tick(&mut watchdog) => notify(sd_notify::NotifyState::Watchdog),
             _ = &mut shutdown => break,
         }
     }
     info!("shutting down");
+    notify(sd_notify::NotifyState::Stopping);
     persist(&store, &mut core).await;
     ban_writer.finish().await;
     let _ = std::fs::remove_file(&socket_path);
@@ -295,4 +299,30 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => {}
         }
     })
+}
+
+/// Tells systemd (`Type=notify`) about a state change; does nothing without `NOTIFY_SOCKET`.
+fn notify(state: sd_notify::NotifyState) {
+    if let Err(error) = sd_notify::notify(std::slice::from_ref(&state)) {
+        warn!(%error, state = %state, "cannot notify systemd");
+    }
+}
+
+/// Half the watchdog interval that systemd asks for (`WATCHDOG_USEC`, when `WATCHDOG_PID` is
+/// unset or this process), or `None`. The pings come from the core task's loop, so a core
+/// that is stuck stops them and systemd restarts the service.
+fn watchdog_interval() -> Option<tokio::time::Interval> {
+    let period = sd_notify::watchdog_enabled().filter(|p| !p.is_zero())? / 2;
+    let mut interval = tokio::time::interval(period.max(Duration::from_millis(1)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Some(interval)
+}
+
+async fn watchdog_tick(watchdog: &mut Option<tokio::time::Interval>) {
+    match watchdog {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }

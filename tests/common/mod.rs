@@ -5,6 +5,7 @@
 //! Each test crate uses a different part of this module.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -78,12 +79,12 @@ impl Server {
     /// `[registrar]` appended to the configuration.
     ///
     /// Every test speaks from `[::1]`, far faster than a phone, so the flood limits are raised
-    /// out of the way unless `extra_toml` has a `[flood]` table of its own.
+    /// out of the way unless `extra_toml` has a `[flood]` table of its own. A `[listen]` table
+    /// of its own (one address per transport) replaces the ephemeral ports.
     pub fn start(extra_toml: &str) -> Server {
         let dir = TempDir::new().expect("temporary directory");
         let config = write_config(dir.path(), "[::1]", extra_toml);
-        let (child, log, [udp, tcp, tls]) =
-            spawn(Command::new(env!("CARGO_BIN_EXE_hotline")), &config);
+        let (child, log, [udp, tcp, tls]) = spawn(binary(), &config);
         Server {
             dir,
             config,
@@ -95,6 +96,21 @@ impl Server {
         }
     }
 
+    /// Like [`Server::start`], with `env` set for the server and the systemd variables
+    /// (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`, `JOURNAL_STREAM`) of the test process
+    /// removed; returns at once, before the server is ready.
+    pub fn start_with_env(extra_toml: &str, env: &[(&str, &OsStr)]) -> Starting {
+        let dir = TempDir::new().expect("temporary directory");
+        let config = write_config(dir.path(), "[::1]", extra_toml);
+        let (child, log) = launch(binary(), &config, Some(env));
+        Starting {
+            child: KillOnDrop(Some(child)),
+            dir,
+            config,
+            log,
+        }
+    }
+
     /// Stops the server cleanly and starts it again on the same data directory (new ports).
     pub fn restart(&mut self) {
         self.stop();
@@ -103,8 +119,7 @@ impl Server {
 
     /// Starts the server again after [`Server::stop`], on the same data directory (new ports).
     pub fn start_again(&mut self) {
-        let binary = Command::new(env!("CARGO_BIN_EXE_hotline"));
-        let (child, log, [udp, tcp, tls]) = spawn(binary, &self.config);
+        let (child, log, [udp, tcp, tls]) = spawn(binary(), &self.config);
         (self.child, self.log) = (child, log);
         (self.udp, self.tcp, self.tls) = (udp, tcp, tls);
     }
@@ -159,7 +174,7 @@ impl Server {
 
     /// Runs `hotline --config <this server's file> ARGS…` to completion.
     pub fn hotline(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_hotline"))
+        binary()
             .arg("--config")
             .arg(&self.config)
             .args(args)
@@ -191,6 +206,48 @@ impl Drop for Server {
     }
 }
 
+/// A server started by [`Server::start_with_env`] that may not be ready yet.
+pub struct Starting {
+    /// Killed on drop unless [`Starting::ready`] took it; before `dir` goes.
+    child: KillOnDrop,
+    dir: TempDir,
+    config: PathBuf,
+    log: Arc<Log>,
+}
+
+impl Starting {
+    /// Waits for `ready` in the log and learns the listeners' addresses from it.
+    pub fn ready(self) -> Server {
+        let [udp, tcp, tls] = wait_ready(&self.log);
+        let Starting {
+            mut child,
+            dir,
+            config,
+            log,
+        } = self;
+        Server {
+            dir,
+            config,
+            child: child.0.take().expect("the server process"),
+            log,
+            udp,
+            tcp,
+            tls,
+        }
+    }
+}
+
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// The password line of `user add` or `user passwd`: forty digits.
 fn password_of(output: &Output) -> String {
     assert!(output.status.success(), "hotline user: {output:?}");
@@ -209,40 +266,78 @@ fn password_of(output: &Output) -> String {
 }
 
 /// Writes a test configuration into `dir`, listening on ephemeral ports of `host` (`[::1]`, or
-/// `[::]` in a network namespace). Every test speaks from one address, far faster than a phone,
-/// so the flood limits are raised out of the way unless `extra_toml` has a `[flood]` table.
+/// `[::]` in a network namespace) unless `extra_toml` has a `[listen]` table. Every test speaks
+/// from one address, far faster than a phone, so the flood limits are raised out of the way
+/// unless `extra_toml` has a `[flood]` table.
 fn write_config(dir: &Path, host: &str, extra_toml: &str) -> PathBuf {
     let config = dir.join("hotline.toml");
     let data_dir = dir.join("data");
     let flood = match extra_toml.contains("[flood]") {
-        true => "",
-        false => "[flood]\nper_address = 1000000\nper_prefix = [[64, 1000000]]\n",
+        true => String::new(),
+        false => "[flood]\nper_address = 1000000\nper_prefix = [[64, 1000000]]\n".to_owned(),
+    };
+    let listen = match extra_toml.contains("[listen]") {
+        true => String::new(),
+        false => {
+            format!("[listen]\nudp = [\"{host}:0\"]\ntcp = [\"{host}:0\"]\ntls = [\"{host}:0\"]\n")
+        }
     };
     let text = format!(
-        "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\n[listen]\nudp = [\"{host}:0\"]\n\
-         tcp = [\"{host}:0\"]\ntls = [\"{host}:0\"]\n{flood}{extra_toml}\n",
+        "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\n{listen}{flood}{extra_toml}\n",
         data_dir.display()
     );
     std::fs::write(&config, text).expect("write the configuration");
     config
 }
 
+/// The binary under test.
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hotline"))
+}
+
 /// Starts `hotline serve` with `command` (the binary, or a wrapper that runs it) and waits
 /// for `ready`; returns the UDP, TCP and TLS addresses.
-fn spawn(mut command: Command, config: &Path) -> (Child, Arc<Log>, [SocketAddr; 3]) {
-    let mut child = command
+fn spawn(command: Command, config: &Path) -> (Child, Arc<Log>, [SocketAddr; 3]) {
+    let (child, log) = launch(command, config, None);
+    let addresses = wait_ready(&log);
+    (child, log, addresses)
+}
+
+/// Starts `hotline serve` with its stderr read into a [`Log`]. With `env`, the systemd
+/// variables of the test process are removed and `env` is set.
+fn launch(
+    mut command: Command,
+    config: &Path,
+    env: Option<&[(&str, &OsStr)]>,
+) -> (Child, Arc<Log>) {
+    command
         .arg("--config")
         .arg(config)
         .arg("serve")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start hotline");
+        .stderr(Stdio::piped());
+    if let Some(env) = env {
+        for name in [
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "JOURNAL_STREAM",
+        ] {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied());
+    }
+    let mut child = command.spawn().expect("start hotline");
     let log = Arc::new(Log::default());
     let stderr = child.stderr.take().expect("stderr");
     let reader = log.clone();
     std::thread::spawn(move || reader.read(stderr));
+    (child, log)
+}
+
+/// Waits for `ready` in the log; returns the UDP, TCP and TLS addresses logged before it.
+fn wait_ready(log: &Log) -> [SocketAddr; 3] {
     let listeners: Vec<(String, SocketAddr)> =
         log.wait(LOG_TIMEOUT, "the server to be ready", |state| {
             state
@@ -265,8 +360,7 @@ fn spawn(mut command: Command, config: &Path) -> (Child, Arc<Log>, [SocketAddr; 
         );
         found[0]
     };
-    let addresses = TRANSPORTS.map(address);
-    (child, log, addresses)
+    TRANSPORTS.map(address)
 }
 
 /// `… listening transport=UDP address=[::1]:40123` → ("UDP", address).
