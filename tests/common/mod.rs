@@ -172,6 +172,13 @@ impl Server {
         self.log.state.lock().unwrap().lines.clone()
     }
 
+    /// Waits for a log line (since the last start) for which `matches` holds, and returns it.
+    pub fn wait_for_log_where(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        self.log.wait(LOG_TIMEOUT, what, |state| {
+            state.lines.iter().find(|line| matches(line)).cloned()
+        })
+    }
+
     /// Runs `hotline --config <this server's file> ARGS…` to completion.
     pub fn hotline(&self, args: &[&str]) -> Output {
         binary()
@@ -751,6 +758,52 @@ pub fn challenges(response: &Message) -> Vec<Challenge> {
             }
         })
         .collect()
+}
+
+/// The `Authorization` (for a 401) or `Proxy-Authorization` (for a 407) header line, with
+/// CRLF, that answers the challenge of `algorithm` in `challenge` for `extension`, for a request
+/// with `method` and Request-URI `uri`.
+pub fn authorization(
+    challenge: &Message,
+    algorithm: Algorithm,
+    extension: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+) -> String {
+    let (offered_in, answer_in) = match challenge.status() {
+        Some(407) => ("Proxy-Authenticate", "Proxy-Authorization"),
+        _ => ("WWW-Authenticate", "Authorization"),
+    };
+    let value = challenge
+        .all_headers()
+        .filter(|(_, name, _)| name.eq_ignore_ascii_case(offered_in))
+        .map(|(_, _, value)| value)
+        .find(|value| value.contains(&format!("algorithm={}", algorithm.as_str())))
+        .unwrap_or_else(|| panic!("no {} challenge: {challenge:?}", algorithm.as_str()));
+    let nonce = value
+        .split(',')
+        .filter_map(|p| p.trim().trim_start_matches("Digest ").split_once('='))
+        .find(|(name, _)| name.eq_ignore_ascii_case("nonce"))
+        .map(|(_, v)| unquote(v).to_owned())
+        .unwrap_or_else(|| panic!("no nonce in {value}"));
+    let cnonce = unique("cnonce");
+    let response = response_hex(&ResponseInput {
+        algorithm,
+        ha1_hex: &ha1(algorithm, extension, password),
+        nonce: &nonce,
+        nc: "00000001",
+        cnonce: &cnonce,
+        qop: "auth",
+        method,
+        uri,
+    });
+    format!(
+        "{answer_in}: Digest username=\"{extension}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", response=\"{response}\", algorithm={}, qop=auth, nc=00000001, \
+         cnonce=\"{cnonce}\"\r\n",
+        algorithm.as_str()
+    )
 }
 
 /// The Contact values of a response (the registered bindings of a 200 to REGISTER).
