@@ -129,7 +129,8 @@ pub struct Limits {
     /// Largest message accepted, in bytes.
     pub max_message_size: usize,
     pub max_headers: usize,
-    /// Via entries per request: a longer path means a loop or an attack.
+    /// Via entries per request: more than the 70 hops Max-Forwards allows means a loop or an
+    /// attack.
     pub max_vias: usize,
     /// Open TCP and TLS connections in all.
     pub max_connections: usize,
@@ -263,7 +264,7 @@ impl Default for Limits {
         Limits {
             max_message_size: 16 * 1024,
             max_headers: 64,
-            max_vias: 16,
+            max_vias: 70,
             max_connections: 1024,
             max_connections_per_address: 32,
             idle_timeout: 3660,

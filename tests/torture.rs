@@ -26,9 +26,9 @@
 //! closed, a new connection must get its 200. The timeouts only turn a server that never
 //! answers into a failure.
 //!
-//! Over TCP, framing is by Content-Length (RFC 3261 §18.3): a message without one (inv2543), or
-//! with a negative (ncl) or ambiguous (mcl01) one, cannot be framed, so the connection is
-//! closed; a Content-Length larger than what follows (clerr) leaves the server waiting for the
+//! Over TCP, framing is by Content-Length (RFC 3261 §18.3): a message without one (inv2543) is
+//! answered 400 and the connection closed; one with a negative (ncl) or ambiguous (mcl01) one
+//! cannot be framed, so the connection is closed; a Content-Length larger than what follows (clerr) leaves the server waiting for the
 //! rest of the body until `limits.partial_message_timeout` (1 s here), then it closes. Over UDP
 //! the same messages are answered 400 (RFC 3261 §18.3, RFC 4475 §3.1.2.2, §3.1.2.3, §3.3.9).
 //!
@@ -103,11 +103,13 @@ enum Expect {
     Silent(&'static str),
     /// The connection is closed without a response.
     Closed,
+    /// This response, then the connection is closed (a stream message that cannot be framed).
+    ReplyThenClosed(u16),
     /// Any of these.
     OneOf(&'static [Expect]),
 }
 
-use Expect::{Closed, OneOf, Replies, Reply, Silent};
+use Expect::{Closed, OneOf, Replies, Reply, ReplyThenClosed, Silent};
 
 /// Answer 400, or drop what cannot be answered: the RFC's "respond with 400 Bad Request".
 const BAD_REQUEST: Expect = OneOf(&[Reply(400), Silent(DROPPED)]);
@@ -345,7 +347,7 @@ const CASES: &[Case] = &[
         "RFC 2543 INVITE (no branch, From tag, Max-Forwards or Content-Length) to example.com: \
          relaying refused, or 400 by an element without RFC 2543 compatibility (the RFC makes \
          it optional). Over TCP it cannot be framed without Content-Length")
-        .tcp(Closed),
+        .tcp(ReplyThenClosed(400)),
 
     // RFC 5118 §4: IPv6. Request-URIs with an IP literal are hotline's own.
     case("ipv6-good", "5118 §4.1", Valid, Reply(200),
@@ -449,6 +451,7 @@ fn is_token_byte(b: u8) -> bool {
 fn unique_branches(bytes: &[u8], n: u32) -> Vec<u8> {
     const COOKIE: &[u8] = b"z9hG4bK";
     let suffix = format!(".{n}");
+    let bytes = &unique_call_id(&unique_old_branches(bytes, &suffix), &suffix);
     let mut out = Vec::with_capacity(bytes.len() + 64);
     let mut i = 0;
     while i < bytes.len() {
@@ -470,6 +473,60 @@ fn unique_branches(bytes: &[u8], n: u32) -> Vec<u8> {
         }
     }
     out
+}
+
+/// RFC 2543 branches (`branch=` without the magic cookie) made unique too: such requests are
+/// matched by their fields, so the same message sent twice would be one transaction.
+fn unique_old_branches(bytes: &[u8], suffix: &str) -> Vec<u8> {
+    const BRANCH: &[u8] = b"branch=";
+    let mut out = Vec::with_capacity(bytes.len() + 64);
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(BRANCH) && !bytes[i + BRANCH.len()..].starts_with(b"z9hG4bK") {
+            let start = i + BRANCH.len();
+            let end = start
+                + bytes[start..]
+                    .iter()
+                    .take_while(|&&b| is_token_byte(b))
+                    .count();
+            out.extend_from_slice(&bytes[i..end]);
+            if end > start {
+                out.extend_from_slice(suffix.as_bytes());
+            }
+            i = end;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The first Call-ID made unique: a request without any branch is matched by its fields
+/// (RFC 2543), so the same message sent over UDP and then TCP would be one transaction.
+fn unique_call_id(bytes: &[u8], suffix: &str) -> Vec<u8> {
+    let start = [&b"\r\nCall-ID:"[..], b"\r\ni:"]
+        .iter()
+        .filter_map(|name| {
+            bytes
+                .windows(name.len())
+                .position(|w| w.eq_ignore_ascii_case(name))
+                .map(|at| at + name.len())
+        })
+        .min();
+    let Some(start) = start else {
+        return bytes.to_vec();
+    };
+    let value = bytes[start..]
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(start, |skip| start + skip);
+    let end = value
+        + bytes[value..]
+            .iter()
+            .take_while(|b| !b.is_ascii_whitespace())
+            .count();
+    [&bytes[..end], suffix.as_bytes(), &bytes[end..]].concat()
 }
 
 /// The case's message as it is sent: rewritten, with unique branches.
@@ -666,6 +723,7 @@ fn matches(expect: Expect, observed: &Observed) -> bool {
                     .is_some_and(|l| l.contains(reason))
         }
         Closed => observed.closed && observed.finals.is_empty(),
+        ReplyThenClosed(status) => observed.closed && observed.finals == [status],
         OneOf(any) => any.iter().any(|e| matches(*e, observed)),
     }
 }

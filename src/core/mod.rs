@@ -249,7 +249,6 @@ impl Core {
         }
         let key = Key::of(&message, &via);
         let local = sane.is_err()
-            || key.is_none()
             || matches!(method, Method::Register | Method::Cancel)
             || (method == Method::Options && self.is_for_server(&message));
         if !local {
@@ -271,11 +270,11 @@ impl Core {
             Err(refusal) => Reply::new(refusal.status, refusal.reason),
             Ok(()) => match method {
                 Method::Register => self.register(&message, &flow, now_ms),
-                Method::Cancel => self.proxy_cancel(&via, flow, now_ms, actions),
-                Method::Options if self.is_for_server(&message) => Reply::new(200, "OK")
+                Method::Cancel => self.proxy_cancel(&message, &via, flow, now_ms, actions),
+                // What is left is an OPTIONS ping of the server itself.
+                _ => Reply::new(200, "OK")
                     .with("Allow", ALLOW)
                     .with("Accept", "application/sdp"),
-                _ => Reply::new(400, "Via Branch Without The RFC 3261 Magic Cookie"),
             },
         };
         if reply.status >= 300 && !matches!(reply.status, 401 | 407) {

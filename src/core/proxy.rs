@@ -16,7 +16,7 @@ use super::user::Extension;
 use super::{Action, AuthKind, Core, Reply};
 use crate::sip::{
     Edit, HeaderName, Message, Method, NameAddr, Response, SrtpVerdict, Transport, Uri, Via,
-    ack_for, cancel_for, drop_first, srtp_verdict,
+    ack_for, cancel_for, drop_first, request_uri_form, srtp_verdict,
 };
 
 /// Max-Forwards given to a request that has none, as the seed's
@@ -296,7 +296,7 @@ impl Core {
             .registrar
             .contacts(&callee, now)
             .map(|b| Hop {
-                uri: b.contact.clone(),
+                uri: request_uri_form(&b.contact),
                 flow: b.flow,
             })
             .collect();
@@ -588,12 +588,13 @@ impl Core {
     /// 487 while its branches are cancelled.
     pub(super) fn proxy_cancel(
         &mut self,
+        request: &Message,
         via: &Via<'_>,
         flow: Flow,
         now: u64,
         actions: &mut Vec<Action>,
     ) -> Reply {
-        let invite = Key::for_method(via, "INVITE");
+        let invite = Key::for_method(request, via, "INVITE");
         let Some(id) = invite.and_then(|k| self.calls.by_server.get(&k).copied()) else {
             return Reply::new(481, "Call/Transaction Does Not Exist");
         };
@@ -622,8 +623,8 @@ impl Core {
         now: u64,
         actions: &mut Vec<Action>,
     ) {
-        let transaction =
-            Key::for_method(via, "INVITE").and_then(|k| self.calls.by_server.get(&k).copied());
+        let transaction = Key::for_method(request, via, "INVITE")
+            .and_then(|k| self.calls.by_server.get(&k).copied());
         if let Some(id) = transaction
             && let Some(mut call) = self.calls.calls.remove(&id)
         {

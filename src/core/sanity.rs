@@ -15,8 +15,26 @@ const fn refuse(status: u16, reason: &'static str) -> Refusal {
     Refusal { status, reason }
 }
 
+/// A control character (but tab) outside a backslash escape within quotes.
+fn has_bare_control(value: &str) -> bool {
+    let mut quoted = false;
+    let mut escaped = false;
+    value.bytes().any(|b| {
+        let control = (b < 0x20 && b != b'\t') || b == 0x7f;
+        let bare = control && !(quoted && escaped);
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+        bare
+    })
+}
+
 /// Checks a parsed request whose top `Via` is valid (so it can be answered). More than
-/// `max_vias` Via entries means a loop or an attack: nothing legitimate crosses that many proxies.
+/// `max_vias` Via entries means a loop or an attack: nothing legitimate crosses more proxies than
+/// Max-Forwards allows.
 /// On a `stream` transport Content-Length is mandatory (RFC 3261 §18.3).
 pub fn check(request: &Message, max_vias: usize, stream: bool) -> Result<(), Refusal> {
     if !request.version().eq_ignore_ascii_case("SIP/2.0") {
@@ -25,12 +43,15 @@ pub fn check(request: &Message, max_vias: usize, stream: bool) -> Result<(), Ref
     if stream && request.content_length() == Ok(None) {
         return Err(refuse(400, "Content-Length Required"));
     }
-    if request.is_truncated() {
-        return Err(refuse(400, "Body Shorter Than Content-Length"));
+    if let Some(problem) = request.body_problem() {
+        return Err(refuse(400, problem));
     }
-    // Control characters have no place in SIP text and would be echoed into responses and logs.
-    let control = |v: &str| v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f);
-    if request.all_headers().any(|(_, _, value)| control(value)) {
+    // Control characters have no place in SIP text and would be echoed into responses and logs;
+    // only a quoted-pair inside a quoted string may escape one (RFC 3261 §25.1).
+    if request
+        .all_headers()
+        .any(|(_, _, value)| has_bare_control(value))
+    {
         return Err(refuse(400, "Control Character In Header"));
     }
     match request.request_uri().map(Uri::parse) {
@@ -89,7 +110,7 @@ pub fn check(request: &Message, max_vias: usize, stream: bool) -> Result<(), Ref
     }
     if request
         .header(HeaderName::MaxForwards)
-        .is_some_and(|v| v.is_empty() || v.len() > 3 || !v.bytes().all(|b| b.is_ascii_digit()))
+        .is_some_and(|v| v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err(refuse(400, "Bad Max-Forwards"));
     }
@@ -111,6 +132,17 @@ mod tests {
     #[test]
     fn a_good_request_passes() {
         assert_eq!(check_text(GOOD), Ok(()));
+    }
+
+    #[test]
+    fn escaped_controls_in_quoted_strings_and_long_max_forwards_pass() {
+        let text = GOOD
+            .replace(
+                "<sip:1000@[::1]>;tag=a",
+                "\"BEL:\\\x07 NUL:\\\x00\" <sip:1000@[::1]>;tag=a",
+            )
+            .replace("Max-Forwards: 70", "Max-Forwards: 0068");
+        assert_eq!(check_text(&text), Ok(()));
     }
 
     #[test]
@@ -145,6 +177,7 @@ mod tests {
             ("CSeq: 1 OPTIONS", "CSeq: OPTIONS", 400),
             ("Max-Forwards: 70", "Max-Forwards: many", 400),
             ("Call-ID: c1", "Call-ID: c\x001", 400),
+            ("tag=a", "tag=a\r\nSubject: \"a\x07\"", 400),
             ("tag=a", "tag=a;tag=b", 400),
             ("To: <sip:[::1]>", "To: <sip:[::1]>;tag=x;TAG=y", 400),
             ("Max-Forwards: 70", "Max-Forwards: 70\r\nExpires: soon", 400),

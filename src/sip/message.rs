@@ -103,8 +103,9 @@ pub struct Message {
     body: Box<[u8]>,
     start: StartLine,
     headers: Vec<Header>,
-    /// The datagram ended before Content-Length bytes of body (RFC 3261 §18.3: answer 400).
-    truncated: bool,
+    /// What is wrong with the body's length, for a 400 (RFC 3261 §18.3): the datagram ended
+    /// before Content-Length bytes, or Content-Length is malformed.
+    body_problem: Option<&'static str>,
 }
 
 /// A view of a `CSeq` header.
@@ -133,7 +134,8 @@ impl<'a> CSeq<'a> {
 impl Message {
     /// Parses one message. A `Content-Length` shorter than what follows the headers cuts the body
     /// there (a datagram's excess is discarded, RFC 3261 §18.3); without it the body is the rest.
-    /// A longer one marks the message [`Message::is_truncated`], so that it can be answered 400.
+    /// A longer or malformed one is recorded ([`Message::body_problem`]) so that the message
+    /// can still be answered 400.
     pub fn parse(input: &[u8], max_headers: usize) -> Result<Message, ParseError> {
         let start = input
             .iter()
@@ -172,15 +174,19 @@ impl Message {
             body: Box::default(),
             start: start_line,
             headers,
-            truncated: false,
+            body_problem: None,
         };
-        let body = match message.content_length()? {
-            Some(length) if length > rest.len() => {
-                message.truncated = true;
+        let body = match message.content_length() {
+            Ok(Some(length)) if length > rest.len() => {
+                message.body_problem = Some("Body Shorter Than Content-Length");
                 rest
             }
-            Some(length) => &rest[..length],
-            None => rest,
+            Ok(Some(length)) => &rest[..length],
+            Ok(None) => rest,
+            Err(_) => {
+                message.body_problem = Some("Bad Content-Length");
+                rest
+            }
         };
         message.body = body.into();
         Ok(message)
@@ -281,9 +287,9 @@ impl Message {
         self.headers.iter().filter(|h| h.name == name).count()
     }
 
-    /// Whether the body is shorter than the declared Content-Length.
-    pub fn is_truncated(&self) -> bool {
-        self.truncated
+    /// What is wrong with the body's length, if anything: the reason phrase of the 400.
+    pub fn body_problem(&self) -> Option<&'static str> {
+        self.body_problem
     }
 
     /// Length of the start line and headers, for sizing copies.
@@ -363,7 +369,12 @@ fn unfold(head: &[u8]) -> Vec<u8> {
 }
 
 fn parse_start_line(line: &str, head: &str) -> Result<StartLine, ParseError> {
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    // Bytes, not a str slice: the fourth byte may fall inside a multi-byte character.
+    if line
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
         let (version, rest) = line.split_once(' ').ok_or(ParseError::StartLine)?;
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, &rest[rest.len()..]));
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) || !is_version(version) {

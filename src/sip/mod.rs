@@ -22,7 +22,7 @@ pub use response::Response;
 pub use rewrite::{Added, Edit, ack_for, cancel_for, drop_first, without_first};
 pub use sdp::{SrtpVerdict, srtp_verdict};
 pub use transport::Transport;
-pub use uri::{Host, Scheme, Uri, UriError};
+pub use uri::{Host, Scheme, Uri, UriError, request_uri_form};
 pub use via::Via;
 
 #[cfg(test)]

@@ -124,8 +124,9 @@ impl<'a> Uri<'a> {
         } else {
             return Err(UriError::Malformed);
         };
-        let (rest, headers) = rest.split_once('?').unwrap_or((rest, ""));
-        let (user, rest) = match rest.rsplit_once('@') {
+        // The first `@` ends the userinfo, which may itself hold `?` and `;` (RFC 3261 §25.1
+        // user-unreserved); the headers start at the first `?` after it.
+        let (user, rest) = match rest.split_once('@') {
             Some((userinfo, hostpart)) => {
                 // A password in the URI is deprecated (RFC 3261 §19.1.1) but legal: keep the user.
                 let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
@@ -139,6 +140,7 @@ impl<'a> Uri<'a> {
             }
             None => (None, rest),
         };
+        let (rest, headers) = rest.split_once('?').unwrap_or((rest, ""));
         let (hostport, params) = match rest.find(';') {
             Some(at) if at + 1 == rest.len() => return Err(UriError::Malformed),
             Some(at) => (&rest[..at], &rest[at + 1..]),
@@ -162,6 +164,30 @@ impl<'a> Uri<'a> {
     /// The value of the `transport=` parameter, if any.
     pub fn transport_param(&self) -> Option<&'a str> {
         self.params.get("transport").flatten()
+    }
+}
+
+/// `uri` as it may stand in a Request-URI: without the `method` parameter and the `?` headers,
+/// which RFC 3261 §19.1.1 allows only elsewhere (a registered Contact may carry them).
+pub fn request_uri_form(uri: &str) -> String {
+    let Ok(parsed) = Uri::parse(uri) else {
+        return uri.to_owned();
+    };
+    let without_headers = match parsed.headers.is_empty() {
+        true => uri,
+        false => &uri[..uri.len() - parsed.headers.len() - 1],
+    };
+    if parsed.params.get("method").is_none() {
+        return without_headers.to_owned();
+    }
+    let params = parsed.params.as_str();
+    let base = &without_headers[..without_headers.len() - params.len() - 1];
+    let kept: Vec<&str> = super::params::split_outside_quotes(params, b';')
+        .filter(|p| !p.trim().to_ascii_lowercase().starts_with("method"))
+        .collect();
+    match kept.is_empty() {
+        true => base.to_owned(),
+        false => format!("{base};{}", kept.join(";")),
     }
 }
 
@@ -334,6 +360,16 @@ mod tests {
         assert!(Uri::parse("sip:192.0.2.1").is_ok());
         assert!(Uri::parse("sip:user:secret@example.org").is_ok());
         assert!(Uri::parse("sip:%61lice@example.org").is_ok());
+        // RFC 4475 §3.1.1.2 (intmeth): `?` and `;` in the user part, then a password.
+        let odd = "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com";
+        let uri = Uri::parse(odd).unwrap();
+        assert_eq!(
+            uri.user,
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert!(uri.host.matches(&Host::Name("example.com")));
+        let uri = Uri::parse("sip:user@example.org?Subject=a@b").unwrap();
+        assert_eq!(uri.headers, "Subject=a@b");
     }
 
     #[test]
@@ -366,6 +402,26 @@ mod tests {
         ] {
             assert!(Uri::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn request_uri_form_drops_method_and_headers() {
+        assert_eq!(
+            request_uri_form("sip:1000@[::1]:5060"),
+            "sip:1000@[::1]:5060"
+        );
+        assert_eq!(
+            request_uri_form("sip:user@host?Route=%3Csip:example.com%3E"),
+            "sip:user@host"
+        );
+        assert_eq!(
+            request_uri_form("sip:user@host;transport=tcp;method=BYE;lr?Route=x"),
+            "sip:user@host;transport=tcp;lr"
+        );
+        assert_eq!(
+            request_uri_form("sip:user@host;method=BYE"),
+            "sip:user@host"
+        );
     }
 
     #[test]

@@ -56,7 +56,13 @@ fn split_protocol(text: &str) -> Option<(&str, &str)> {
         }
     }
     let [name, version, transport] = parts;
-    let valid = name.eq_ignore_ascii_case("SIP") && version == "2.0" && super::is_token(transport);
+    // Any version parses, so that a request of another SIP version can be answered 505.
+    let version_ok = version.split_once('.').is_some_and(|(major, minor)| {
+        [major, minor]
+            .iter()
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    let valid = name.eq_ignore_ascii_case("SIP") && version_ok && super::is_token(transport);
     // The sent-by must be separated from the transport by whitespace.
     (valid && text.len() > rest.len()).then_some((transport, rest))
 }
@@ -101,7 +107,7 @@ mod tests {
             "",
             "SIP/2.0/UDP",
             "SIP/2.0/UDP ",
-            "SIP/3.0/UDP host",
+            "SIP/x.0/UDP host",
             "SIP/2.0 UDP host",
             "SIP/2.0/UDPhost",
             "SIP/2.0/UDP 2001:db8::1",

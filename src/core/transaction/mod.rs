@@ -37,21 +37,35 @@ pub const TIMER_J_MS: u64 = 64 * T1_MS;
 pub struct Key(String);
 
 impl Key {
-    /// `None` for requests without an RFC 3261 branch (magic cookie `z9hG4bK`), which cannot be
-    /// matched reliably.
+    /// The key of the transaction `request` belongs to; `None` only for a request without a
+    /// method or CSeq.
     pub fn of(request: &Message, via: &Via<'_>) -> Option<Key> {
-        Key::for_method(via, request.method_text()?)
+        Key::for_method(request, via, request.method_text()?)
     }
 
-    /// The key of the transaction a request with this `Via` would belong to with `method`: a
-    /// CANCEL, and the ACK for a non-2xx final response, name their INVITE's transaction
-    /// (§9.2, §17.2.3).
-    pub fn for_method(via: &Via<'_>, method: &str) -> Option<Key> {
-        let branch = via.branch().filter(|b| b.starts_with("z9hG4bK"))?;
+    /// The key of the transaction `request` would belong to with `method`: a CANCEL, and the
+    /// ACK for a non-2xx final response, name their INVITE's transaction (§9.2, §17.2.3). An
+    /// RFC 3261 branch (magic cookie `z9hG4bK` and more) is the key; an older client's request
+    /// is matched the RFC 2543 way, by Request-URI, Call-ID, From tag, CSeq number and top Via.
+    pub fn for_method(request: &Message, via: &Via<'_>, method: &str) -> Option<Key> {
         let port = via.port.unwrap_or(0);
-        Some(Key(format!("{branch} {} {port} {method}", via.host)))
+        let branch = via.branch().unwrap_or_default();
+        if branch.len() > MAGIC_COOKIE.len() && branch.starts_with(MAGIC_COOKIE) {
+            return Some(Key(format!("{branch} {} {port} {method}", via.host)));
+        }
+        let from_tag = request.from().and_then(|f| f.tag()).unwrap_or_default();
+        Some(Key(format!(
+            "2543 {} {} {from_tag} {} {} {port} {branch} {method}",
+            request.request_uri()?,
+            request.call_id()?,
+            request.cseq()?.number,
+            via.host,
+        )))
     }
 }
+
+/// What RFC 3261 branches start with (§8.1.1.7).
+const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// Completed transactions, bounded: when full the oldest is forgotten first.
 pub struct ServerTransactions {
@@ -144,12 +158,18 @@ mod tests {
     }
 
     #[test]
-    fn no_key_without_magic_cookie() {
-        let message = Message::parse(
-            b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP [::1];branch=old\r\nCSeq: 1 REGISTER\r\n\r\n",
-            16,
-        )
-        .unwrap();
-        assert!(Key::of(&message, &message.top_via().unwrap()).is_none());
+    fn rfc2543_requests_are_matched_by_their_fields() {
+        let key = |text: &str| {
+            let message = Message::parse(text.as_bytes(), 16).unwrap();
+            Key::of(&message, &message.top_via().unwrap()).unwrap()
+        };
+        let old = "REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP [::1];branch=old\r\n\
+                   From: <sip:a@x>;tag=1\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n\r\n";
+        assert_eq!(key(old), key(old));
+        assert_ne!(key(old), key(&old.replace("CSeq: 1", "CSeq: 2")));
+        assert_ne!(key(old), key(&old.replace("Call-ID: c", "Call-ID: d")));
+        // A bare magic cookie is no RFC 3261 branch.
+        let bare = old.replace("branch=old", "branch=z9hG4bK");
+        assert_ne!(key(&bare), key(&bare.replace("CSeq: 1", "CSeq: 2")));
     }
 }
