@@ -8,5 +8,6 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod net;
+pub mod setup;
 pub mod sip;
 pub mod store;

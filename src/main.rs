@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use hotline::config::Config;
-use hotline::control::{self, BanSummary, ControlError, Reply, Request, UserSummary};
+use hotline::control::{BanSummary, Reply, Request, UserSummary};
 use hotline::core::bans::Utc;
-use hotline::store::Store;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
@@ -38,6 +37,17 @@ enum Command {
     Ban {
         #[command(subcommand)]
         action: BanAction,
+    },
+    /// The first-boot wizard: domain, IPv6 check, TLS certificate, first extensions. Writes the
+    /// configuration (default /etc/hotline/hotline.toml), creates the users and starts
+    /// hotline.service. Run it again at any time: the users are kept.
+    Setup {
+        /// Take the answers from this TOML file instead of asking (see README.md).
+        #[arg(long, value_name = "FILE")]
+        answers: Option<PathBuf>,
+        /// Do not enable or start hotline.service.
+        #[arg(long)]
+        no_service: bool,
     },
 }
 
@@ -82,6 +92,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The wizard writes the configuration rather than reading it.
+    if let Some(Command::Setup {
+        answers,
+        no_service,
+    }) = &cli.command
+    {
+        return setup(cli.config.as_deref(), answers.as_deref(), *no_service);
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -106,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let reply = manage(&config, &request)?;
             Ok(print_reply(&config, &reply))
         }
+        Command::Setup { .. } => unreachable!("handled above"),
         Command::Ban { action } => {
             let request = match action {
                 BanAction::List => Request::ListBans,
@@ -119,25 +138,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Asks the running server, or opens the database when no server runs.
 fn manage(config: &Config, request: &Request) -> anyhow::Result<Reply> {
-    match control::call(&config.data_dir.join(control::SOCKET_NAME), request) {
-        Ok(reply) => Ok(reply),
-        Err(ControlError::NoServer { .. }) => {
-            let store = open_store(&config.data_dir)?;
-            let rng = ring::rand::SystemRandom::new();
-            Ok(control::execute(&store, config.realm(), &rng, request))
-        }
-        Err(error) => Err(error.into()),
-    }
+    hotline::setup::manage(&config.data_dir, config.realm(), request)
 }
 
-fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    Ok(Store::open(&data_dir.join(hotline::net::DATABASE_NAME))?)
+/// `hotline setup`: on the terminal, or from an answers file.
+fn setup(
+    config: Option<&Path>,
+    answers: Option<&Path>,
+    no_service: bool,
+) -> anyhow::Result<ExitCode> {
+    use hotline::setup::{self, Answers, Dialog, Environment, Options};
+    let answers = answers
+        .map(|path| Answers::load(path).map(|answers| (path.to_owned(), answers)))
+        .transpose()?;
+    let service = !no_service
+        && answers
+            .as_ref()
+            .is_none_or(|(_, answers)| answers.service != Some(false));
+    let options = Options {
+        config_path: config.map_or_else(|| PathBuf::from(setup::DEFAULT_CONFIG), Path::to_owned),
+        answers,
+        service,
+    };
+    let (mut stdin, mut stdout) = (std::io::stdin().lock(), std::io::stdout().lock());
+    let mut dialog = match &options.answers {
+        Some((path, _)) => Dialog::answers_file(path, &mut stdout),
+        None => Dialog::terminal(&mut stdin, &mut stdout),
+    };
+    setup::run(&options, &Environment::detect(), &mut dialog)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
@@ -192,33 +221,17 @@ fn print_ban(ban: &BanSummary, now_ms: u64) {
 }
 
 fn describe(user: &UserSummary) -> String {
-    match user.display_name.is_empty() {
-        true => user.extension.clone(),
-        false => format!("{} ({})", user.extension, user.display_name),
-    }
+    hotline::setup::describe(user)
 }
 
 /// What a person types into a phone's account settings.
 fn print_phone_settings(config: &Config, user: &UserSummary, password: &str) {
-    let port = |ports: &[std::net::SocketAddr]| ports.first().map(|a| a.port());
     println!();
     println!("Phone settings:");
-    println!("  domain:    {}", config.domain);
-    if let Some(port) = port(&config.listen.tls) {
-        println!(
-            "  server:    {} port {port}, transport TLS (recommended)",
-            config.domain
-        );
-    }
-    if let Some(port) = port(&config.listen.udp).or(port(&config.listen.tcp)) {
-        println!(
-            "  or:        {} port {port}, transport UDP or TCP",
-            config.domain
-        );
-    }
-    println!("  user:      {}", user.extension);
-    println!("  password:  {password}");
-    println!("  media:     SRTP mandatory");
+    print!(
+        "{}",
+        hotline::setup::phone_settings(config, &user.extension, password)
+    );
     println!();
     println!(
         "The password is shown only now. `hotline user passwd {}` makes a new one.",

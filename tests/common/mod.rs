@@ -111,6 +111,21 @@ impl Server {
         }
     }
 
+    /// Starts a server on a configuration file written elsewhere (by `hotline setup`, say),
+    /// whose `data_dir` is `<dir>/data` and whose listeners are one each of UDP, TCP and TLS.
+    pub fn start_with_config(dir: TempDir, config: PathBuf) -> Server {
+        let (child, log, [udp, tcp, tls]) = spawn(binary(), &config);
+        Server {
+            dir,
+            config,
+            child,
+            log,
+            udp,
+            tcp,
+            tls,
+        }
+    }
+
     /// Stops the server cleanly and starts it again on the same data directory (new ports).
     pub fn restart(&mut self) {
         self.stop();

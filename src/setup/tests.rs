@@ -1,0 +1,602 @@
+//! Each step driven from memory, bad answers included, and whole runs on temporary files.
+
+use std::io::Cursor;
+
+use tempfile::TempDir;
+
+use super::*;
+
+/// `/proc/net/if_inet6` of a board with a global, a temporary, a unique local, a link-local and
+/// the loopback address.
+const IF_INET6: &str = "\
+20010db8000100020000000000000005 02 40 00 80     eth0
+20010db80001000211223344556677ff 02 40 00 01     eth0
+fd000000000000000000000000000002 02 40 00 80     eth0
+fe8000000000000000fc00fffe000001 02 40 20 80     eth0
+00000000000000000000000000000001 01 80 10 80       lo
+";
+
+fn environment(hostname: &str, if_inet6: &str) -> Environment {
+    Environment {
+        hostname: Some(hostname.to_owned()),
+        addresses: parse_if_inet6(if_inet6),
+        systemctl: None,
+    }
+}
+
+/// Runs `step` on a terminal dialog fed `input`; returns its result and everything written.
+fn on_terminal<T>(input: &str, step: impl FnOnce(&mut Dialog<'_>) -> T) -> (T, String) {
+    let mut input = Cursor::new(input.as_bytes().to_vec());
+    let mut output = Vec::new();
+    let result = step(&mut Dialog::terminal(&mut input, &mut output));
+    (result, flat(&output))
+}
+
+/// The text with every run of white space made one space: what a person reads, whatever the
+/// line breaks.
+fn flat(output: &[u8]) -> String {
+    let text = String::from_utf8(output.to_vec()).unwrap();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn from_file<T>(step: impl FnOnce(&mut Dialog<'_>) -> T) -> (T, String) {
+    let mut output = Vec::new();
+    let result = step(&mut Dialog::answers_file(
+        Path::new("answers.toml"),
+        &mut output,
+    ));
+    (result, flat(&output))
+}
+
+#[test]
+fn addresses_are_read_and_classified() {
+    let addresses = parse_if_inet6(IF_INET6);
+    assert_eq!(addresses.len(), 5);
+    let reaches: Vec<Reach> = addresses.iter().map(InterfaceAddress::reach).collect();
+    assert_eq!(
+        reaches,
+        [
+            Reach::Global,
+            Reach::Global,
+            Reach::UniqueLocal,
+            Reach::LinkLocal,
+            Reach::Loopback
+        ]
+    );
+    assert_eq!(
+        addresses[0].address,
+        "2001:db8:1:2::5".parse::<Ipv6Addr>().unwrap()
+    );
+    assert_eq!(addresses[0].interface, "eth0");
+    assert!(addresses[0].stable() && !addresses[1].stable());
+    assert!(parse_if_inet6("garbage\n\n0123 01 40 00 80 eth0\n").is_empty());
+}
+
+#[test]
+fn suggested_domain_is_a_dns_name_or_the_global_address() {
+    let env = environment("pbx.example.org", IF_INET6);
+    assert_eq!(suggest_domain(&env).as_deref(), Some("pbx.example.org"));
+    // A bare hostname is no use to phones elsewhere: the stable global address is (not the
+    // temporary one).
+    let env = environment("raspberrypi", IF_INET6);
+    assert_eq!(suggest_domain(&env).as_deref(), Some("[2001:db8:1:2::5]"));
+    let env = environment(
+        "raspberrypi",
+        "fd000000000000000000000000000002 02 40 00 80 eth0\n",
+    );
+    assert_eq!(suggest_domain(&env).as_deref(), Some("raspberrypi"));
+    let env = environment("bad_name", "");
+    assert_eq!(suggest_domain(&env), None);
+}
+
+#[test]
+fn domain_step_asks_again_after_bad_answers() {
+    let config = Config::default();
+    let answers = Answers::default();
+    let (domain, screen) = on_terminal("bad domain\n192.0.2.1\n\nhotline.test\n", |dialog| {
+        ask_domain(dialog, &config, None, &answers)
+    });
+    assert_eq!(domain.unwrap(), "hotline.test");
+    assert!(
+        screen.contains("\"bad domain\" is not a host name"),
+        "{screen}"
+    );
+    assert!(screen.contains("hotline speaks IPv6 only"), "{screen}");
+    assert!(screen.contains("Please give a domain"), "{screen}");
+    assert_eq!(screen.matches("Domain:").count(), 4, "{screen}");
+
+    // Enter takes the default; a bare IPv6 address is written as in a URI.
+    let (domain, screen) = on_terminal("\n", |dialog| {
+        ask_domain(dialog, &config, Some("pbx.example.org"), &answers)
+    });
+    assert_eq!(domain.unwrap(), "pbx.example.org");
+    assert!(screen.contains("Domain [pbx.example.org]:"), "{screen}");
+    let (domain, _) = on_terminal("2001:db8::1\n", |dialog| {
+        ask_domain(dialog, &config, None, &answers)
+    });
+    assert_eq!(domain.unwrap(), "[2001:db8::1]");
+
+    // Input that ends before an answer is an error that says what to do.
+    let (domain, _) = on_terminal("bad domain\n", |dialog| {
+        ask_domain(dialog, &config, None, &answers)
+    });
+    let error = domain.unwrap_err().to_string();
+    assert!(error.contains("--answers FILE"), "{error}");
+}
+
+#[test]
+fn domain_from_an_answers_file_is_checked_the_same_way() {
+    let config = Config::default();
+    let answers = Answers {
+        domain: Some("bad domain".into()),
+        ..Answers::default()
+    };
+    let (domain, _) = from_file(|dialog| ask_domain(dialog, &config, Some("x.org"), &answers));
+    let error = domain.unwrap_err().to_string();
+    assert!(error.starts_with("answers.toml: `domain`: "), "{error}");
+    assert!(error.contains("is not a host name"), "{error}");
+    // A missing key takes the default.
+    let (domain, screen) =
+        from_file(|dialog| ask_domain(dialog, &config, Some("x.org"), &Answers::default()));
+    assert_eq!(domain.unwrap(), "x.org");
+    assert!(screen.contains("Domain: x.org"), "{screen}");
+}
+
+#[test]
+fn connectivity_check_explains_what_is_missing() {
+    let config = Config {
+        domain: "pbx.example.org".into(),
+        ..Config::default()
+    };
+    let check = |if_inet6: &str| {
+        let addresses = parse_if_inet6(if_inet6);
+        on_terminal("", |dialog| {
+            check_ipv6(dialog, &addresses, &config).unwrap()
+        })
+    };
+    let (found, screen) = check(IF_INET6);
+    assert_eq!(found, Connectivity::Global);
+    assert!(
+        screen.contains("2001:db8:1:2::5 (eth0): global"),
+        "{screen}"
+    );
+    assert!(screen.contains("UDP port 5060 and TCP port 5060 and TLS port 5061"));
+
+    let (found, screen) = check(&IF_INET6.replace("2001", "fd00"));
+    assert_eq!(found, Connectivity::LocalOnly);
+    assert!(screen.contains("not reachable from outside"), "{screen}");
+    assert!(
+        screen.contains("friends outside your network cannot reach"),
+        "{screen}"
+    );
+
+    let link_local_only = "fe8000000000000000fc00fffe000001 02 40 20 80 eth0\n";
+    let (found, screen) = check(link_local_only);
+    assert_eq!(found, Connectivity::None);
+    assert!(
+        screen.contains("No IPv6 address beyond the link-local one"),
+        "{screen}"
+    );
+    assert!(screen.contains("prefix delegation"), "{screen}");
+
+    // A duplicate address (DAD failed) does not count.
+    let (found, _) = check("20010db8000100020000000000000005 02 40 00 88 eth0\n");
+    assert_eq!(found, Connectivity::None);
+}
+
+fn config_in(dir: &TempDir) -> Config {
+    Config {
+        domain: "hotline.test".into(),
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn tls_step_makes_a_self_signed_certificate_by_default() {
+    let dir = TempDir::new().unwrap();
+    let mut config = config_in(&dir);
+    let (identity, screen) = on_terminal("\n", |dialog| {
+        ask_tls(dialog, &mut config, false, &Answers::default())
+    });
+    let identity = identity.unwrap();
+    assert!(identity.generated);
+    assert!(
+        screen.contains(&identity.fingerprint_sha256[..47]),
+        "{screen}"
+    );
+    assert!(dir.path().join("data/tls/cert.pem").is_file());
+    assert_eq!(config.tls, crate::config::Tls::default());
+
+    // Again: the same certificate; after a change of domain `new` is the default.
+    let (again, _) = on_terminal("\n", |dialog| {
+        ask_tls(dialog, &mut config, false, &Answers::default())
+    });
+    assert_eq!(
+        again.unwrap().fingerprint_sha256,
+        identity.fingerprint_sha256
+    );
+    config.domain = "other.test".into();
+    let (renewed, screen) = on_terminal("\n", |dialog| {
+        ask_tls(dialog, &mut config, true, &Answers::default())
+    });
+    let renewed = renewed.unwrap();
+    assert!(screen.contains("[new]"), "{screen}");
+    assert!(renewed.generated);
+    assert_ne!(renewed.fingerprint_sha256, identity.fingerprint_sha256);
+}
+
+#[test]
+fn tls_step_checks_pem_files_and_asks_again() {
+    let dir = TempDir::new().unwrap();
+    // Two certificates "from a CA", made the way hotline makes its own.
+    let ca = |name: &str| {
+        let identity = tls::load_or_generate(&dir.path().join(name), "hotline.test", None).unwrap();
+        (
+            identity.certificate.clone(),
+            identity.certificate.with_file_name("key.pem"),
+        )
+    };
+    let (cert_a, key_a) = ca("a");
+    let (_, key_b) = ca("b");
+    let mut config = config_in(&dir);
+    let input = format!(
+        "/no/such/cert.pem\n{}\n/no/such/key.pem\n{}\n{}\n{}\n",
+        cert_a.display(),
+        key_b.display(),
+        cert_a.display(),
+        key_a.display()
+    );
+    let (identity, screen) = on_terminal(&input, |dialog| {
+        ask_tls(dialog, &mut config, false, &Answers::default())
+    });
+    let identity = identity.unwrap();
+    assert!(!identity.generated);
+    assert!(
+        screen.contains("/no/such/cert.pem is not a file"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("/no/such/key.pem is not a file"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("does not belong to the certificate"),
+        "{screen}"
+    );
+    assert_eq!(config.tls.certificate.as_ref(), Some(&cert_a));
+    assert_eq!(config.tls.private_key.as_ref(), Some(&key_a));
+    assert!(!dir.path().join("data/tls").exists(), "nothing generated");
+
+    // From a file, a key that does not fit is an error naming the key.
+    let answers = Answers {
+        certificate: Some(cert_a.display().to_string()),
+        private_key: Some(key_b.display().to_string()),
+        ..Answers::default()
+    };
+    let (result, _) = from_file(|dialog| ask_tls(dialog, &mut config, false, &answers));
+    let error = result.err().unwrap().to_string();
+    assert!(
+        error.starts_with("answers.toml: `certificate`: "),
+        "{error}"
+    );
+}
+
+fn existing(users: &[(&str, &str)]) -> Vec<ExistingUser> {
+    users
+        .iter()
+        .map(|(extension, name)| ExistingUser {
+            summary: UserSummary {
+                extension: (*extension).into(),
+                display_name: (*name).into(),
+            },
+            realm: None,
+        })
+        .collect()
+}
+
+#[test]
+fn extensions_step_refuses_bad_numbers_and_duplicates() {
+    let users = existing(&[("1000", "Alice")]);
+    let input = "x100 Bob\n1000 Bob\n1001 Bob\n1001 Bobby\n1002\n1003 Carol Ann Smith\n\n";
+    let (new, screen) = on_terminal(input, |dialog| {
+        ask_extensions(dialog, &users, &Answers::default())
+    });
+    let new: Vec<(String, String)> = new
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.extension, n.display_name))
+        .collect();
+    assert_eq!(
+        new,
+        [
+            ("1001".into(), "Bob".into()),
+            ("1002".into(), String::new()),
+            ("1003".into(), "Carol Ann Smith".into())
+        ]
+    );
+    assert!(
+        screen.contains("Extensions kept as they are: 1000 (Alice)."),
+        "{screen}"
+    );
+    assert!(screen.contains("extension \"x100\" is not valid: use 1 to 15 digits"));
+    assert!(screen.contains("extension 1000 is taken (Alice): choose another number"));
+    assert!(screen.contains("extension 1001 is taken (Bob)"), "{screen}");
+
+    let long = format!("1004 {}", "x".repeat(MAX_DISPLAY_NAME + 1));
+    let taken = BTreeMap::new();
+    assert!(
+        parse_extension(&long, &taken)
+            .unwrap_err()
+            .contains("too long")
+    );
+}
+
+#[test]
+fn extensions_from_a_file_keep_existing_ones_and_refuse_duplicates() {
+    let users = existing(&[("1000", "Alice")]);
+    let answers = Answers {
+        extensions: vec!["1000 Alice".into(), "1001 Bob".into()],
+        ..Answers::default()
+    };
+    let (new, screen) = from_file(|dialog| ask_extensions(dialog, &users, &answers));
+    assert_eq!(new.unwrap().len(), 1);
+    assert!(
+        screen.contains("Extension 1000 exists: kept as it is."),
+        "{screen}"
+    );
+
+    let answers = Answers {
+        extensions: vec!["1001 Bob".into(), "1001 Robert".into()],
+        ..Answers::default()
+    };
+    let (new, _) = from_file(|dialog| ask_extensions(dialog, &users, &answers));
+    let error = new.unwrap_err().to_string();
+    assert!(error.starts_with("answers.toml: `extensions[1]`: extension 1001 is taken"));
+}
+
+#[test]
+fn yes_or_no() {
+    assert_eq!(parse_yes_no("Y"), Ok(true));
+    assert_eq!(parse_yes_no("no"), Ok(false));
+    assert!(parse_yes_no("maybe").is_err());
+}
+
+#[test]
+fn phone_settings_are_the_ones_user_add_shows() {
+    let config = Config {
+        domain: "pbx.example.org".into(),
+        ..Config::default()
+    };
+    assert_eq!(
+        phone_settings(&config, "1000", "0123"),
+        "  domain:    pbx.example.org\n\
+         \x20 server:    pbx.example.org port 5061, transport TLS (recommended)\n\
+         \x20 or:        pbx.example.org port 5060, transport UDP or TCP\n\
+         \x20 user:      1000\n\
+         \x20 password:  0123\n\
+         \x20 media:     SRTP mandatory\n"
+    );
+}
+
+#[test]
+fn written_file_is_the_documented_one_with_the_values() {
+    let mut table = toml::Table::new();
+    let config = config_in(&TempDir::new().unwrap());
+    set_values(&mut table, &config);
+    let text = render(&table).unwrap();
+    assert!(
+        text.starts_with("# hotline configuration: every key"),
+        "{text}"
+    );
+    assert!(text.contains("\ndomain = \"hotline.test\"\n"), "{text}");
+    assert_eq!(Config::parse(&text).unwrap(), config);
+
+    // Keys the wizard does not ask about stay, and PEM files take the commented lines.
+    let mut table: toml::Table =
+        toml::from_str("aliases = [\"sip.example.org\"]\n[auth]\nalgorithms = [\"MD5\"]\n")
+            .unwrap();
+    let mut config = config;
+    config.tls.certificate = Some("/etc/ssl/chain.pem".into());
+    config.tls.private_key = Some("/etc/ssl/key.pem".into());
+    set_values(&mut table, &config);
+    let text = render(&table).unwrap();
+    assert!(
+        text.contains("\ncertificate = \"/etc/ssl/chain.pem\"\n"),
+        "{text}"
+    );
+    let written = Config::parse(&text).unwrap();
+    assert_eq!(written.aliases, ["sip.example.org"]);
+    assert_eq!(written.auth.algorithms, [crate::core::auth::Algorithm::Md5]);
+    assert_eq!(written.tls, config.tls);
+}
+
+/// A whole run on the terminal, writing under `dir`.
+fn run_on_terminal(
+    dir: &TempDir,
+    env: &Environment,
+    input: &str,
+) -> (anyhow::Result<Outcome>, String) {
+    let options = Options {
+        config_path: dir.path().join("etc/hotline.toml"),
+        answers: None,
+        service: false,
+    };
+    on_terminal(input, |dialog| run(&options, env, dialog))
+}
+
+fn first_config(dir: &TempDir) {
+    let path = dir.path().join("etc/hotline.toml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::write(
+        &path,
+        format!(
+            "data_dir = \"{}\"\n[listen]\nudp = [\"[::1]:0\"]\ntcp = []\ntls = [\"[::1]:0\"]\n\
+             [auth]\nalgorithms = [\"MD5\"]\n",
+            data_dir.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn users_in(dir: &TempDir) -> Vec<crate::core::user::User> {
+    Store::open(&dir.path().join("data").join(crate::net::DATABASE_NAME))
+        .unwrap()
+        .users()
+        .unwrap()
+}
+
+#[test]
+fn run_writes_the_configuration_and_keeps_users_when_run_again() {
+    let dir = TempDir::new().unwrap();
+    first_config(&dir);
+    let env = environment("raspberrypi", IF_INET6);
+    // Domain: Enter (the global address), TLS: Enter, two extensions, done.
+    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n1000 Alice\n1001 Bob\n\n");
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.config.domain, "[2001:db8:1:2::5]");
+    assert_eq!(outcome.passwords.len(), 2);
+    assert!(
+        screen.contains("Extension 1000 (Alice): phone settings"),
+        "{screen}"
+    );
+    assert!(screen.contains(&format!("password: {}", outcome.passwords[0].1)));
+    assert!(screen.contains("The service was left alone"), "{screen}");
+    let text = std::fs::read_to_string(dir.path().join("etc/hotline.toml")).unwrap();
+    let written = Config::parse(&text).unwrap();
+    assert_eq!(written, outcome.config);
+    assert_eq!(
+        written.auth.algorithms.len(),
+        1,
+        "a key set by hand is kept"
+    );
+    assert!(written.listen.tcp.is_empty());
+    assert!(
+        text.contains("# Digest algorithms offered"),
+        "documented: {text}"
+    );
+    let users = users_in(&dir);
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0].realm, "[2001:db8:1:2::5]");
+
+    // Again: the domain is the default now, the users are kept with their hashes.
+    let (again, screen) = run_on_terminal(&dir, &env, "\n\n1002 Carol\n\n");
+    let again = again.unwrap();
+    assert!(screen.contains("Domain [[2001:db8:1:2::5]]"), "{screen}");
+    assert!(screen.contains("Kept, with their passwords: 1000 (Alice), 1001 (Bob)."));
+    assert_eq!(again.passwords.len(), 1);
+    let after = users_in(&dir);
+    assert_eq!(after.len(), 3);
+    assert_eq!(after[..2], users[..]);
+    assert!(dir.path().join("etc/hotline.toml.bak").is_file());
+}
+
+#[test]
+fn a_new_domain_offers_new_passwords() {
+    let dir = TempDir::new().unwrap();
+    first_config(&dir);
+    let env = environment("pbx.example.org", "");
+    let (outcome, _) = run_on_terminal(&dir, &env, "\n\n1000 Alice\n1001 Bob\n\n");
+    let first = outcome.unwrap();
+    assert_eq!(first.config.domain, "pbx.example.org");
+
+    // A new domain: a new certificate by default, and the question of new passwords; "no"
+    // leaves the users as they were.
+    let input = "sip.example.org\n\n\nmaybe\nno\n";
+    let (outcome, screen) = run_on_terminal(&dir, &env, input);
+    let outcome = outcome.unwrap();
+    assert!(screen.contains("`self-signed` or `new` [new]"), "{screen}");
+    assert!(screen.contains("the passwords of 1000 (Alice), 1001 (Bob) no longer work"));
+    assert!(
+        screen.contains("\"maybe\": please answer yes or no"),
+        "{screen}"
+    );
+    assert!(outcome.passwords.is_empty());
+    assert!(users_in(&dir).iter().all(|u| u.realm == "pbx.example.org"));
+
+    // Run again, the users' hashes still name the old domain: the question comes again.
+    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n\n\n");
+    let outcome = outcome.unwrap();
+    assert!(screen.contains("Domain [sip.example.org]"), "{screen}");
+    assert!(
+        screen.contains("New passwords for them now? (yes/no) [yes]"),
+        "{screen}"
+    );
+    assert_eq!(outcome.passwords.len(), 2);
+    assert!(users_in(&dir).iter().all(|u| u.realm == "sip.example.org"));
+}
+
+#[test]
+fn a_broken_configuration_is_reported_not_overwritten() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("etc/hotline.toml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "[registrar]\nmax_contact = 3\n").unwrap();
+    let (outcome, _) = run_on_terminal(&dir, &Environment::default(), "");
+    let error = format!("{:#}", outcome.unwrap_err());
+    assert!(
+        error.contains("max_contact") && error.contains("move it away"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "[registrar]\nmax_contact = 3\n"
+    );
+}
+
+#[test]
+fn the_service_is_enabled_and_started_with_systemctl() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = TempDir::new().unwrap();
+    first_config(&dir);
+    // A systemctl that records its arguments; `is-active` says the service is not running.
+    let log = dir.path().join("systemctl.log");
+    let systemctl = dir.path().join("systemctl");
+    std::fs::write(
+        &systemctl,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\n[ \"$1\" = is-active ] && exit 3\nexit 0\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = Environment {
+        systemctl: Some(systemctl),
+        ..environment("pbx.example.org", "")
+    };
+    let options = Options {
+        config_path: dir.path().join("etc/hotline.toml"),
+        answers: Some((dir.path().join("answers.toml"), Answers::default())),
+        service: true,
+    };
+    let (outcome, screen) = from_file(|dialog| run(&options, &env, dialog));
+    outcome.unwrap();
+    assert!(
+        screen.contains("hotline is started (hotline.service)"),
+        "{screen}"
+    );
+    assert!(screen.contains("Note: hotline.service reads /etc/hotline/hotline.toml"));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "is-active --quiet hotline.service\nenable --now hotline.service\n"
+    );
+}
+
+#[test]
+fn long_lines_are_wrapped_at_spaces() {
+    let text = "  one two three four\nfive six";
+    assert_eq!(wrap(text, 12), "  one two\n  three four\nfive six");
+    assert_eq!(
+        wrap("averyveryverylongword x", 5),
+        "averyveryverylongword\nx"
+    );
+    let fingerprint = (0..32)
+        .map(|i| format!("{i:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let lines = fingerprint_lines(&fingerprint, "  ");
+    assert_eq!(lines.lines().count(), 2);
+    assert_eq!(lines.replace("\n  ", "").trim(), fingerprint);
+}
