@@ -447,16 +447,27 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
 
-/// Appends `.n` to every RFC 3261 branch that has more than the magic cookie.
+/// Makes the message's transactions unique with `.n`: every RFC 3261 branch that has more than
+/// the magic cookie, every RFC 2543 branch (`branch=` without the cookie), and the Call-ID, since
+/// RFC 2543 requests are matched by their fields and the same message sent twice would be one
+/// transaction.
 fn unique_branches(bytes: &[u8], n: u32) -> Vec<u8> {
     const COOKIE: &[u8] = b"z9hG4bK";
     let suffix = format!(".{n}");
-    let bytes = &unique_call_id(&unique_old_branches(bytes, &suffix), &suffix);
+    let bytes = suffix_tokens(bytes, COOKIE, None, &suffix);
+    let bytes = suffix_tokens(&bytes, b"branch=", Some(COOKIE), &suffix);
+    unique_call_id(&bytes, &suffix)
+}
+
+/// Appends `suffix` to every non-empty token that follows `marker`, unless it starts with
+/// `unless`.
+fn suffix_tokens(bytes: &[u8], marker: &[u8], unless: Option<&[u8]>, suffix: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + 64);
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i..].starts_with(COOKIE) {
-            let start = i + COOKIE.len();
+        let start = i + marker.len();
+        let skip = unless.is_some_and(|u| bytes[start.min(bytes.len())..].starts_with(u));
+        if bytes[i..].starts_with(marker) && !skip {
             let end = start
                 + bytes[start..]
                     .iter()
@@ -475,35 +486,7 @@ fn unique_branches(bytes: &[u8], n: u32) -> Vec<u8> {
     out
 }
 
-/// RFC 2543 branches (`branch=` without the magic cookie) made unique too: such requests are
-/// matched by their fields, so the same message sent twice would be one transaction.
-fn unique_old_branches(bytes: &[u8], suffix: &str) -> Vec<u8> {
-    const BRANCH: &[u8] = b"branch=";
-    let mut out = Vec::with_capacity(bytes.len() + 64);
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i..].starts_with(BRANCH) && !bytes[i + BRANCH.len()..].starts_with(b"z9hG4bK") {
-            let start = i + BRANCH.len();
-            let end = start
-                + bytes[start..]
-                    .iter()
-                    .take_while(|&&b| is_token_byte(b))
-                    .count();
-            out.extend_from_slice(&bytes[i..end]);
-            if end > start {
-                out.extend_from_slice(suffix.as_bytes());
-            }
-            i = end;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
-/// The first Call-ID made unique: a request without any branch is matched by its fields
-/// (RFC 2543), so the same message sent over UDP and then TCP would be one transaction.
+/// The first Call-ID, with `suffix`.
 fn unique_call_id(bytes: &[u8], suffix: &str) -> Vec<u8> {
     let start = [&b"\r\nCall-ID:"[..], b"\r\ni:"]
         .iter()
