@@ -92,17 +92,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // The wizard writes the configuration rather than reading it.
-    if let Some(Command::Setup {
-        answers,
-        no_service,
-    }) = &cli.command
-    {
-        return setup(cli.config.as_deref(), answers.as_deref(), *no_service);
-    }
-    let config = Config::load(cli.config.as_deref())?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let path = cli.config.as_deref();
+    let command = cli.command.unwrap_or(Command::Serve);
+    match command {
+        // The wizard writes the configuration rather than reading it.
+        Command::Setup {
+            answers,
+            no_service,
+        } => setup(path, answers.as_deref(), no_service),
         Command::Serve => {
+            let config = Config::load(path)?;
             init_logging(&config.log.level)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -112,6 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User { action } => {
+            let config = Config::load(path)?;
             let request = match action {
                 UserAction::Add { extension, name } => Request::AddUser {
                     extension,
@@ -124,8 +124,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let reply = manage(&config, &request)?;
             Ok(print_reply(&config, &reply))
         }
-        Command::Setup { .. } => unreachable!("handled above"),
         Command::Ban { action } => {
+            let config = Config::load(path)?;
             let request = match action {
                 BanAction::List => Request::ListBans,
                 BanAction::Remove { scope } => Request::RemoveBan { scope },
