@@ -141,8 +141,12 @@ pub struct Limits {
     pub idle_timeout: u64,
     /// Seconds a stream may hold a partial message, or a TLS handshake, before it is closed.
     pub partial_message_timeout: u64,
-    /// Responses kept to answer retransmitted requests.
+    /// Transactions in progress (proxied requests, and responses kept to answer retransmitted
+    /// requests).
     pub max_transactions: usize,
+    /// Proxied transactions past their final response, kept in a few bytes each to absorb
+    /// retransmissions: about 100 per call/s.
+    pub max_lingering_transactions: usize,
 }
 
 /// Banning sources that fail authentication again and again (see [`crate::core::bans`]).
@@ -270,6 +274,7 @@ impl Default for Limits {
             idle_timeout: 3660,
             partial_message_timeout: 10,
             max_transactions: 16 * 1024,
+            max_lingering_transactions: 80 * 1024,
         }
     }
 }
@@ -452,6 +457,10 @@ impl Config {
             (
                 "limits.max_transactions",
                 self.limits.max_transactions as u64,
+            ),
+            (
+                "limits.max_lingering_transactions",
+                self.limits.max_lingering_transactions as u64,
             ),
             ("bans.window", self.bans.window),
             ("bans.duration", self.bans.duration),

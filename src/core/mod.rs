@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bans;
 pub mod dialog;
 pub mod limits;
+pub mod lingering;
 pub mod proxy;
 pub mod registrar;
 pub mod sanity;
@@ -78,6 +79,11 @@ impl Reply {
             response.header(name, value);
         }
         response.finish()
+    }
+
+    /// A request for credentials (401 or 407).
+    pub fn is_challenge(&self) -> bool {
+        matches!(self.status, 401 | 407)
     }
 }
 
@@ -161,7 +167,12 @@ impl Core {
             ),
             registrar: Registrar::new(config.registrar.clone(), bindings, now_ms),
             transactions: ServerTransactions::new(config.limits.max_transactions),
-            calls: Calls::new(Timers::default(), config.limits.max_transactions, now_ms),
+            calls: Calls::new(
+                Timers::default(),
+                config.limits.max_transactions,
+                config.limits.max_lingering_transactions,
+                now_ms,
+            ),
             limiter: Limiter::new(config.flood.settings()),
             dialogs: Dialogs::new(
                 config.proxy.max_dialogs,
@@ -277,11 +288,12 @@ impl Core {
                     .with("Accept", "application/sdp"),
             },
         };
-        if reply.status >= 300 && !matches!(reply.status, 401 | 407) {
+        if reply.status >= 300 && !reply.is_challenge() {
             self.log_refusal(&message, &flow, reply.status, reply.reason);
         }
         let response = reply.build(&message, flow.remote);
-        if let Some(key) = cached {
+        // A challenge is stateless (RFC 3261 §8.2.7): a retransmission gets a new one.
+        if let Some(key) = cached.filter(|_| !reply.is_challenge()) {
             self.transactions.complete(key, response.clone(), now_ms);
         }
         actions.push(Action::Send {
@@ -311,6 +323,7 @@ impl Core {
     /// Expires bindings, dialogs, completed transactions and bans; call about once a second.
     pub fn tick(&mut self, now_ms: u64) {
         self.transactions.expire(now_ms);
+        self.calls.expire(now_ms);
         self.dialogs.expire(now_ms);
         for extension in self.registrar.expire(now_ms) {
             info!(%extension, "binding expired");

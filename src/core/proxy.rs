@@ -8,9 +8,11 @@ use std::collections::{BTreeSet, HashMap};
 use tracing::{debug, info, warn};
 
 use super::dialog::Party;
+use super::lingering::{Lingerers, Reaction};
 use super::registrar::Flow;
 use super::transaction::{
-    ClientInvite, ClientNonInvite, Key, Output, ServerInvite, ServerNonInvite, TimerName, Timers,
+    ClientInvite, ClientNonInvite, Echo, Key, Lingering, Output, ServerInvite, ServerNonInvite,
+    TimerName, Timers,
 };
 use super::user::Extension;
 use super::{Action, AuthKind, Core, Reply};
@@ -28,8 +30,11 @@ pub struct Calls {
     calls: HashMap<u64, Call>,
     next_id: u64,
     by_server: HashMap<Key, u64>,
-    by_branch: HashMap<String, (u64, usize)>,
+    /// Our branches by their number (what follows `branch_prefix`).
+    by_branch: HashMap<u64, (u64, usize)>,
     timers: BTreeSet<(u64, u64, Slot)>,
+    /// What is left of calls whose transactions only absorb retransmissions.
+    lingering: Lingerers,
     settings: Timers,
     capacity: usize,
     /// Makes our branches unique across restarts (RFC 3261 §8.1.1.7).
@@ -65,9 +70,10 @@ enum Cancel {
 struct Client {
     tx: ClientTx,
     flow: Flow,
-    /// The request as forwarded, to build its CANCEL and ACK.
-    request: Message,
-    branch: String,
+    /// The request as forwarded, to build its CANCEL and ACK: kept until the branch's final
+    /// response; `None` for a CANCEL's own transaction.
+    request: Option<Message>,
+    branch: u64,
     /// `None` for a CANCEL's own transaction.
     target: Option<Target>,
     done: bool,
@@ -89,7 +95,10 @@ struct Call {
     server: ServerTx,
     key: Option<Key>,
     upstream: Flow,
-    request: Message,
+    method: Method,
+    /// The request as received, until it is answered and every branch has its final response:
+    /// after that the transactions only absorb retransmissions.
+    request: Option<Message>,
     clients: Vec<Client>,
     best: Option<Best>,
     /// A final response went upstream (later non-2xx ones are absorbed).
@@ -98,13 +107,14 @@ struct Call {
 }
 
 impl Calls {
-    pub fn new(settings: Timers, capacity: usize, boot_ms: u64) -> Calls {
+    pub fn new(settings: Timers, capacity: usize, lingering: usize, boot_ms: u64) -> Calls {
         Calls {
             calls: HashMap::new(),
             next_id: 0,
             by_server: HashMap::new(),
             by_branch: HashMap::new(),
             timers: BTreeSet::new(),
+            lingering: Lingerers::new(lingering),
             settings,
             capacity,
             branch_prefix: format!("z9hG4bK-hl{boot_ms:x}-"),
@@ -116,6 +126,16 @@ impl Calls {
         self.calls.len()
     }
 
+    /// Transactions kept only to absorb retransmissions.
+    pub fn lingering(&self) -> usize {
+        self.lingering.len()
+    }
+
+    /// Forgets lingering transactions whose timer has fired.
+    pub fn expire(&mut self, now: u64) {
+        self.lingering.expire(now);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }
@@ -125,9 +145,17 @@ impl Calls {
         self.timers.first().map(|(at, _, _)| *at)
     }
 
-    fn branch(&mut self) -> String {
+    /// A new branch: its number, and the Via parameter that carries it.
+    fn branch(&mut self) -> (u64, String) {
         self.next_branch += 1;
-        format!("{}{:x}", self.branch_prefix, self.next_branch)
+        let number = self.next_branch;
+        (number, format!("{}{number:x}", self.branch_prefix))
+    }
+
+    /// The number of one of our branches.
+    fn branch_number(&self, branch: &str) -> Option<u64> {
+        let digits = branch.strip_prefix(&self.branch_prefix)?;
+        u64::from_str_radix(digits, 16).ok()
     }
 }
 
@@ -159,6 +187,15 @@ impl Core {
             }
             return;
         }
+        if let Some(reaction) = self.calls.lingering.server(&via) {
+            if let Reaction::Resend(flow, bytes) = reaction {
+                actions.push(Action::Send {
+                    flow,
+                    bytes: bytes.to_vec(),
+                });
+            }
+            return;
+        }
         if self.calls.calls.len() >= self.calls.capacity {
             let mut response = Response::to(&request, flow.remote, 503, "Service Unavailable");
             response.header("Retry-After", 5);
@@ -166,6 +203,17 @@ impl Core {
             actions.push(Action::Send {
                 flow,
                 bytes: response.finish(),
+            });
+            return;
+        }
+        let route = self.route(&request, method, &flow, now);
+        if let Err(reply) = &route
+            && reply.is_challenge()
+        {
+            // Stateless, as RFC 3261 §8.2.7 allows: a retransmission just gets a new challenge.
+            actions.push(Action::Send {
+                flow,
+                bytes: reply.build(&request, flow.remote),
             });
             return;
         }
@@ -177,28 +225,30 @@ impl Core {
         };
         let id = self.calls.next_id;
         self.calls.next_id += 1;
-        self.calls.by_server.insert(via.clone(), id);
+        self.calls.by_server.insert(via, id);
+        let trying = (method == Method::Invite)
+            .then(|| Response::to(&request, flow.remote, 100, "Trying").finish());
+        let route = route.map_err(|reply| {
+            self.log_refusal(&request, &flow, reply.status, reply.reason);
+            (reply.status, reply.build(&request, flow.remote))
+        });
         let mut call = Call {
             server,
             key: Some(via),
             upstream: flow,
-            request,
+            method,
+            request: None,
             clients: Vec::new(),
             best: None,
             answered: false,
             server_done: false,
         };
-        if method == Method::Invite {
-            let trying = Response::to(&call.request, flow.remote, 100, "Trying").finish();
+        if let Some(trying) = trying {
             self.respond_upstream(id, &mut call, 100, trying, now, actions);
         }
-        match self.route(&call.request, method, &flow, now) {
-            Err(reply) => {
-                if reply.status >= 300 && !matches!(reply.status, 401 | 407) {
-                    self.log_refusal(&call.request, &flow, reply.status, reply.reason);
-                }
-                let bytes = reply.build(&call.request, flow.remote);
-                self.respond_upstream(id, &mut call, reply.status, bytes, now, actions);
+        match route {
+            Err((status, bytes)) => {
+                self.respond_upstream(id, &mut call, status, bytes, now, actions);
             }
             Ok(hops) => {
                 if method == Method::Invite {
@@ -206,8 +256,9 @@ impl Core {
                     self.calls.timers.insert((ring, id, Slot::Ring));
                 }
                 for hop in hops {
-                    self.fork(id, &mut call, method, hop, now, actions);
+                    self.fork(id, &mut call, &request, hop, now, actions);
                 }
+                call.request = Some(request);
                 self.finish_if_all_answered(id, &mut call, now, actions);
             }
         }
@@ -327,7 +378,7 @@ impl Core {
         &mut self,
         id: u64,
         call: &mut Call,
-        method: Method,
+        request: &Message,
         hop: Hop,
         now: u64,
         actions: &mut Vec<Action>,
@@ -337,14 +388,9 @@ impl Core {
             consider(&mut call.best, 480, None);
             return;
         }
-        let branch = self.calls.branch();
-        let bytes = self.forwarded(
-            &call.request,
-            method,
-            call.upstream.transport,
-            &hop,
-            &branch,
-        );
+        let method = call.method;
+        let (branch, via_branch) = self.calls.branch();
+        let bytes = self.forwarded(request, method, call.upstream.transport, &hop, &via_branch);
         let Ok(request) = Message::parse(&bytes, usize::MAX) else {
             consider(&mut call.best, 500, None);
             return;
@@ -361,11 +407,11 @@ impl Core {
             )),
         };
         let index = call.clients.len();
-        self.calls.by_branch.insert(branch.clone(), (id, index));
+        self.calls.by_branch.insert(branch, (id, index));
         call.clients.push(Client {
             tx,
             flow: hop.flow,
-            request,
+            request: Some(request),
             branch,
             target: Some(Target {
                 final_status: None,
@@ -445,11 +491,14 @@ impl Core {
         };
         let branch = response
             .top_via()
-            .and_then(|v| v.branch())
-            .unwrap_or_default()
-            .to_owned();
-        let Some(&(id, index)) = self.calls.by_branch.get(&branch) else {
-            debug!(source = %flow.remote, status, "dropped response matching no transaction");
+            .and_then(|v| v.branch().and_then(|b| self.calls.branch_number(b)));
+        let Some(&(id, index)) = branch.and_then(|b| self.calls.by_branch.get(&b)) else {
+            match branch.and_then(|b| self.calls.lingering.branch(b)) {
+                Some(reaction) => lingering_response(reaction, &response, status, actions),
+                None => {
+                    debug!(source = %flow.remote, status, "dropped response matching no transaction")
+                }
+            }
             return;
         };
         let Some(mut call) = self.calls.calls.remove(&id) else {
@@ -460,7 +509,7 @@ impl Core {
             Some("CANCEL") => match call
                 .clients
                 .iter()
-                .position(|c| c.target.is_none() && c.branch == branch)
+                .position(|c| c.target.is_none() && Some(c.branch) == branch)
             {
                 Some(index) => index,
                 None => {
@@ -473,10 +522,12 @@ impl Core {
         let mut out = Vec::new();
         let client = &mut call.clients[index];
         let pass = match &mut client.tx {
-            ClientTx::Invite(tx) => {
-                let request = &client.request;
-                tx.on_response(status, || ack_for(request, &response), now, &mut out)
-            }
+            ClientTx::Invite(tx) => match &client.request {
+                Some(request) => {
+                    tx.on_response(status, || ack_for(request, &response), now, &mut out)
+                }
+                None => tx.on_response(status, Vec::new, now, &mut out),
+            },
             ClientTx::NonInvite(tx) => tx.on_response(status, now, &mut out),
         };
         let is_branch = client.target.is_some();
@@ -516,19 +567,23 @@ impl Core {
             target.final_status = Some(status);
         }
         if status < 300 {
-            if call.request.method() == Some(Method::Invite) {
-                self.established(
-                    &call.request,
-                    response,
-                    call.upstream,
-                    call.clients[index].flow,
-                    now,
-                );
-            }
-            if call.request.method() == Some(Method::Bye)
-                && let Some(call_id) = call.request.call_id()
-            {
-                self.dialogs.end(call_id);
+            // Without the request the 2xx is a retransmission: its dialog exists already.
+            if let Some(request) = &call.request {
+                match call.method {
+                    Method::Invite => self.established(
+                        request,
+                        response,
+                        call.upstream,
+                        call.clients[index].flow,
+                        now,
+                    ),
+                    Method::Bye => {
+                        if let Some(call_id) = request.call_id() {
+                            self.dialogs.end(call_id);
+                        }
+                    }
+                    _ => {}
+                }
             }
             call.answered = true;
             self.respond_upstream(id, call, status, upstream, now, actions);
@@ -594,18 +649,25 @@ impl Core {
         now: u64,
         actions: &mut Vec<Action>,
     ) -> Reply {
-        let invite = Key::for_method(request, via, "INVITE");
-        let Some(id) = invite.and_then(|k| self.calls.by_server.get(&k).copied()) else {
+        let Some(invite) = Key::for_method(request, via, "INVITE") else {
             return Reply::new(481, "Call/Transaction Does Not Exist");
+        };
+        let Some(id) = self.calls.by_server.get(&invite).copied() else {
+            // An INVITE answered already: the CANCEL has nothing left to do (§9.2).
+            return match self.calls.lingering.server(&invite) {
+                Some(_) => Reply::new(200, "OK"),
+                None => Reply::new(481, "Call/Transaction Does Not Exist"),
+            };
         };
         let Some(mut call) = self.calls.calls.remove(&id) else {
             return Reply::new(481, "Call/Transaction Does Not Exist");
         };
-        if !call.answered {
+        if !call.answered
+            && let Some(invite) = &call.request
+        {
             info!(source = %flow.remote, "call cancelled by the caller");
             call.answered = true;
-            let bytes =
-                Response::to(&call.request, call.upstream.remote, 487, reason(487)).finish();
+            let bytes = Response::to(invite, call.upstream.remote, 487, reason(487)).finish();
             self.respond_upstream(id, &mut call, 487, bytes, now, actions);
             self.cancel_branches(id, &mut call, now, actions);
         }
@@ -623,8 +685,11 @@ impl Core {
         now: u64,
         actions: &mut Vec<Action>,
     ) {
-        let transaction = Key::for_method(request, via, "INVITE")
-            .and_then(|k| self.calls.by_server.get(&k).copied());
+        let invite = Key::for_method(request, via, "INVITE");
+        if invite.is_some_and(|k| self.calls.lingering.server(&k).is_some()) {
+            return;
+        }
+        let transaction = invite.and_then(|k| self.calls.by_server.get(&k).copied());
         if let Some(id) = transaction
             && let Some(mut call) = self.calls.calls.remove(&id)
         {
@@ -745,14 +810,18 @@ impl Core {
             Best { status: 503, .. } => (500, None),
             Best { status, bytes } => (status, bytes),
         };
-        let bytes = bytes.unwrap_or_else(|| {
-            Response::to(&call.request, call.upstream.remote, status, reason(status)).finish()
-        });
+        let bytes = match (bytes, &call.request) {
+            (Some(bytes), _) => bytes,
+            (None, Some(request)) => {
+                Response::to(request, call.upstream.remote, status, reason(status)).finish()
+            }
+            (None, None) => return,
+        };
         self.respond_upstream(id, call, status, bytes, now, actions);
     }
 
     fn cancel_branches(&mut self, id: u64, call: &mut Call, now: u64, actions: &mut Vec<Action>) {
-        if call.request.method() != Some(Method::Invite) {
+        if call.method != Method::Invite {
             return;
         }
         for index in 0..call.clients.len() {
@@ -784,12 +853,12 @@ impl Core {
             target.cancel = Cancel::Sent;
         }
         let original = &call.clients[index];
-        let bytes = cancel_for(&original.request);
-        let Ok(request) = Message::parse(&bytes, usize::MAX) else {
+        let Some(invite) = &original.request else {
             return;
         };
+        let bytes = cancel_for(invite);
         let flow = original.flow;
-        let branch = original.branch.clone();
+        let branch = original.branch;
         let mut out = Vec::new();
         let tx = ClientNonInvite::start(
             bytes,
@@ -802,7 +871,7 @@ impl Core {
         call.clients.push(Client {
             tx: ClientTx::NonInvite(tx),
             flow,
-            request,
+            request: None,
             branch,
             target: None,
             done: false,
@@ -854,19 +923,42 @@ impl Core {
         }
     }
 
-    /// Keeps the call unless all its transactions are over.
-    fn put_back(&mut self, id: u64, call: Call) {
-        let over = call.server_done && call.clients.iter().all(|c| c.done);
-        if !over {
+    /// Keeps the call, without the requests that no transaction needs any more, unless all its
+    /// transactions are over or only linger: then it is forgotten, and what lingers is kept in
+    /// its compact form.
+    fn put_back(&mut self, id: u64, mut call: Call) {
+        let Some(remains) = remains(&call) else {
+            let mut all_final = true;
+            for client in &mut call.clients {
+                match &client.target {
+                    Some(target) if target.final_status.is_none() => all_final = false,
+                    _ => client.request = None,
+                }
+            }
+            if call.answered && all_final {
+                call.request = None;
+            }
             self.calls.calls.insert(id, call);
             return;
-        }
+        };
         if let Some(key) = &call.key {
             self.calls.by_server.remove(key);
         }
         for client in &call.clients {
             if client.target.is_some() {
                 self.calls.by_branch.remove(&client.branch);
+            }
+        }
+        for part in remains {
+            match part {
+                Remains::Server(key, lingering) => {
+                    self.calls
+                        .lingering
+                        .add_server(key, lingering, call.upstream)
+                }
+                Remains::Branch(branch, lingering, flow) => {
+                    self.calls.lingering.add_branch(branch, lingering, flow)
+                }
             }
         }
     }
@@ -912,6 +1004,68 @@ impl Core {
             "<sip:{};transport={transport_param};lr>",
             self.advertised(transport)
         )
+    }
+}
+
+/// A transaction of a call that only lingers.
+enum Remains {
+    Server(Key, Lingering),
+    Branch(u64, Lingering, Flow),
+}
+
+/// What is left of the call if all its transactions are over or only linger; `None` while any
+/// is still at work.
+fn remains(call: &Call) -> Option<Vec<Remains>> {
+    let mut parts = Vec::new();
+    if !call.server_done {
+        let lingering = match &call.server {
+            ServerTx::Invite(tx) => tx.lingering(),
+            ServerTx::NonInvite(tx) => tx.lingering(),
+        }?;
+        if let Some(key) = call.key {
+            parts.push(Remains::Server(key, lingering));
+        }
+    }
+    for client in call.clients.iter().filter(|c| !c.done) {
+        let lingering = match &client.tx {
+            ClientTx::Invite(tx) => tx.lingering(),
+            ClientTx::NonInvite(tx) => tx.lingering(),
+        }?;
+        // A CANCEL shares its INVITE's branch, whose entry absorbs the CANCEL's responses.
+        if client.target.is_some() {
+            let flow = match lingering.echo {
+                Echo::PassSuccess => call.upstream,
+                _ => client.flow,
+            };
+            parts.push(Remains::Branch(client.branch, lingering, flow));
+        }
+    }
+    Some(parts)
+}
+
+/// A response for a lingering branch: a 2xx to an accepted INVITE goes upstream, a
+/// retransmitted failure gets the ACK again, anything else (a CANCEL's response too) is absorbed.
+fn lingering_response(
+    reaction: Reaction<'_>,
+    response: &Message,
+    status: u16,
+    actions: &mut Vec<Action>,
+) {
+    if response.cseq().map(|c| c.method) == Some("CANCEL") {
+        return;
+    }
+    match reaction {
+        Reaction::PassSuccess(upstream) if (200..300).contains(&status) => {
+            actions.push(Action::Send {
+                flow: upstream,
+                bytes: response.rewrite(None, &[], drop_first(HeaderName::Via, 1), &[]),
+            });
+        }
+        Reaction::Resend(flow, ack) if status >= 300 => actions.push(Action::Send {
+            flow,
+            bytes: ack.to_vec(),
+        }),
+        _ => {}
     }
 }
 

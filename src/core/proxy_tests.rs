@@ -267,6 +267,84 @@ fn busy_is_passed_back_and_acknowledged() {
         ack.top_via().unwrap().branch(),
         forwarded.top_via().unwrap().branch()
     );
+    // The caller's ACK leaves only lingering transactions: the branch still acknowledges a
+    // retransmitted 486 (Timer D), the server transaction absorbs the ACK again (Timer I).
+    let caller_ack = format!(
+        "ACK sip:1001@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bK1i2\r\n\
+         From: <sip:1000@{DOMAIN}>;tag=caller\r\nTo: <sip:1001@{DOMAIN}>;tag=busy\r\n\
+         Call-ID: call-1\r\nCSeq: 2 ACK\r\n\r\n"
+    );
+    assert!(net.send(caller(), &caller_ack).is_empty());
+    assert!(net.core.calls.is_empty());
+    assert_eq!(net.core.calls.lingering(), 2);
+    assert!(net.send(caller(), &caller_ack).is_empty());
+    let again = net.reply(
+        phone_b(),
+        respond(&forwarded, phone_b(), 486, "Busy Here", ""),
+    );
+    assert_eq!(only(&again, phone_b(), 0).method_text(), Some("ACK"));
+    assert_eq!(again.len(), 1);
+    net.core.tick(net.now + 32_000);
+    assert_eq!(net.core.calls.lingering(), 0);
+}
+
+#[test]
+fn an_answered_call_lingers_in_a_few_bytes() {
+    let mut net = Net::new();
+    net.bind("1001", phone_b());
+    let sent = net.call("1001", SDES, "");
+    let forwarded = only(&sent, phone_b(), 0);
+    let ok = respond(&forwarded, phone_b(), 200, "OK", SDES);
+    only(&net.reply(phone_b(), ok.clone()), caller(), 200);
+    assert!(net.core.calls.is_empty());
+    assert_eq!(net.core.calls.lingering(), 2);
+    // Until the ACK the callee retransmits its 2xx, which still goes upstream (Timer M)...
+    let again = net.reply(phone_b(), ok);
+    assert_eq!(only(&again, caller(), 200).body(), SDES.as_bytes());
+    assert_eq!(again.len(), 1);
+    // ...and a retransmitted INVITE is absorbed (Timer L), not challenged or routed again.
+    let retransmission = invite("1001", "z9hG4bK1i2", 2, None, SDES, "");
+    assert!(net.send(caller(), &retransmission).is_empty());
+    let to = format!("<sip:1001@{DOMAIN}>;tag=b");
+    let bye = format!(
+        "BYE sip:callee@[2001:db8::b]:5080 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bKbye\r\n\
+         Route: <sip:[2001:db8::1]:5060;transport=udp;lr>\r\nMax-Forwards: 70\r\n\
+         From: \"Alice\" <sip:1000@{DOMAIN}>;tag=caller\r\nTo: {to}\r\nCall-ID: call-1\r\n\
+         CSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let forwarded_bye = only(&net.send(caller(), &bye), phone_b(), 0);
+    let done = net.reply(phone_b(), respond(&forwarded_bye, phone_b(), 200, "OK", ""));
+    let first = only(&done, caller(), 200);
+    assert_eq!(net.core.calls.lingering(), 4);
+    // A retransmitted BYE gets the same 200 (Timer J) without reaching the callee again.
+    let again = net.send(caller(), &bye);
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        format!("{:?}", only(&again, caller(), 200)),
+        format!("{first:?}")
+    );
+    net.core.tick(net.now + 5_000);
+    assert_eq!(net.core.calls.lingering(), 3, "Timer K is T4");
+    net.core.tick(net.now + 32_000);
+    assert_eq!(net.core.calls.lingering(), 0);
+}
+
+#[test]
+fn a_challenge_keeps_no_state() {
+    let mut net = Net::new();
+    net.bind("1001", phone_b());
+    let first = invite("1001", "z9hG4bKc1", 1, None, SDES, "");
+    let challenge = only(&net.send(caller(), &first), caller(), 407);
+    assert!(net.core.calls.is_empty());
+    assert_eq!(net.core.calls.lingering(), 0);
+    // A retransmission gets a fresh challenge (RFC 3261 §8.2.7).
+    let again = only(&net.send(caller(), &first), caller(), 407);
+    assert_ne!(
+        challenges_of(&again, "Proxy-Authenticate"),
+        challenges_of(&challenge, "Proxy-Authenticate")
+    );
+    assert!(net.core.calls.is_empty());
 }
 
 #[test]

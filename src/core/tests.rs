@@ -269,6 +269,7 @@ fn retransmissions_get_the_same_response_without_reprocessing() {
     let challenge = exchange(&mut core, &phone.register("", None), T0);
     let credentials = phone.credentials(&challenge, Algorithm::Md5);
     let request = phone.register("", Some(&credentials));
+    assert!(core.transactions.is_empty(), "a challenge keeps no state");
     let first = exchange(&mut core, &request, T0);
     assert_eq!(first.status(), Some(200));
     core.take_changed_bindings();

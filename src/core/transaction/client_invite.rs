@@ -3,7 +3,7 @@
 //! another fork), since the ACK for a 2xx is end to end and each 2xx is owed to the caller.
 
 use super::machine::{Class, Machine};
-use super::{Output, State, TimerName, Timers};
+use super::{Echo, Lingering, Output, State, TimerName, Timers};
 
 /// Timer D: at least 32 s over unreliable transports, whatever T1 is (§17.1.1.2).
 const TIMER_D_MS: u64 = 32_000;
@@ -12,11 +12,12 @@ const TIMER_D_MS: u64 = 32_000;
 #[derive(Debug)]
 pub struct ClientInvite {
     machine: Machine,
-    request: Vec<u8>,
+    /// Kept only in Calling, for Timer A: a provisional or final response ends retransmission.
+    request: Option<Box<[u8]>>,
     /// Timer A's next interval: T1, doubling without bound (only Timer B ends it).
     a_interval: u64,
     /// The ACK for a non-2xx final response, sent again for each retransmission of it.
-    ack: Option<Vec<u8>>,
+    ack: Option<Box<[u8]>>,
     provisional: bool,
     final_response: bool,
 }
@@ -32,13 +33,13 @@ impl ClientInvite {
     ) -> ClientInvite {
         let mut t = ClientInvite {
             machine: Machine::new(State::Calling, reliable, timers),
-            request,
+            request: (!reliable).then(|| request.clone().into_boxed_slice()),
             a_interval: timers.t1,
             ack: None,
             provisional: false,
             final_response: false,
         };
-        out.push(Output::Transmit(t.request.clone()));
+        out.push(Output::Transmit(request));
         if !reliable {
             t.machine
                 .schedule(TimerName::A, now.saturating_add(timers.t1), out);
@@ -62,6 +63,17 @@ impl ClientInvite {
         self.final_response
     }
 
+    /// What is left to do in Accepted (pass on 2xx) and Completed (acknowledge again).
+    pub fn lingering(&self) -> Option<Lingering> {
+        let (timer, echo) = match (self.machine.state, &self.ack) {
+            (State::Accepted, _) => (TimerName::M, Echo::PassSuccess),
+            (State::Completed, Some(ack)) => (TimerName::D, Echo::Resend(ack.clone())),
+            _ => return None,
+        };
+        let until = self.machine.deadline(timer)?;
+        Some(Lingering { until, echo })
+    }
+
     /// A response matched this transaction; true if the owner should pass it on. `make_ack`
     /// builds the ACK for a non-2xx final response (§17.1.1.3) and is called at most once.
     pub fn on_response(
@@ -74,6 +86,9 @@ impl ClientInvite {
         let Some(class) = Class::of(status) else {
             return false;
         };
+        if matches!(self.machine.state, State::Calling) {
+            self.request = None;
+        }
         match (self.machine.state, class) {
             (State::Calling | State::Proceeding, Class::Provisional) => {
                 self.machine.state = State::Proceeding;
@@ -90,15 +105,17 @@ impl ClientInvite {
             (State::Calling | State::Proceeding, Class::Failure) => {
                 self.final_response = true;
                 let ack = make_ack();
-                out.push(Output::Transmit(ack.clone()));
-                self.ack = Some(ack);
+                if !self.machine.reliable {
+                    self.ack = Some(ack.clone().into_boxed_slice());
+                }
+                out.push(Output::Transmit(ack));
                 self.machine
                     .linger(State::Completed, TimerName::D, TIMER_D_MS, now, out);
                 true
             }
             (State::Completed, Class::Failure) => {
                 if let Some(ack) = &self.ack {
-                    out.push(Output::Transmit(ack.clone()));
+                    out.push(Output::Transmit(ack.to_vec()));
                 }
                 false
             }
@@ -113,12 +130,15 @@ impl ClientInvite {
         }
         match (timer, self.machine.state) {
             (TimerName::A, State::Calling) => {
-                out.push(Output::Transmit(self.request.clone()));
+                if let Some(request) = &self.request {
+                    out.push(Output::Transmit(request.to_vec()));
+                }
                 self.a_interval = self.a_interval.saturating_mul(2);
                 let at = now.saturating_add(self.a_interval);
                 self.machine.schedule(TimerName::A, at, out);
             }
             (TimerName::B, State::Calling) => {
+                self.request = None;
                 out.push(Output::Timeout);
                 self.machine.terminate(out);
             }

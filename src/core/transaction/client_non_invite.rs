@@ -2,13 +2,14 @@
 //! transports until a final response, and gives up after 64·T1.
 
 use super::machine::{Class, Machine};
-use super::{Output, State, TimerName, Timers};
+use super::{Echo, Lingering, Output, State, TimerName, Timers};
 
 /// The client side of any request but INVITE and ACK.
 #[derive(Debug)]
 pub struct ClientNonInvite {
     machine: Machine,
-    request: Vec<u8>,
+    /// Kept until a final response, for Timer E; `None` over reliable transports.
+    request: Option<Box<[u8]>>,
     /// Timer E's next interval in Trying: T1, doubling up to T2.
     e_interval: u64,
 }
@@ -24,10 +25,10 @@ impl ClientNonInvite {
     ) -> ClientNonInvite {
         let mut t = ClientNonInvite {
             machine: Machine::new(State::Trying, reliable, timers),
-            request,
+            request: (!reliable).then(|| request.clone().into_boxed_slice()),
             e_interval: timers.t1,
         };
-        out.push(Output::Transmit(t.request.clone()));
+        out.push(Output::Transmit(request));
         if !reliable {
             t.machine
                 .schedule(TimerName::E, now.saturating_add(timers.t1), out);
@@ -39,6 +40,18 @@ impl ClientNonInvite {
 
     pub fn state(&self) -> State {
         self.machine.state
+    }
+
+    /// What is left to do in Completed: absorb retransmitted final responses.
+    pub fn lingering(&self) -> Option<Lingering> {
+        if self.machine.state != State::Completed {
+            return None;
+        }
+        let until = self.machine.deadline(TimerName::K)?;
+        Some(Lingering {
+            until,
+            echo: Echo::Absorb,
+        })
     }
 
     /// A response matched this transaction; true if the owner should pass it on (retransmitted
@@ -53,6 +66,7 @@ impl ClientNonInvite {
                 true
             }
             Some(Class::Success | Class::Failure) => {
+                self.request = None;
                 let t4 = self.machine.timers.t4;
                 self.machine
                     .linger(State::Completed, TimerName::K, t4, now, out);
@@ -68,7 +82,7 @@ impl ClientNonInvite {
         }
         match (timer, self.machine.state) {
             (TimerName::E, State::Trying) => {
-                out.push(Output::Transmit(self.request.clone()));
+                self.retransmit(out);
                 self.e_interval = self
                     .e_interval
                     .saturating_mul(2)
@@ -78,16 +92,23 @@ impl ClientNonInvite {
             }
             // A provisional response means the request arrived: retransmit only every T2.
             (TimerName::E, State::Proceeding) => {
-                out.push(Output::Transmit(self.request.clone()));
+                self.retransmit(out);
                 let at = now.saturating_add(self.machine.timers.t2);
                 self.machine.schedule(TimerName::E, at, out);
             }
             (TimerName::F, State::Trying | State::Proceeding) => {
+                self.request = None;
                 out.push(Output::Timeout);
                 self.machine.terminate(out);
             }
             (TimerName::K, State::Completed) => self.machine.terminate(out),
             _ => {}
+        }
+    }
+
+    fn retransmit(&self, out: &mut Vec<Output>) {
+        if let Some(request) = &self.request {
+            out.push(Output::Transmit(request.to_vec()));
         }
     }
 }

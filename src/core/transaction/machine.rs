@@ -84,6 +84,27 @@ pub enum State {
     Terminated,
 }
 
+/// What a transaction past its final response still does until `until` (RFC 3261 §17, RFC 6026):
+/// it needs nothing but this, so its owner can keep this instead of the transaction.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Lingering {
+    pub until: u64,
+    pub echo: Echo,
+}
+
+/// How a lingering transaction answers a retransmission.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Echo {
+    /// Drops it: server INVITE Accepted and Confirmed, client non-INVITE Completed.
+    Absorb,
+    /// Sends these bytes again: the final response to a retransmitted request (server
+    /// non-INVITE Completed), the ACK to a retransmitted non-2xx response (client INVITE
+    /// Completed).
+    Resend(Box<[u8]>),
+    /// Passes on every 2xx and drops other responses (client INVITE Accepted).
+    PassSuccess,
+}
+
 /// Response classes as the machines tell them apart.
 #[derive(Clone, Copy)]
 pub(super) enum Class {
@@ -133,6 +154,11 @@ impl Machine {
     pub(super) fn schedule(&mut self, timer: TimerName, at: u64, out: &mut Vec<Output>) {
         self.deadlines[timer as usize] = Some(at);
         out.push(Output::Schedule { timer, at });
+    }
+
+    /// The deadline last scheduled for `timer`, if it has not fired.
+    pub(super) fn deadline(&self, timer: TimerName) -> Option<u64> {
+        self.deadlines[timer as usize]
     }
 
     /// Whether `timer` fires: it is pending and due. It is pending no more, so that a repeated

@@ -18,12 +18,14 @@ mod server_non_invite;
 mod sim;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::LazyLock;
 
 use crate::sip::{Message, Via};
 
 pub use self::client_invite::ClientInvite;
 pub use self::client_non_invite::ClientNonInvite;
-pub use self::machine::{Output, State, TimerName, Timers};
+pub use self::machine::{Echo, Lingering, Output, State, TimerName, Timers};
 pub use self::server_invite::ServerInvite;
 pub use self::server_non_invite::ServerNonInvite;
 
@@ -32,9 +34,14 @@ pub const T1_MS: u64 = 500;
 /// Timer J: how long a completed non-INVITE server transaction absorbs retransmissions.
 pub const TIMER_J_MS: u64 = 64 * T1_MS;
 
-/// Transaction key of RFC 3261 §17.2.3: branch, sent-by and method.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key(String);
+/// Transaction key of RFC 3261 §17.2.3 (branch, sent-by and method), as 128 bits of SipHash
+/// under two random keys of this process: 16 bytes per transaction instead of the text, and
+/// without those keys nobody can make two transactions collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(u128);
+
+static KEY_HASHERS: LazyLock<[RandomState; 2]> =
+    LazyLock::new(|| [RandomState::new(), RandomState::new()]);
 
 impl Key {
     /// The key of the transaction `request` belongs to; `None` only for a request without a
@@ -51,16 +58,21 @@ impl Key {
         let port = via.port.unwrap_or(0);
         let branch = via.branch().unwrap_or_default();
         if branch.len() > MAGIC_COOKIE.len() && branch.starts_with(MAGIC_COOKIE) {
-            return Some(Key(format!("{branch} {} {port} {method}", via.host)));
+            return Some(Key::digest((branch, via.host.to_string(), port, method)));
         }
         let from_tag = request.from().and_then(|f| f.tag()).unwrap_or_default();
-        Some(Key(format!(
-            "2543 {} {} {from_tag} {} {} {port} {branch} {method}",
+        Some(Key::digest((
             request.request_uri()?,
             request.call_id()?,
+            from_tag,
             request.cseq()?.number,
-            via.host,
+            (via.host.to_string(), port, branch, method),
         )))
+    }
+
+    fn digest(fields: impl Hash) -> Key {
+        let [high, low] = KEY_HASHERS.each_ref().map(|keys| keys.hash_one(&fields));
+        Key(u128::from(high) << 64 | u128::from(low))
     }
 }
 
@@ -96,7 +108,7 @@ impl ServerTransactions {
         {
             self.responses.remove(&oldest);
         }
-        if self.responses.insert(key.clone(), response).is_none() {
+        if self.responses.insert(key, response).is_none() {
             self.expiry.push_back((now_ms + TIMER_J_MS, key));
         }
     }

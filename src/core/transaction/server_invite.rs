@@ -3,15 +3,15 @@
 //! reaching the TU as a new request, while the TU's 2xx retransmissions (§13.3.1.4) still go out.
 
 use super::machine::{Class, Machine};
-use super::{Output, State, TimerName, Timers};
+use super::{Echo, Lingering, Output, State, TimerName, Timers};
 
 /// The server side of an INVITE, owned by the proxy for each INVITE it receives.
 #[derive(Debug)]
 pub struct ServerInvite {
     machine: Machine,
     /// What a retransmitted INVITE gets: the latest provisional in Proceeding, the final response
-    /// in Completed.
-    response: Option<Vec<u8>>,
+    /// in Completed. Accepted and Confirmed only absorb, so they keep nothing.
+    response: Option<Box<[u8]>>,
     /// Timer G's next interval: T1, doubling up to T2.
     g_interval: u64,
 }
@@ -30,12 +30,26 @@ impl ServerInvite {
         self.machine.state
     }
 
+    /// What is left to do in Accepted and Confirmed: absorb retransmitted INVITEs and ACKs.
+    pub fn lingering(&self) -> Option<Lingering> {
+        let timer = match self.machine.state {
+            State::Accepted => TimerName::L,
+            State::Confirmed => TimerName::I,
+            _ => return None,
+        };
+        let until = self.machine.deadline(timer)?;
+        Some(Lingering {
+            until,
+            echo: Echo::Absorb,
+        })
+    }
+
     /// The INVITE arrived again. After a 2xx or the ACK it is absorbed.
     pub fn on_retransmission(&mut self, out: &mut Vec<Output>) {
         if let (State::Proceeding | State::Completed, Some(response)) =
             (self.machine.state, &self.response)
         {
-            out.push(Output::Transmit(response.clone()));
+            out.push(Output::Transmit(response.to_vec()));
         }
     }
 
@@ -44,10 +58,11 @@ impl ServerInvite {
     pub fn send_response(&mut self, status: u16, bytes: Vec<u8>, now: u64, out: &mut Vec<Output>) {
         match (self.machine.state, Class::of(status)) {
             (State::Proceeding, Some(Class::Provisional)) => {
-                out.push(Output::Transmit(bytes.clone()));
-                self.response = Some(bytes);
+                self.response = Some(bytes.clone().into_boxed_slice());
+                out.push(Output::Transmit(bytes));
             }
             (State::Proceeding, Some(Class::Success)) => {
+                self.response = None;
                 out.push(Output::Transmit(bytes));
                 self.machine.state = State::Accepted;
                 let at = now.saturating_add(self.machine.lifetime());
@@ -55,8 +70,8 @@ impl ServerInvite {
             }
             (State::Accepted, Some(Class::Success)) => out.push(Output::Transmit(bytes)),
             (State::Proceeding, Some(Class::Failure)) => {
-                out.push(Output::Transmit(bytes.clone()));
-                self.response = Some(bytes);
+                self.response = Some(bytes.clone().into_boxed_slice());
+                out.push(Output::Transmit(bytes));
                 self.machine.state = State::Completed;
                 if !self.machine.reliable {
                     let at = now.saturating_add(self.g_interval);
@@ -72,6 +87,7 @@ impl ServerInvite {
     /// The ACK for a non-2xx final response (the ACK for a 2xx is no part of the transaction).
     pub fn on_ack(&mut self, now: u64, out: &mut Vec<Output>) {
         if self.machine.state == State::Completed {
+            self.response = None;
             let t4 = self.machine.timers.t4;
             self.machine
                 .linger(State::Confirmed, TimerName::I, t4, now, out);
@@ -85,7 +101,7 @@ impl ServerInvite {
         match (timer, self.machine.state) {
             (TimerName::G, State::Completed) => {
                 if let Some(response) = &self.response {
-                    out.push(Output::Transmit(response.clone()));
+                    out.push(Output::Transmit(response.to_vec()));
                 }
                 self.g_interval = self
                     .g_interval
@@ -95,6 +111,7 @@ impl ServerInvite {
                 self.machine.schedule(TimerName::G, at, out);
             }
             (TimerName::H, State::Completed) => {
+                self.response = None;
                 out.push(Output::Timeout);
                 self.machine.terminate(out);
             }

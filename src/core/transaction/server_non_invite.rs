@@ -2,7 +2,7 @@
 //! latest response instead of passing it to the TU again.
 
 use super::machine::{Class, Machine};
-use super::{Output, State, TimerName, Timers};
+use super::{Echo, Lingering, Output, State, TimerName, Timers};
 
 /// The server side of any request but INVITE and ACK.
 #[derive(Debug)]
@@ -10,7 +10,7 @@ pub struct ServerNonInvite {
     machine: Machine,
     /// What a retransmitted request gets: the latest provisional in Proceeding, the final
     /// response in Completed.
-    response: Option<Vec<u8>>,
+    response: Option<Box<[u8]>>,
 }
 
 impl ServerNonInvite {
@@ -26,12 +26,23 @@ impl ServerNonInvite {
         self.machine.state
     }
 
+    /// What is left to do in Completed: answer retransmitted requests with the final response.
+    pub fn lingering(&self) -> Option<Lingering> {
+        match (self.machine.state, &self.response) {
+            (State::Completed, Some(response)) => Some(Lingering {
+                until: self.machine.deadline(TimerName::J)?,
+                echo: Echo::Resend(response.clone()),
+            }),
+            _ => None,
+        }
+    }
+
     /// The request arrived again. In Trying it is absorbed.
     pub fn on_retransmission(&mut self, out: &mut Vec<Output>) {
         if let (State::Proceeding | State::Completed, Some(response)) =
             (self.machine.state, &self.response)
         {
-            out.push(Output::Transmit(response.clone()));
+            out.push(Output::Transmit(response.to_vec()));
         }
     }
 
@@ -42,13 +53,14 @@ impl ServerNonInvite {
         }
         match Class::of(status) {
             Some(Class::Provisional) => {
-                out.push(Output::Transmit(bytes.clone()));
-                self.response = Some(bytes);
+                self.response = Some(bytes.clone().into_boxed_slice());
+                out.push(Output::Transmit(bytes));
                 self.machine.state = State::Proceeding;
             }
             Some(Class::Success | Class::Failure) => {
-                out.push(Output::Transmit(bytes.clone()));
-                self.response = Some(bytes);
+                // Streams do not retransmit: the transaction ends at once (Timer J is zero).
+                self.response = (!self.machine.reliable).then(|| bytes.clone().into_boxed_slice());
+                out.push(Output::Transmit(bytes));
                 let wait = self.machine.lifetime();
                 self.machine
                     .linger(State::Completed, TimerName::J, wait, now, out);
