@@ -11,6 +11,9 @@ use std::collections::{BinaryHeap, HashMap};
 use super::registrar::Flow;
 use super::transaction::{Echo, Key, Lingering};
 
+/// Below this many slots a table is not worth shrinking.
+const SHRINK_ABOVE: usize = 1024;
+
 /// How a lingering transaction answers a retransmission, and where to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reaction<'a> {
@@ -87,9 +90,18 @@ impl Lingerers {
         self.branches.get(&branch).map(reaction)
     }
 
-    /// Forgets the transactions whose timer has fired.
+    /// Forgets the transactions whose timer has fired, and gives back the room that a burst of
+    /// calls left behind (tables never shrink by themselves).
     pub fn expire(&mut self, now: u64) {
         while self.forget_first(Some(now)) {}
+        if self.servers.capacity() > SHRINK_ABOVE.max(4 * self.servers.len()) {
+            self.servers.shrink_to(2 * self.servers.len());
+            self.server_expiry.shrink_to(2 * self.server_expiry.len());
+        }
+        if self.branches.capacity() > SHRINK_ABOVE.max(4 * self.branches.len()) {
+            self.branches.shrink_to(2 * self.branches.len());
+            self.branch_expiry.shrink_to(2 * self.branch_expiry.len());
+        }
     }
 
     fn make_room(&mut self) {
@@ -195,6 +207,18 @@ mod tests {
         assert_eq!(t.len(), 2);
         t.expire(32_000);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn room_is_given_back_after_a_burst() {
+        let mut t = Lingerers::new(100_000);
+        for branch in 0..20_000 {
+            t.add_branch(branch, absorb(5_000 + branch), flow());
+        }
+        t.expire(5_000 + 19_000);
+        assert_eq!(t.len(), 999);
+        assert!(t.branches.capacity() < 4 * 1024);
+        assert!(t.branch_expiry.capacity() < 4 * 1024);
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut flush = tokio::time::interval(Duration::from_secs(config.registrar.flush_interval));
+    let mut trim = tokio::time::interval(TRIM_INTERVAL);
     let mut actions = Vec::new();
     tokio::pin!(shutdown);
     loop {
@@ -187,6 +188,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
             _ = tick.tick() => core.tick(now_ms()),
             _ = flush.tick() => persist(&store, &mut core).await,
+            _ = trim.tick() => release_free_memory(),
             _ = watchdog_tick(&mut watchdog) => notify(sd_notify::NotifyState::Watchdog),
             _ = &mut shutdown => break,
         }
@@ -307,6 +309,20 @@ fn notify(state: sd_notify::NotifyState) {
         warn!(%error, state = %state, "cannot notify systemd");
     }
 }
+
+/// How often freed memory is given back to the system.
+const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Gives the heap memory freed since the last call back to the system: glibc keeps it in its
+/// arenas (measured after 700 calls/s: 27 MB RSS, 17 MB after a trim).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    // SAFETY: malloc_trim only walks glibc's own free lists; it has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}
 
 /// Half the watchdog interval that systemd asks for (`WATCHDOG_USEC`, when `WATCHDOG_PID` is
 /// unset or this process), or `None`. The pings come from the core task's loop, so a core
