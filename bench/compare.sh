@@ -38,13 +38,15 @@ steps() {
         print $1, $2, $3, $11, cpu, pss, gen, host }' "$OUT/$1/steps.csv"
 }
 
-# common TEST: highest rate that every target passed
+# common TEST: highest rate that every target which ran TEST passed
 common() {
-    local t rates=""
+    local t rates="" n=0
     for t in "${TARGETS[@]}"; do
+        steps "$t" | awk -v x="$1" '$1 == x { f = 1 } END { exit !f }' || continue
+        n=$((n + 1))
         rates+=$(steps "$t" | awk -v x="$1" '$1 == x && $4 == "PASS" { print $2 }' | sort -un)$'\n'
     done
-    printf '%s' "$rates" | sort -n | uniq -c | awk -v n=${#TARGETS[@]} '$1 == n { r = $2 } END { print r + 0 }'
+    printf '%s' "$rates" | sort -n | uniq -c | awk -v n=$n '$1 == n { r = $2 } END { print r + 0 }'
 }
 
 # cpu_per_op TARGET TEST RATE: microseconds of target CPU per operation at RATE (passing step)

@@ -16,6 +16,9 @@
 #   -C "RATES"   call ladder, calls/s, for hotline and Kamailio 256 MB
 #                (default "200 400 600 800 1000 1200 1500 2000")
 #   -c "RATES"   call ladder for Kamailio default shm (default "200 300 350 400")
+#   -m N         hotline's limits.max_transactions (default 262144; the shipped default, 16384,
+#                holds every call's transactions for Timer J/D and caps calls/s the way
+#                Kamailio's default shm does)
 #   -T LIST      run.sh tests (default check,register,call)
 #   -t LIST      targets, comma separated (default hotline,kamailio,kamailio256)
 #   -x N         re-runs of a failing step (run.sh -x, default 1)
@@ -35,14 +38,14 @@ BINARY="" DUR=20 TESTS=check,register,call TARGETS=hotline,kamailio,kamailio256 
 REG_RATES="2000 4000 5000 6000 8000 10000 12000 15000"
 CALL_RATES="200 400 600 800 1000 1200 1500 2000"
 KAM_CALL_RATES="200 300 350 400"
-QUIET=30 QUIET_MAX=30 OUT="" USERS=1000
-while getopts "b:Qd:R:C:c:T:t:x:q:w:o:u:h" opt; do
+QUIET=30 QUIET_MAX=30 OUT="" USERS=1000 MAX_TRANSACTIONS=262144
+while getopts "b:Qd:R:C:c:m:T:t:x:q:w:o:u:h" opt; do
     case $opt in
         b) BINARY=$OPTARG ;;
         Q) DUR=5 REG_RATES="2000 5000 8000 12000" CALL_RATES="200 600 1000 1500"
            KAM_CALL_RATES="200 350 400" RETRIES=0 QUIET_MAX=10 ;;
         d) DUR=$OPTARG ;; R) REG_RATES=$OPTARG ;; C) CALL_RATES=$OPTARG ;;
-        c) KAM_CALL_RATES=$OPTARG ;; T) TESTS=$OPTARG ;; t) TARGETS=$OPTARG ;;
+        c) KAM_CALL_RATES=$OPTARG ;; m) MAX_TRANSACTIONS=$OPTARG ;; T) TESTS=$OPTARG ;; t) TARGETS=$OPTARG ;;
         x) RETRIES=$OPTARG ;; q) QUIET=$OPTARG ;; w) QUIET_MAX=$OPTARG ;;
         o) OUT=$OPTARG ;; u) USERS=$OPTARG ;; *) usage ;;
     esac
@@ -117,6 +120,9 @@ per_prefix = [[64, 1000000000]]
 
 [auth]
 algorithms = ["MD5"]
+
+[limits]
+max_transactions = $MAX_TRANSACTIONS
 EOF
 
 # --- users: hotline makes the passwords, the CSV carries them to SIPp and Kamailio -------------
@@ -137,14 +143,14 @@ else
       done; } > "$CSV"
 fi
 
-RUN_ARGS=(-u "$CSV" -d "$DUR" -R "$REG_RATES" -T "$TESTS" -x "$RETRIES" -q "$QUIET" -Q "$QUIET_MAX")
+RUN_ARGS=(-u "$CSV" -d "$DUR" -R "$REG_RATES" -x "$RETRIES" -q "$QUIET" -Q "$QUIET_MAX")
 
-# measure TARGET PORT PID CALL_RATES: run.sh against one target, idle memory first
+# measure TARGET PORT PID CALL_RATES TESTS: run.sh against one target, idle memory first
 measure() {
-    local name=$1 port=$2 pid=$3 rates=$4
+    local name=$1 port=$2 pid=$3 rates=$4 tests=$5
     sleep 5
     "$HERE/measure_rss.sh" "$pid" > "$OUT/$name.idle"
-    "$HERE/run.sh" ::1 "$port" "${RUN_ARGS[@]}" -C "$rates" -S $((port + 1)) -p "$pid" \
+    "$HERE/run.sh" ::1 "$port" "${RUN_ARGS[@]}" -T "$tests" -C "$rates" -S $((port + 1)) -p "$pid" \
         -o "$OUT/$name" | tee "$OUT/$name.log"
 }
 
@@ -160,7 +166,7 @@ if [[ ,$TARGETS, == *,hotline,* ]]; then
     grep -q ' ready' "$WORK/hotline.log" ||
         { tail -20 "$WORK/hotline.log" >&2; echo "side-by-side: hotline did not start" >&2; exit 1; }
     say "# hotline $("$BINARY" --version) pid $HOTLINE_PID on [::1]:$HOTLINE_PORT"
-    measure hotline "$HOTLINE_PORT" "$HOTLINE_PID" "$CALL_RATES"
+    measure hotline "$HOTLINE_PORT" "$HOTLINE_PID" "$CALL_RATES" "$TESTS"
     kill "$HOTLINE_PID"
     wait "$HOTLINE_PID" || true
     HOTLINE_PID=""
@@ -170,17 +176,23 @@ fi
 
 # --- Kamailio, default shared memory and 256 MB -------------------------------------------------
 kamailio_run() {
-    local name=$1 shm=$2 rates=$3
+    local name=$1 shm=$2 rates=$3 tests=$4
     KAMAILIO_RUNDIR=$WORK/kamailio-$name
     SHM_MB=$shm USERS_CSV=$CSV SIPPORT=$KAMAILIO_PORT TLSPORT=$((KAMAILIO_PORT + 1)) \
         RUNDIR=$KAMAILIO_RUNDIR "$HERE/kamailio/start.sh"
     say "# $(kamailio -v | head -1) pid $(cat "$KAMAILIO_RUNDIR/kamailio.pid") shm ${shm:-default} MB"
-    measure "$name" "$KAMAILIO_PORT" "$(cat "$KAMAILIO_RUNDIR/kamailio.pid")" "$rates"
+    measure "$name" "$KAMAILIO_PORT" "$(cat "$KAMAILIO_RUNDIR/kamailio.pid")" "$rates" "$tests"
     RUNDIR=$KAMAILIO_RUNDIR "$HERE/kamailio/stop.sh"
     KAMAILIO_RUNDIR=""
 }
-[[ ,$TARGETS, == *,kamailio,* ]] && kamailio_run kamailio "" "$KAM_CALL_RATES"
-[[ ,$TARGETS, == *,kamailio256,* ]] && kamailio_run kamailio256 256 "$CALL_RATES"
+if [[ ,$TARGETS, == *,kamailio,* ]]; then
+    kamailio_run kamailio "" "$KAM_CALL_RATES" "$TESTS"
+fi
+# More shared memory changes nothing for the stateless REGISTER path: calls only.
+KAM256_TESTS=$(tr ',' '\n' <<< "$TESTS" | { grep -v -x register || true; } | paste -sd, -)
+if [[ ,$TARGETS, == *,kamailio256,* ]] && [ -n "$KAM256_TESTS" ]; then
+    kamailio_run kamailio256 256 "$CALL_RATES" "$KAM256_TESTS"
+fi
 
 # --- the table ----------------------------------------------------------------------------------
 "$HERE/compare.sh" "$OUT" | tee -a "$OUT/side-by-side.txt"
