@@ -15,6 +15,7 @@ use super::bans::BanWriter;
 use super::{control, socket, stream, tls};
 use crate::config::Config;
 use crate::core::bans::Scope;
+use crate::core::registrar::Binding;
 use crate::core::user::{Extension, User};
 use crate::core::{Action, ConnectionId, Core, Flow, Inbound};
 use crate::sip::Transport;
@@ -153,9 +154,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut flush = tokio::time::interval(Duration::from_secs(config.registrar.flush_interval));
     let mut trim = tokio::time::interval(TRIM_INTERVAL);
     let mut actions = Vec::new();
-    tokio::pin!(shutdown);
+    let mut saving: Option<tokio::task::JoinHandle<()>> = None;
+    // One timer, moved only when the core's next deadline changes: a new `sleep` per loop turn
+    // would register in and leave tokio's timer wheel once per message.
+    let timer = tokio::time::sleep(Duration::ZERO);
+    let mut timer_at = None;
+    tokio::pin!(shutdown, timer);
     loop {
-        let timer = core.next_timeout().map(|at| at.saturating_sub(now_ms()));
+        let next = core.next_timeout();
+        if next != timer_at {
+            timer_at = next;
+            if let Some(at) = next {
+                let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+                timer.as_mut().reset(tokio::time::Instant::now() + wait);
+            }
+        }
         tokio::select! {
             Some(event) = inbox.recv() => match event {
                 Event::Message { bytes, flow } => {
@@ -180,14 +193,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     }
                 }
             },
-            _ = tokio::time::sleep(Duration::from_millis(timer.unwrap_or(0))), if timer.is_some() => {
+            () = &mut timer, if timer_at.is_some() => {
+                // Handled: the next turn sets the timer for whatever deadline comes next.
+                timer_at = None;
                 core.handle_timeout(now_ms(), &mut actions);
                 for action in actions.drain(..) {
                     execute(action, &outlets, default_udp);
                 }
             }
             _ = tick.tick() => core.tick(now_ms()),
-            _ = flush.tick() => persist(&store, &mut core).await,
+            _ = flush.tick() => {
+                // The write (an fsync) runs beside the loop, which keeps answering: awaiting it
+                // here stalled every message for as long as the disk took. One write at a time;
+                // changes made meanwhile stay queued in the core for the next tick.
+                if saving.as_ref().is_none_or(|s| s.is_finished()) {
+                    saving = Some(tokio::spawn(persist(store.clone(), core.take_changed_bindings())));
+                }
+            }
             _ = trim.tick() => release_free_memory(),
             _ = watchdog_tick(&mut watchdog) => notify(sd_notify::NotifyState::Watchdog),
             _ = &mut shutdown => break,
@@ -195,7 +217,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!("shutting down");
     notify(sd_notify::NotifyState::Stopping);
-    persist(&store, &mut core).await;
+    if let Some(saving) = saving {
+        let _ = saving.await;
+    }
+    persist(store.clone(), core.take_changed_bindings()).await;
     ban_writer.finish().await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
@@ -229,12 +254,10 @@ fn execute(
 }
 
 /// Writes the bindings changed since the last batch, in one transaction.
-async fn persist(store: &Arc<Store>, core: &mut Core) {
-    let changed = core.take_changed_bindings();
+async fn persist(store: Arc<Store>, changed: Vec<(Extension, Vec<Binding>)>) {
     if changed.is_empty() {
         return;
     }
-    let store = store.clone();
     let count = changed.len();
     let written = tokio::task::spawn_blocking(move || store.save_bindings(&changed)).await;
     match written {

@@ -350,7 +350,15 @@ pub(super) fn find_head_end(input: &[u8]) -> Option<(usize, usize)> {
 /// Joins folded header lines (a line break followed by a space or tab, RFC 3261 §7.3.1) by
 /// turning the line break into spaces; positions stay the same.
 fn unfold(head: &[u8]) -> Vec<u8> {
-    let mut out = head.to_vec();
+    // The header section ends with the line break before the empty line. Cut before copying, so
+    // that the copy is exactly as long as the boxed text made from it (no reallocation).
+    let end = head.len()
+        - head
+            .iter()
+            .rev()
+            .take_while(|b| matches!(b, b'\n' | b'\r'))
+            .count();
+    let mut out = head[..end].to_vec();
     let mut i = 0;
     while i < out.len() {
         if out[i] == b'\n' && matches!(out.get(i + 1), Some(b' ' | b'\t')) {
@@ -360,10 +368,6 @@ fn unfold(head: &[u8]) -> Vec<u8> {
             }
         }
         i += 1;
-    }
-    // The header section ends with the line break before the empty line.
-    while out.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        out.pop();
     }
     out
 }

@@ -20,7 +20,9 @@ impl Response {
     /// dialog identifiers, so a retransmitted request gets the same tag.
     pub fn to(request: &Message, source: SocketAddr, status: u16, reason: &str) -> Response {
         let mut text = String::with_capacity(512);
-        let _ = write!(text, "SIP/2.0 {status} {reason}\r\n");
+        let _ = write!(text, "SIP/2.0 {status} ");
+        text.push_str(reason);
+        text.push_str("\r\n");
         for (i, via) in request.values(HeaderName::Via).enumerate() {
             text.push_str("Via: ");
             match Via::parse(via).filter(|_| i == 0) {
@@ -31,7 +33,8 @@ impl Response {
         }
         copy(&mut text, request, HeaderName::From, "From");
         if let Some(to) = request.header(HeaderName::To) {
-            let _ = write!(text, "To: {to}");
+            text.push_str("To: ");
+            text.push_str(to);
             let has_tag = request.to().is_some_and(|t| t.tag().is_some());
             if !has_tag && status > 100 {
                 let _ = write!(text, ";tag={:016x}", local_tag(request));
@@ -66,7 +69,9 @@ impl Response {
 
 fn copy(text: &mut String, request: &Message, name: HeaderName, canonical: &str) {
     if let Some(value) = request.header(name) {
-        let _ = write!(text, "{canonical}: {value}\r\n");
+        for part in [canonical, ": ", value, "\r\n"] {
+            text.push_str(part);
+        }
     }
 }
 
@@ -89,10 +94,12 @@ fn write_top_via(text: &mut String, raw: &str, via: &Via<'_>, source: SocketAddr
             let _ = write!(text, ";rport={}", source.port());
             continue;
         }
-        let _ = match value {
-            Some(value) => write!(text, ";{name}={value}"),
-            None => write!(text, ";{name}"),
-        };
+        text.push(';');
+        text.push_str(name);
+        if let Some(value) = value {
+            text.push('=');
+            text.push_str(value);
+        }
     }
     let sent_from_elsewhere = !via.host.matches(&source.ip().into());
     if rport || sent_from_elsewhere {
