@@ -206,7 +206,7 @@ fn transactions(c: &mut Criterion) {
         })
         .collect();
     for key in &keys {
-        table.complete(key.clone(), vec![0; 400], T0);
+        table.complete(*key, vec![0; 400], T0);
     }
     assert_eq!(table.len(), capacity);
     let miss = Key::of(&message, &via).unwrap();
