@@ -124,6 +124,7 @@ build_base() {
     # update-initramfs is diverted during the install: every kernel and firmware package would
     # otherwise rebuild the initramfs, minutes each under emulation. base-customize.sh builds it
     # once at the end.
+    # shellcheck disable=SC2016 # "$1" in a hook is the root directory, expanded by mmdebstrap
     mmdebstrap --mode=root --arch=arm64 --variant=minbase \
         --components="main non-free-firmware" \
         --include="$(base_packages)" \
@@ -241,7 +242,7 @@ assemble_image() {
     local used_mib root_mib
     used_mib=$(du -s --block-size=1M "$dir" | cut -f1)
     root_mib=$((used_mib * 115 / 100 + ROOT_SLACK_MIB))
-    mkfs.ext4 -q -F -L RASPIROOT -d "$dir" "$root_img" "${root_mib}M" ||
+    mkfs.ext4 -q -F -L RASPIROOT -d "$dir" "$root_img" "${root_mib}M" >/dev/null ||
         die "mkfs.ext4 -d failed"
 
     # 4 MiB before the first partition, as Debian's raspi images do (SD erase block alignment).

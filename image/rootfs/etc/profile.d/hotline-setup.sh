@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # hotline on the appliance: `hotline` uses the configuration that hotline.service reads, and the
 # wizard starts at root's login on a terminal until setup is complete, that is until the
 # configuration names a domain (the image ships it with none).
