@@ -73,7 +73,6 @@ mmdebstrap mmdebstrap
 sfdisk fdisk
 mkfs.vfat dosfstools
 mcopy mtools
-mmd mtools
 mkfs.ext4 e2fsprogs
 qemu-aarch64-static qemu-user-static
 systemctl systemd
@@ -261,7 +260,7 @@ SFDISK
         status=none
     rm -f "$firm_img" "$root_img"
     mv "$firmware"/* "$dir/boot/firmware/"
-    rmdir "$firmware"
+    rmdir "$firmware" "$work"
 }
 
 command="${1:-image}"
