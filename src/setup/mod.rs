@@ -976,7 +976,10 @@ fn finish(
         }
         None => false,
     };
-    let result = write_and_create(options, dialog, &plan);
+    let result = write_and_create(options, dialog, &plan).and_then(|written| {
+        give_to_data_dir_owner(&written.config.data_dir)?;
+        Ok(written)
+    });
     let started =
         systemctl.map(|systemctl| systemctl_run(systemctl, &["enable", "--now", SERVICE]));
     let Written {
@@ -1140,6 +1143,37 @@ fn write_and_create(
         passwords,
         server_running,
     })
+}
+
+/// Gives every file in `data_dir` the owner of `data_dir` itself. The wizard runs as root, and a
+/// file it makes there (a new certificate, a new database) would be root's, unreadable by the
+/// service: under systemd's `DynamicUser=` the service's user owns the directory, and systemd
+/// re-owns its contents only when the directory's owner changes.
+fn give_to_data_dir_owner(data_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, lchown};
+    let cannot = |path: &Path| {
+        format!(
+            "cannot give {} the owner of the data directory {}",
+            path.display(),
+            data_dir.display()
+        )
+    };
+    let owner = std::fs::metadata(data_dir).with_context(|| cannot(data_dir))?;
+    let mut directories = vec![data_dir.to_owned()];
+    while let Some(directory) = directories.pop() {
+        for entry in std::fs::read_dir(&directory).with_context(|| cannot(&directory))? {
+            let path = entry.with_context(|| cannot(&directory))?.path();
+            let metadata = std::fs::symlink_metadata(&path).with_context(|| cannot(&path))?;
+            if metadata.uid() != owner.uid() || metadata.gid() != owner.gid() {
+                lchown(&path, Some(owner.uid()), Some(owner.gid()))
+                    .with_context(|| cannot(&path))?;
+            }
+            if metadata.is_dir() {
+                directories.push(path);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Puts the wizard's values into the table of the configuration file; keeps every other key.

@@ -600,3 +600,25 @@ fn long_lines_are_wrapped_at_spaces() {
     assert_eq!(lines.lines().count(), 2);
     assert_eq!(lines.replace("\n  ", "").trim(), fingerprint);
 }
+
+#[test]
+fn files_made_as_root_go_to_the_owner_of_the_data_directory() {
+    use std::os::unix::fs::{MetadataExt as _, chown};
+    // Only root can give files away; /proc/self belongs to the effective user.
+    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(data_dir.join("tls")).unwrap();
+    std::fs::write(data_dir.join("tls").join("key.pem"), "key").unwrap();
+    std::fs::write(data_dir.join("hotline.redb"), "database").unwrap();
+    chown(&data_dir, Some(4321), Some(4322)).unwrap();
+
+    give_to_data_dir_owner(&data_dir).unwrap();
+    for path in ["tls", "tls/key.pem", "hotline.redb"] {
+        let metadata = std::fs::metadata(data_dir.join(path)).unwrap();
+        assert_eq!((metadata.uid(), metadata.gid()), (4321, 4322), "{path}");
+    }
+}

@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Boots the appliance image under emulation and checks it as its owner would use it: SSH in with
+# the key from sysconf.txt, run the wizard, register a phone over IPv6.
+#
+#   board/qemu/boot-test.sh [IMAGE]    default: $HOTLINE_IMAGE_OUT/hotline-rpi-arm64.img
+#
+# On a copy of the image (grown to 4 GiB, as a larger SD card would be), with sysconf.txt holding
+# a key made for the test: qemu-system-aarch64 -M virt boots the image's own kernel and initrd
+# (copied out of its FAT partition) and root file system. The guest's network is a tap device in
+# a network namespace made for the test, where radvd advertises a ULA prefix: the guest takes its
+# address by SLAAC as on a home network. The test waits for hotline.service to be active (the
+# serial console), logs in over SSH (IPv6), checks the first-boot work, runs `hotline setup
+# --answers board/qemu/answers.toml`, and registers extension 1000 with SIPp (UDP, Digest MD5).
+# Minutes under emulation: run on demand, not in CI. Run as root.
+#
+# Logs: $HOTLINE_BOOT_TEST_LOGS/<date>/ (default $HOTLINE_IMAGE_CACHE/boot-test), with
+# boot-test.log (this script's output), console.log (serial console) and SIPp's traces.
+#
+# Environment: HOTLINE_IMAGE_CACHE, HOTLINE_IMAGE_OUT as for image/build.sh;
+# HOTLINE_BOOT_TIMEOUT seconds to wait for hotline.service (default 900).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CACHE="${HOTLINE_IMAGE_CACHE:-/var/cache/hotline-image}"
+IMAGE="${1:-${HOTLINE_IMAGE_OUT:-$CACHE/out}/hotline-rpi-arm64.img}"
+LOGS="${HOTLINE_BOOT_TEST_LOGS:-$CACHE/boot-test}/$(date +%Y%m%d-%H%M%S)"
+BOOT_TIMEOUT="${HOTLINE_BOOT_TIMEOUT:-900}"
+ANSWERS="$ROOT/board/qemu/answers.toml"
+SCENARIO="$ROOT/tests/sipp/register_auth.xml"
+
+NS="hotline-boot-$$"
+PREFIX=fd00:5ec:1:1
+HOST_ADDRESS="$PREFIX::1"
+MAC=52:54:00:12:34:56
+# SLAAC with the EUI-64 interface identifier of $MAC (systemd-networkd's default).
+GUEST_ADDRESS="$PREFIX:5054:ff:fe12:3456"
+DOMAIN="$(sed -n 's/^domain *= *"\(.*\)"/\1/p' "$ANSWERS")"
+
+die() {
+    echo "boot-test: FAILED: $*" >&2
+    exit 1
+}
+
+case "${1:-}" in
+-h | --help)
+    sed -n '2,/^set -e/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
+    exit 2
+    ;;
+esac
+
+check_tools() {
+    local -a missing=()
+    local tool package
+    while read -r tool package; do
+        command -v "$tool" >/dev/null || missing+=("$package")
+    done <<'TOOLS'
+qemu-system-aarch64 qemu-system-arm
+mcopy mtools
+sfdisk fdisk
+ssh openssh-client
+sipp sip-tester
+radvd radvd
+ip iproute2
+TOOLS
+    ((${#missing[@]} == 0)) || die "missing tools; install them with: apt-get install ${missing[*]}"
+    [[ $EUID -eq 0 ]] || die "run as root (network namespace, tap device)"
+    [[ -c /dev/net/tun ]] || die "/dev/net/tun is missing: the tap device needs the tun module"
+    [[ -f "$IMAGE" ]] || die "no image at $IMAGE: build it with image/build.sh"
+}
+
+T0=$SECONDS
+log() { printf '[%4ds] %s\n' "$((SECONDS - T0))" "$*"; }
+
+QEMU_PID=""
+RADVD_PID=""
+WORK=""
+cleanup() {
+    if [[ -n "$QEMU_PID" ]]; then kill "$QEMU_PID" 2>/dev/null || true; fi
+    if [[ -n "$RADVD_PID" ]]; then kill "$RADVD_PID" 2>/dev/null || true; fi
+    ip netns del "$NS" 2>/dev/null || true
+    if [[ -n "$WORK" ]]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+in_ns() { ip netns exec "$NS" "$@"; }
+
+# Start sector of partition $2 of the disk image $1.
+partition_start() {
+    sfdisk -d "$1" | sed -n "s|^$1$2 *: *start= *\([0-9]*\),.*|\1|p"
+}
+
+# Runs a command in the guest over SSH (one connection, shared: the guest's firewall allows only
+# a few new ones a minute); `guest -tt …` gives it a terminal.
+guest() {
+    local -a tty=()
+    [[ "$1" == -tt ]] && { tty=(-tt); shift; }
+    in_ns ssh -i "$WORK/id_ed25519" -o BatchMode=yes -o ConnectTimeout=15 \
+        -o UserKnownHostsFile="$WORK/known_hosts" -o StrictHostKeyChecking=accept-new \
+        -o ControlMaster=auto -o ControlPath="$WORK/ssh-%C" -o ControlPersist=900 \
+        "${tty[@]}" "root@$GUEST_ADDRESS" "$@"
+}
+
+# Waits for a line matching $1 on the serial console; fails on a line matching $2 (extended
+# regular expressions).
+wait_console() {
+    local want="$1" fail="$2" deadline=$((SECONDS + BOOT_TIMEOUT))
+    until grep -Eq -- "$want" "$LOGS/console.log" 2>/dev/null; do
+        grep -Eq -- "$fail" "$LOGS/console.log" 2>/dev/null &&
+            die "the console says: $(grep -Em1 -- "$fail" "$LOGS/console.log")"
+        kill -0 "$QEMU_PID" 2>/dev/null || die "qemu exited; see $LOGS/console.log"
+        ((SECONDS < deadline)) || die "no \"$want\" on the console after $BOOT_TIMEOUT s"
+        sleep 1
+    done
+}
+
+prepare_disk() {
+    local disk="$WORK/disk.img" firm
+    log "copying $IMAGE and growing the copy to 4 GiB"
+    cp --sparse=always "$IMAGE" "$disk"
+    firm="$disk@@$(($(partition_start "$IMAGE" 1) * 512))"
+    truncate -s 4G "$disk"
+    ssh-keygen -q -t ed25519 -N '' -C boot-test -f "$WORK/id_ed25519"
+    {
+        echo "root_authorized_key=$(cat "$WORK/id_ed25519.pub")"
+        echo "hostname=pbx"
+    } >"$WORK/sysconf.txt"
+    MTOOLS_SKIP_CHECK=1 mcopy -o -i "$firm" "$WORK/sysconf.txt" ::sysconf.txt
+    # The kernel and initrd that config.txt names, and the Pi's kernel command line.
+    mkdir -p "$WORK/boot"
+    MTOOLS_SKIP_CHECK=1 mcopy -i "$firm" ::config.txt ::cmdline.txt "$WORK/boot/"
+    local kernel initrd
+    kernel="$(sed -n 's/^kernel=//p' "$WORK/boot/config.txt")"
+    initrd="$(sed -n 's/^initramfs *//p' "$WORK/boot/config.txt")"
+    [[ -n "$kernel" && -n "$initrd" ]] || die "config.txt names no kernel= or initramfs"
+    MTOOLS_SKIP_CHECK=1 mcopy -i "$firm" "::$kernel" "$WORK/boot/vmlinuz"
+    MTOOLS_SKIP_CHECK=1 mcopy -i "$firm" "::$initrd" "$WORK/boot/initrd.img"
+    log "config.txt: kernel=$kernel, initramfs $initrd"
+    log "cmdline.txt: $(cat "$WORK/boot/cmdline.txt")"
+}
+
+start_network() {
+    ip netns add "$NS"
+    in_ns ip link set lo up
+    in_ns ip tuntap add dev tap0 mode tap
+    in_ns ip link set tap0 up
+    in_ns ip -6 addr add "$HOST_ADDRESS/64" dev tap0 nodad
+    # radvd wants a router; the namespace is one, on its own.
+    in_ns sysctl -qw net.ipv6.conf.all.forwarding=1
+    cat >"$WORK/radvd.conf" <<RADVD
+interface tap0 {
+    AdvSendAdvert on;
+    MinRtrAdvInterval 3;
+    MaxRtrAdvInterval 10;
+    prefix $PREFIX::/64 { AdvOnLink on; AdvAutonomous on; };
+};
+RADVD
+    ip netns exec "$NS" radvd -n -C "$WORK/radvd.conf" -p "$WORK/radvd.pid" -m logfile \
+        -l "$LOGS/radvd.log" &
+    RADVD_PID=$!
+}
+
+start_qemu() {
+    # The Pi's kernel command line (root=LABEL=RASPIROOT…), with the serial console of virt.
+    local append
+    append="console=ttyAMA0 $(sed -e 's/console=[^ ]*//g' -e 's/  */ /g' -e 's/^ //' \
+        "$WORK/boot/cmdline.txt")"
+    log "starting qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024: $append"
+    T_BOOT=$SECONDS
+    ip netns exec "$NS" qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 \
+        -kernel "$WORK/boot/vmlinuz" -initrd "$WORK/boot/initrd.img" -append "$append" \
+        -drive file="$WORK/disk.img",format=raw,if=none,id=disk \
+        -device virtio-blk-pci,drive=disk \
+        -netdev tap,id=net,ifname=tap0,script=no,downscript=no \
+        -device virtio-net-pci,netdev=net,mac=$MAC,romfile= \
+        -display none -monitor none -serial file:"$LOGS/console.log" -no-reboot &
+    QEMU_PID=$!
+}
+
+register() {
+    local password="$1" dir="$LOGS/sipp"
+    mkdir -p "$dir"
+    printf 'SEQUENTIAL\n1000;%s\n' "$password" >"$dir/users.csv"
+    log "SIPp: REGISTER 1000@$DOMAIN to [$GUEST_ADDRESS]:5060 over UDP, from [$HOST_ADDRESS]"
+    (cd "$dir" && in_ns sipp "[$GUEST_ADDRESS]:5060" -sf "$SCENARIO" -inf users.csv -m 1 \
+        -key domain "$DOMAIN" -key expires 600 -auth_uri "$DOMAIN" \
+        -i "$HOST_ADDRESS" -p 5070 -nostdin -timeout 60 -timeout_error \
+        -trace_err -trace_msg -trace_stat) >"$dir/sipp.out" 2>&1 || {
+        cat "$dir/sipp.out" "$dir"/*_errors.log 2>/dev/null
+        die "SIPp could not register (traces in $dir)"
+    }
+    grep -E 'Successful call|Failed call' "$dir/sipp.out" | sed 's/^/    /' | head -4
+}
+
+main() {
+    check_tools
+    mkdir -p "$LOGS"
+    exec > >(tee "$LOGS/boot-test.log") 2>&1
+    WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/hotline-boot-test.XXXXXX")"
+    log "image $IMAGE ($(stat -c %s "$IMAGE") bytes), logs in $LOGS"
+    prepare_disk
+    start_network
+    start_qemu
+
+    # systemd stops writing unit status to the serial console once a getty runs there, so the
+    # console shows the login prompt and the rest is asked over SSH.
+    wait_console 'login:' 'Kernel panic|Give root password for maintenance'
+    log "login prompt on the serial console $((SECONDS - T_BOOT)) s after qemu started"
+    # The appliance's firewall lets in a few new SSH connections a minute per /64: try every 10 s.
+    local deadline=$((SECONDS + BOOT_TIMEOUT))
+    until guest true 2>"$WORK/ssh.err"; do
+        ((SECONDS < deadline)) || die "no SSH login at [$GUEST_ADDRESS]: $(cat "$WORK/ssh.err")"
+        kill -0 "$QEMU_PID" 2>/dev/null || die "qemu exited; see $LOGS/console.log"
+        sleep 10
+    done
+    log "SSH login as root at [$GUEST_ADDRESS] (SLAAC) with the key from sysconf.txt," \
+        "$((SECONDS - T_BOOT)) s after qemu started"
+    local state
+    until state="$(guest systemctl is-active hotline.service)"; do
+        [[ "$state" == failed ]] && die "hotline.service failed: $(guest systemctl status hotline.service)"
+        ((SECONDS < deadline)) || die "hotline.service is still $state"
+        sleep 2
+    done
+    local active_us boot_hotline
+    active_us="$(guest systemctl show -P ActiveEnterTimestampMonotonic hotline.service)"
+    boot_hotline="$(awk -v us="$active_us" 'BEGIN { printf "%.1f", us / 1e6 }')"
+    log "hotline.service active $boot_hotline s after the kernel started" \
+        "(systemd's ActiveEnterTimestampMonotonic; QEMU starts the kernel within a second)"
+
+    log "first boot, as seen in the guest:"
+    # shellcheck disable=SC2016 # expanded in the guest
+    guest 'set -e
+        echo "hostname: $(hostname)"
+        echo "hotline.service: $(systemctl is-active hotline.service)"
+        echo "failed units: $(systemctl list-units --failed --plain --no-legend | wc -l)"
+        systemctl list-units --failed --plain --no-legend
+        echo "machine-id: $(cat /etc/machine-id) (empty in the image)"
+        echo "root: $(findmnt -no SOURCE,SIZE,FSTYPE /) on a $(lsblk -dno SIZE /dev/vda) disk"
+        echo "boot: $(findmnt -no SOURCE,FSTYPE /boot/firmware)"
+        echo "journal: $(journalctl --header | sed -n "s/^File path: //p" | head -1)"
+        ip -6 -brief addr show scope global
+        ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub
+        systemd-analyze || true' | sed 's/^/    /'
+    [[ "$(guest systemctl is-active hotline.service)" == active ]] || die "hotline.service is not active"
+    [[ -n "$(guest cat /etc/machine-id)" ]] || die "no machine-id was made at first boot"
+    # shellcheck disable=SC2016 # expanded in the guest
+    guest 'test "$(lsblk -bno SIZE /dev/vda2)" -gt 3000000000' || die "the root partition was not grown"
+    guest 'test -d /run/log/journal && ! test -d /var/log/journal' || die "the journal is not in RAM"
+
+    # A login on a terminal starts the wizard until setup is complete; here nobody answers, and
+    # the login ends after 20 s.
+    guest -tt timeout 20 bash -l -c true </dev/null >"$LOGS/login-before.out" 2>&1 || true
+    grep -q 'starting the wizard' "$LOGS/login-before.out" ||
+        die "a login before setup did not start the wizard: $(cat "$LOGS/login-before.out")"
+    log "a login on a terminal starts the wizard: $(grep -m1 'starting the wizard' "$LOGS/login-before.out" | tr -d '\r')"
+
+    log "hotline setup --answers board/qemu/answers.toml, over SSH:"
+    guest 'cat >/root/answers.toml' <"$ANSWERS"
+    guest hotline --config /etc/hotline/hotline.toml setup --answers /root/answers.toml \
+        >"$LOGS/setup.out" 2>&1 || { cat "$LOGS/setup.out"; die "hotline setup failed"; }
+    sed 's/^/    /' "$LOGS/setup.out"
+    local password
+    password="$(sed -n 's/^ *password: *\([0-9]*\)$/\1/p' "$LOGS/setup.out" | head -1)"
+    [[ -n "$password" ]] || die "setup printed no password for extension 1000"
+    [[ "$(guest systemctl is-active hotline.service)" == active ]] || die "hotline.service is not active after setup"
+
+    guest -tt timeout 20 bash -l -c true </dev/null >"$LOGS/login-after.out" 2>&1 || true
+    ! grep -q 'starting the wizard' "$LOGS/login-after.out" ||
+        die "a login after setup started the wizard again"
+    log "a login after setup does not start the wizard"
+
+    register "$password"
+    log "hotline's log of the registration:"
+    guest journalctl -u hotline.service -o verbose --no-pager MESSAGE=registered |
+        grep -v '^ *_' | sed 's/^/    /'
+
+    guest systemctl poweroff || true
+    local deadline=$((SECONDS + 120))
+    while kill -0 "$QEMU_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 1; done
+    log "PASSED: hotline.service active $boot_hotline s after boot, setup done, 1000 registered over IPv6"
+}
+
+main
