@@ -69,6 +69,12 @@ pss_max() {
         END { if (m == "") print "-"; else printf "%.1f\n", m / 1024 }'
 }
 
+# pss_at TARGET TEST RATE: PSS (MB) of the passing step at RATE, for memory at the same load
+pss_at() {
+    steps "$1" | awk -v x="$2" -v r="$3" '$1 == x && $2 == r && $4 == "PASS" && $6 != "-" { v = $6 }
+        END { if (v == "") print "-"; else printf "%.1f\n", v / 1024 }'
+}
+
 pss_of() {
     sed -n 's/.*pss_kb=\([0-9]*\).*/\1/p' "$1" 2> /dev/null | tail -1 |
         awk '{ printf "%.1f\n", $1 / 1024 }' | grep . || echo -
@@ -88,6 +94,7 @@ rows=(
     "machine CPU % at best call step|host_call|"
     "PSS MB idle, fresh start|pss_idle|"
     "PSS MB max under REGISTER load|pss_reg|"
+    "PSS MB at $call_common calls/s|pss_call_common|"
     "PSS MB max under call load|pss_call|"
     "PSS MB after the tests|pss_after|"
 )
@@ -103,6 +110,7 @@ value() {
         host_call) at_best "$t" call 8 ;;
         pss_idle) pss_of "$OUT/$t.idle" ;;
         pss_reg) pss_max "$t" register ;;
+        pss_call_common) pss_at "$t" call "$call_common" ;;
         pss_call) pss_max "$t" call ;;
         pss_after) grep '^# target after tests' "$OUT/$t/summary.txt" > "$OUT/$t.after" 2> /dev/null || true
                    pss_of "$OUT/$t.after" ;;

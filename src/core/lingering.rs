@@ -9,10 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use super::registrar::Flow;
-use super::transaction::{Echo, Key, Lingering};
-
-/// Below this many slots a table is not worth shrinking.
-const SHRINK_ABOVE: usize = 1024;
+use super::transaction::{Echo, Key, Lingering, SHRINK_ABOVE};
 
 /// How a lingering transaction answers a retransmission, and where to.
 #[derive(Debug, PartialEq, Eq)]

@@ -79,6 +79,10 @@ impl Key {
 /// What RFC 3261 branches start with (§8.1.1.7).
 const MAGIC_COOKIE: &str = "z9hG4bK";
 
+/// Below this many slots a table is not worth shrinking: tables keep the room of their busiest
+/// moment unless told, and a burst of registrations or calls would hold it for good.
+pub const SHRINK_ABOVE: usize = 1024;
+
 /// Completed transactions, bounded: when full the oldest is forgotten first.
 pub struct ServerTransactions {
     responses: HashMap<Key, Vec<u8>>,
@@ -122,6 +126,10 @@ impl ServerTransactions {
                 self.responses.remove(&key);
             }
         }
+        if self.responses.capacity() > SHRINK_ABOVE.max(4 * self.responses.len()) {
+            self.responses.shrink_to(2 * self.responses.len());
+            self.expiry.shrink_to(2 * self.expiry.len());
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -156,6 +164,22 @@ mod tests {
         assert_eq!(t.len(), 1);
         t.expire(1000 + TIMER_J_MS);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn gives_back_the_room_of_a_burst() {
+        let mut t = ServerTransactions::new(8192);
+        for i in 0..5000 {
+            t.complete(key_for(&format!("z9hG4bK{i}")), vec![0; 100], 0);
+        }
+        assert!(t.responses.capacity() >= 5000);
+        t.expire(TIMER_J_MS);
+        assert!(t.is_empty());
+        assert!(
+            t.responses.capacity() <= SHRINK_ABOVE,
+            "{}",
+            t.responses.capacity()
+        );
     }
 
     #[test]
