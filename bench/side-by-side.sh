@@ -12,13 +12,10 @@
 #   -Q           quick run (a few minutes): 5 s steps, short ladders
 #   -d SECONDS   duration of each ladder step (default 20)
 #   -R "RATES"   REGISTER ladder, registrations/s, for every target
-#                (default "2000 4000 5000 6000 8000 10000 12000 15000")
+#                (default "2000 4000 5000 6000 7000 8000 10000 12000")
 #   -C "RATES"   call ladder, calls/s, for hotline and Kamailio 256 MB
-#                (default "200 400 600 800 1000 1200 1500 2000")
+#                (default "200 350 700 1000 1200 1500 2000 2500 3000")
 #   -c "RATES"   call ladder for Kamailio default shm (default "200 300 350 400")
-#   -m N         hotline's limits.max_transactions (default 262144; the shipped default, 16384,
-#                holds every call's transactions for Timer J/D and caps calls/s the way
-#                Kamailio's default shm does)
 #   -T LIST      run.sh tests (default check,register,call)
 #   -t LIST      targets, comma separated (default hotline,kamailio,kamailio256)
 #   -x N         re-runs of a failing step (run.sh -x, default 1)
@@ -35,17 +32,17 @@ REPO=$(cd "$HERE/.." && pwd)
 usage() { sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//;/^set -euo/d'; exit 2; }
 
 BINARY="" DUR=20 TESTS=check,register,call TARGETS=hotline,kamailio,kamailio256 RETRIES=1
-REG_RATES="2000 4000 5000 6000 8000 10000 12000 15000"
-CALL_RATES="200 400 600 800 1000 1200 1500 2000"
+REG_RATES="2000 4000 5000 6000 7000 8000 10000 12000"
+CALL_RATES="200 350 700 1000 1200 1500 2000 2500 3000"
 KAM_CALL_RATES="200 300 350 400"
-QUIET=30 QUIET_MAX=30 OUT="" USERS=1000 MAX_TRANSACTIONS=262144
-while getopts "b:Qd:R:C:c:m:T:t:x:q:w:o:u:h" opt; do
+QUIET=30 QUIET_MAX=30 OUT="" USERS=1000
+while getopts "b:Qd:R:C:c:T:t:x:q:w:o:u:h" opt; do
     case $opt in
         b) BINARY=$OPTARG ;;
         Q) DUR=5 REG_RATES="2000 5000 8000 12000" CALL_RATES="200 600 1000 1500"
            KAM_CALL_RATES="200 350 400" RETRIES=0 QUIET_MAX=10 ;;
         d) DUR=$OPTARG ;; R) REG_RATES=$OPTARG ;; C) CALL_RATES=$OPTARG ;;
-        c) KAM_CALL_RATES=$OPTARG ;; m) MAX_TRANSACTIONS=$OPTARG ;; T) TESTS=$OPTARG ;; t) TARGETS=$OPTARG ;;
+        c) KAM_CALL_RATES=$OPTARG ;; T) TESTS=$OPTARG ;; t) TARGETS=$OPTARG ;;
         x) RETRIES=$OPTARG ;; q) QUIET=$OPTARG ;; w) QUIET_MAX=$OPTARG ;;
         o) OUT=$OPTARG ;; u) USERS=$OPTARG ;; *) usage ;;
     esac
@@ -120,9 +117,6 @@ per_prefix = [[64, 1000000000]]
 
 [auth]
 algorithms = ["MD5"]
-
-[limits]
-max_transactions = $MAX_TRANSACTIONS
 EOF
 
 # --- users: hotline makes the passwords, the CSV carries them to SIPp and Kamailio -------------
