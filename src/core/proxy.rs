@@ -104,6 +104,9 @@ struct Call {
     /// A final response went upstream (later non-2xx ones are absorbed).
     answered: bool,
     server_done: bool,
+    /// The timers this call set: a call that only lingers is forgotten before they fire, and
+    /// takes them out of the timer set with it, so that the set stays as bounded as the calls.
+    timers: Vec<(u64, Slot)>,
 }
 
 impl Calls {
@@ -138,6 +141,11 @@ impl Calls {
 
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
+    }
+
+    #[cfg(test)]
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
     }
 
     /// When the next timer is due.
@@ -242,6 +250,7 @@ impl Core {
             best: None,
             answered: false,
             server_done: false,
+            timers: Vec::new(),
         };
         if let Some(trying) = trying {
             self.respond_upstream(id, &mut call, 100, trying, now, actions);
@@ -254,6 +263,7 @@ impl Core {
                 if method == Method::Invite {
                     let ring = now + self.ring_timeout_ms;
                     self.calls.timers.insert((ring, id, Slot::Ring));
+                    call.timers.push((ring, Slot::Ring));
                 }
                 for hop in hops {
                     self.fork(id, &mut call, &request, hop, now, actions);
@@ -913,6 +923,7 @@ impl Core {
                 Output::Schedule { timer, at } => {
                     let slot = client.map_or(Slot::Server(timer), |i| Slot::Client(i, timer));
                     self.calls.timers.insert((at, id, slot));
+                    call.timers.push((at, slot));
                 }
                 Output::Timeout => {}
                 Output::Terminated => match client {
@@ -941,6 +952,9 @@ impl Core {
             self.calls.calls.insert(id, call);
             return;
         };
+        for &(at, slot) in &call.timers {
+            self.calls.timers.remove(&(at, id, slot));
+        }
         if let Some(key) = &call.key {
             self.calls.by_server.remove(key);
         }

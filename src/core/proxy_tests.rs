@@ -298,6 +298,11 @@ fn an_answered_call_lingers_in_a_few_bytes() {
     only(&net.reply(phone_b(), ok.clone()), caller(), 200);
     assert!(net.core.calls.is_empty());
     assert_eq!(net.core.calls.lingering(), 2);
+    assert_eq!(
+        net.core.calls.pending_timers(),
+        0,
+        "timers left by a forgotten call"
+    );
     // Until the ACK the callee retransmits its 2xx, which still goes upstream (Timer M)...
     let again = net.reply(phone_b(), ok);
     assert_eq!(only(&again, caller(), 200).body(), SDES.as_bytes());
@@ -317,6 +322,7 @@ fn an_answered_call_lingers_in_a_few_bytes() {
     let done = net.reply(phone_b(), respond(&forwarded_bye, phone_b(), 200, "OK", ""));
     let first = only(&done, caller(), 200);
     assert_eq!(net.core.calls.lingering(), 4);
+    assert_eq!(net.core.calls.pending_timers(), 0);
     // A retransmitted BYE gets the same 200 (Timer J) without reaching the callee again.
     let again = net.send(caller(), &bye);
     assert_eq!(again.len(), 1);
