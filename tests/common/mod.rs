@@ -84,16 +84,7 @@ impl Server {
     pub fn start(extra_toml: &str) -> Server {
         let dir = TempDir::new().expect("temporary directory");
         let config = write_config(dir.path(), "[::1]", extra_toml);
-        let (child, log, [udp, tcp, tls]) = spawn(binary(), &config);
-        Server {
-            dir,
-            config,
-            child,
-            log,
-            udp,
-            tcp,
-            tls,
-        }
+        Server::spawn(binary(), dir, config)
     }
 
     /// Like [`Server::start`], with `env` set for the server and the systemd variables
@@ -114,7 +105,13 @@ impl Server {
     /// Starts a server on a configuration file written elsewhere (by `hotline setup`, say),
     /// whose `data_dir` is `<dir>/data` and whose listeners are one each of UDP, TCP and TLS.
     pub fn start_with_config(dir: TempDir, config: PathBuf) -> Server {
-        let (child, log, [udp, tcp, tls]) = spawn(binary(), &config);
+        Server::spawn(binary(), dir, config)
+    }
+
+    /// Starts `hotline serve` with `command` (the binary, or a wrapper that runs it) on `config`
+    /// and waits until it is ready.
+    fn spawn(command: Command, dir: TempDir, config: PathBuf) -> Server {
+        let (child, log, [udp, tcp, tls]) = spawn(command, &config);
         Server {
             dir,
             config,

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tempfile::TempDir;
 
-use super::{Server, spawn, write_config};
+use super::{Server, write_config};
 
 /// A network namespace `hotline-test-<pid>-<n>` with its `lo` up; deleted on drop, also when
 /// the test panics. Processes still running in it keep it alive until they exit, so drop the
@@ -110,15 +110,6 @@ impl Server {
         let dir = TempDir::new().expect("temporary directory");
         let config = write_config(dir.path(), "[::]", extra_toml);
         let command = netns.command(env!("CARGO_BIN_EXE_hotline"));
-        let (child, log, [udp, tcp, tls]) = spawn(command, &config);
-        Server {
-            dir,
-            config,
-            child,
-            log,
-            udp,
-            tcp,
-            tls,
-        }
+        Server::spawn(command, dir, config)
     }
 }
