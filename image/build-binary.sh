@@ -20,16 +20,9 @@ set -euo pipefail
 TARGET=aarch64-unknown-linux-gnu
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-die() {
-    echo "build-binary: error: $*" >&2
-    exit 1
-}
-say() { echo "build-binary: $*" >&2; }
-
-usage() {
-    sed -n '2,/^set -e/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
-    exit 2
-}
+SCRIPT=build-binary
+# shellcheck source=image/lib.sh
+. "$ROOT/image/lib.sh"
 
 # Debian packages this build needs, each with the file that shows it is installed.
 missing_packages() {

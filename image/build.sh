@@ -37,16 +37,9 @@ IMAGE_NAME=hotline-rpi-arm64.img
 FIRM_MIB=256
 ROOT_SLACK_MIB=256
 
-die() {
-    echo "build: error: $*" >&2
-    exit 1
-}
-say() { echo "build: $*" >&2; }
-
-usage() {
-    sed -n '2,/^set -e/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
-    exit 2
-}
+SCRIPT=build
+# shellcheck source=image/lib.sh
+. "$ROOT/image/lib.sh"
 
 STAGE_NAME=""
 STAGE_START=0
@@ -64,11 +57,7 @@ stage_done() {
 
 # Every tool the build runs, with the Debian package that provides it.
 check_tools() {
-    local -a missing=()
-    local tool package
-    while read -r tool package; do
-        command -v "$tool" >/dev/null || missing+=("$package")
-    done <<'TOOLS'
+    require_tools <<'TOOLS'
 mmdebstrap mmdebstrap
 sfdisk fdisk
 mkfs.vfat dosfstools
@@ -79,8 +68,6 @@ systemctl systemd
 unshare util-linux
 zstd zstd
 TOOLS
-    ((${#missing[@]} == 0)) ||
-        die "missing tools; install them with: apt-get install ${missing[*]}"
     [[ $EUID -eq 0 ]] || die "run as root (mmdebstrap --mode=root and file ownership in the image)"
     register_binfmt || die "qemu-aarch64 is not registered in binfmt_misc, so arm64 programs
   cannot run in the root filesystem; install qemu-user-static (binfmt-support registers it) or

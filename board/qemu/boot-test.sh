@@ -36,24 +36,21 @@ MAC=52:54:00:12:34:56
 GUEST_ADDRESS="$PREFIX:5054:ff:fe12:3456"
 DOMAIN="$(sed -n 's/^domain *= *"\(.*\)"/\1/p' "$ANSWERS")"
 
+SCRIPT=boot-test
+# shellcheck source=image/lib.sh
+. "$ROOT/image/lib.sh"
+# A failure of the test, not of the script: say so in the words the log is read for.
 die() {
     echo "boot-test: FAILED: $*" >&2
     exit 1
 }
 
 case "${1:-}" in
--h | --help)
-    sed -n '2,/^set -e/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
-    exit 2
-    ;;
+-h | --help) usage ;;
 esac
 
 check_tools() {
-    local -a missing=()
-    local tool package
-    while read -r tool package; do
-        command -v "$tool" >/dev/null || missing+=("$package")
-    done <<'TOOLS'
+    require_tools <<'TOOLS'
 qemu-system-aarch64 qemu-system-arm
 mcopy mtools
 sfdisk fdisk
@@ -62,7 +59,6 @@ sipp sip-tester
 radvd radvd
 ip iproute2
 TOOLS
-    ((${#missing[@]} == 0)) || die "missing tools; install them with: apt-get install ${missing[*]}"
     [[ $EUID -eq 0 ]] || die "run as root (network namespace, tap device)"
     [[ -c /dev/net/tun ]] || die "/dev/net/tun is missing: the tap device needs the tun module"
     [[ -f "$IMAGE" ]] || die "no image at $IMAGE: build it with image/build.sh"
