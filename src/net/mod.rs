@@ -1,6 +1,7 @@
 //! The tokio layer: sockets, connections and timers around the pure core.
 
 mod bans;
+pub mod certificate;
 mod control;
 mod server;
 pub mod socket;

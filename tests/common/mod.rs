@@ -496,7 +496,7 @@ impl Client {
                 tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
                 let local = tcp.local_addr().unwrap();
                 let stream: Box<dyn Stream> = match transport {
-                    Transport::Tls => Box::new(tls_stream(server, tcp)),
+                    Transport::Tls => Box::new(tls_stream(generated_root(server), tcp)),
                     _ => Box::new(tcp),
                 };
                 let received = Vec::new();
@@ -506,6 +506,24 @@ impl Client {
         Client {
             transport,
             channel,
+            local,
+            call_id: unique("call-"),
+            cseq: 0,
+        }
+    }
+
+    /// Opens a TLS connection to `server` that trusts only `roots` and checks the
+    /// certificate is for `hotline.test`.
+    pub fn connect_tls(server: &Server, roots: rustls::RootCertStore) -> Client {
+        let tcp = TcpStream::connect(server.address(Transport::Tls)).expect("connect TCP");
+        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        let local = tcp.local_addr().unwrap();
+        Client {
+            transport: Transport::Tls,
+            channel: Channel::Stream {
+                stream: Box::new(tls_stream(roots, tcp)),
+                received: Vec::new(),
+            },
             local,
             call_id: unique("call-"),
             cseq: 0,
@@ -838,17 +856,21 @@ fn ha1(algorithm: Algorithm, extension: &str, password: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A TLS client that trusts only the server's generated certificate and checks it is for
-/// `hotline.test`.
-fn tls_stream(
-    server: &Server,
-    tcp: TcpStream,
-) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+/// The server's generated self-signed certificate as the only root.
+fn generated_root(server: &Server) -> rustls::RootCertStore {
     let certificate = server.data_dir().join("tls/cert.pem");
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_file_iter(&certificate).expect("read cert.pem") {
         roots.add(der.expect("PEM certificate")).expect("root");
     }
+    roots
+}
+
+/// A TLS client that trusts only `roots` and checks the certificate is for `hotline.test`.
+fn tls_stream(
+    roots: rustls::RootCertStore,
+    tcp: TcpStream,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
