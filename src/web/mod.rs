@@ -8,6 +8,7 @@
 
 pub mod acme;
 pub mod challenges;
+pub mod dns;
 pub mod http;
 mod listener;
 pub mod renewal;
