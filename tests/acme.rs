@@ -325,3 +325,84 @@ fn generated_root(server: &Server) -> rustls::RootCertStore {
         .unwrap();
     roots
 }
+
+/// A configuration of `domain` with ACME by `challenge`, in a new directory.
+fn config_file(domain: &str, acme: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("hotline.toml");
+    let text = format!(
+        "domain = \"{domain}\"\ndata_dir = \"{}\"\n[listen]\nudp = [\"[::1]:0\"]\n\
+         tcp = [\"[::1]:0\"]\ntls = [\"[::1]:0\"]\n{acme}",
+        dir.path().join("data").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn leaf_for(
+    address: SocketAddr,
+    roots: rustls::RootCertStore,
+    name: &str,
+) -> CertificateDer<'static> {
+    let tcp = TcpStream::connect(address).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = tls_client(roots, name, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
+    }
+    tls.conn.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
+}
+
+#[test]
+fn an_ipv6_domain_gets_an_ip_certificate() {
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, 3600);
+    let (dir, config) = config_file("[::1]", &acme_toml(&pebble, "tls-alpn-01", https, http));
+    let server = Server::start_with_config(dir, config);
+    let issued = server.wait_for_log("certificate issued");
+    assert!(issued.contains("names=::1"), "{issued}");
+    leaf_for(server.address(Transport::Tls), pebble.roots(), "::1");
+}
+
+#[test]
+fn cert_renew_without_a_server_obtains_the_certificate_it_then_serves() {
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, 3600);
+    let (dir, config) = config_file(DOMAIN, &acme_toml(&pebble, "http-01", https, http));
+    let before = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .arg("--config")
+        .arg(&config)
+        .args(["cert", "status"])
+        .output()
+        .unwrap();
+    let before = String::from_utf8_lossy(&before.stdout);
+    assert!(before.contains("Next renewal:  now"), "{before}");
+    let output = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .arg("--config")
+        .arg(&config)
+        .args(["cert", "renew"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let key = dir.path().join("data/tls/acme.pem");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let account = dir.path().join("data/tls/acme-account.toml");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&account).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    let server = Server::start_with_config(dir, config);
+    server.wait_for_log("TLS certificate from the CA");
+    served_leaf(&server, pebble.roots());
+    assert!(
+        !server
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("certificate issued"))
+    );
+}
