@@ -26,8 +26,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Answers every AAAA query with `::1` and every other query with no record.
-fn spawn_dns() -> SocketAddr {
+/// Answers every AAAA query with `answer` and every other query with no record.
+fn spawn_dns(answer: std::net::Ipv6Addr) -> SocketAddr {
     let socket = UdpSocket::bind("[::1]:0").unwrap();
     let address = socket.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -44,7 +44,7 @@ fn spawn_dns() -> SocketAddr {
             }
             let question = &query[12..end + 5];
             let aaaa = question[question.len() - 4..question.len() - 2] == [0, 28];
-            let mut answer = vec![
+            let mut reply = vec![
                 query[0],
                 query[1],
                 0x81,
@@ -58,12 +58,12 @@ fn spawn_dns() -> SocketAddr {
                 0,
                 0,
             ];
-            answer.extend_from_slice(question);
+            reply.extend_from_slice(question);
             if aaaa {
-                answer.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 0, 0, 16]);
-                answer.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+                reply.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 0, 0, 16]);
+                reply.extend_from_slice(&answer.octets());
             }
-            let _ = socket.send_to(&answer, from);
+            let _ = socket.send_to(&reply, from);
         }
     });
     address
@@ -128,7 +128,7 @@ impl Pebble {
             .arg("-config")
             .arg(&config_path)
             .arg("-dnsserver")
-            .arg(spawn_dns().to_string())
+            .arg(spawn_dns(std::net::Ipv6Addr::LOCALHOST).to_string())
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .stdin(Stdio::null())
@@ -405,4 +405,79 @@ fn cert_renew_without_a_server_obtains_the_certificate_it_then_serves() {
             .iter()
             .any(|l| l.contains("certificate issued"))
     );
+}
+
+/// The wizard's Let's Encrypt path against pebble: the AAAA record names the board (an
+/// address of the test's own environment), the certificate is obtained on the spot, the
+/// firewall drop-in opens the port, and the server started on the written file serves it.
+fn wizard_obtains_the_certificate(terminal: bool) {
+    use hotline::setup::{Answers, Dialog, Environment, Options, parse_if_inet6};
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, 3600);
+    let (dir, config) = config_file(
+        "pbx.example.org",
+        &acme_toml(&pebble, "tls-alpn-01", https, http),
+    );
+    let board: std::net::Ipv6Addr = "2001:db8:1:2::5".parse().unwrap();
+    let firewall = dir.path().join("nftables.d");
+    let environment = Environment {
+        hostname: Some("pbx".into()),
+        addresses: parse_if_inet6("20010db8000100020000000000000005 02 40 00 80 eth0\n"),
+        systemctl: None,
+        dns_servers: vec![spawn_dns(board)],
+        firewall: Some(firewall.clone()),
+    };
+    let answers = Answers {
+        certificate: Some("lets-encrypt".into()),
+        extensions: vec!["1000 Alice".into()],
+        service: Some(false),
+        ..Answers::default()
+    };
+    let answers_path = dir.path().join("answers.toml");
+    let options = Options {
+        config_path: config.clone(),
+        answers: (!terminal).then(|| (answers_path.clone(), answers)),
+        service: false,
+    };
+    let mut output = Vec::new();
+    let mut input = std::io::Cursor::new(b"\n\n1000 Alice\n\n".to_vec());
+    let mut dialog = match terminal {
+        true => Dialog::terminal(&mut input, &mut output),
+        false => Dialog::answers_file(&answers_path, &mut output),
+    };
+    let outcome = hotline::setup::run(&options, &environment, &mut dialog);
+    let screen = String::from_utf8(output).unwrap();
+    outcome.unwrap_or_else(|error| panic!("{error:#}\n{screen}"));
+    assert!(screen.contains("[lets-encrypt]") || !terminal, "{screen}");
+    assert!(
+        screen.contains("Asking the CA for a certificate for pbx.example.org"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Certificate for pbx.example.org from"),
+        "{screen}"
+    );
+    let drop_in = std::fs::read_to_string(firewall.join("hotline-acme.nft")).unwrap();
+    assert!(
+        drop_in.contains(&format!("tcp dport {{ {https} }} accept")),
+        "{drop_in}"
+    );
+
+    let server = Server::start_with_config(dir, config);
+    server.wait_for_log("TLS certificate from the CA");
+    leaf_for(
+        server.address(Transport::Tls),
+        pebble.roots(),
+        "pbx.example.org",
+    );
+}
+
+#[test]
+fn wizard_from_an_answers_file_obtains_the_certificate() {
+    wizard_obtains_the_certificate(false);
+}
+
+#[test]
+fn wizard_on_a_terminal_obtains_the_certificate() {
+    wizard_obtains_the_certificate(true);
 }

@@ -77,7 +77,7 @@ pub async fn lookup_aaaa_at(name: &str, servers: &[SocketAddr]) -> Result<Vec<Ip
 }
 
 /// The DNS servers of the first file in [`RESOLV_CONF`] that lists some, IPv6 first.
-fn nameservers() -> Vec<SocketAddr> {
+pub fn nameservers() -> Vec<SocketAddr> {
     for path in RESOLV_CONF {
         let Ok(text) = std::fs::read_to_string(path) else {
             continue;
