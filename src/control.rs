@@ -51,6 +51,16 @@ pub enum Request {
     RemoveUser {
         extension: String,
     },
+    /// A new display name; the password stays.
+    RenameUser {
+        extension: String,
+        display_name: String,
+    },
+    /// Stores the owner's new password hash (argon2id PHC string, made by the client), which
+    /// ends every session of the owner's pages.
+    SetOwnerPassword {
+        hash: String,
+    },
     ListUsers,
     ListBans,
     /// Lifts the bans `scope` names (see [`Target`]): an address, or an exact prefix.
@@ -76,6 +86,10 @@ pub enum Reply {
     Removed {
         extension: String,
     },
+    Renamed {
+        user: UserSummary,
+    },
+    OwnerPasswordSet,
     Users {
         users: Vec<UserSummary>,
     },
@@ -157,6 +171,14 @@ pub fn execute(store: &Store, realm: &str, rng: &dyn SecureRandom, request: &Req
         } => add_user(store, realm, rng, extension, display_name),
         Request::ResetPassword { extension } => reset_password(store, realm, rng, extension),
         Request::RemoveUser { extension } => remove_user(store, extension),
+        Request::RenameUser {
+            extension,
+            display_name,
+        } => rename_user(store, extension, display_name),
+        Request::SetOwnerPassword { hash } => store
+            .set_owner_password(hash)
+            .map(|()| Reply::OwnerPasswordSet)
+            .map_err(|error| error.to_string()),
         Request::ListUsers => store
             .users()
             .map(|users| Reply::Users {
@@ -235,6 +257,22 @@ fn reset_password(
         Ok(()) => Ok(Reply::PasswordReset {
             user: UserSummary::from(&user),
             password,
+        }),
+        Err(StoreError::NoSuchUser(extension)) => Err(no_such_user(&extension)),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn rename_user(store: &Store, extension: &str, display_name: &str) -> Result<Reply, String> {
+    let extension = Extension::parse(extension).map_err(|error| error.to_string())?;
+    check_display_name(display_name)?;
+    let Some(mut user) = store.user(&extension).map_err(|error| error.to_string())? else {
+        return Err(no_such_user(&extension));
+    };
+    user.display_name = display_name.to_owned();
+    match store.replace_user(&user) {
+        Ok(()) => Ok(Reply::Renamed {
+            user: UserSummary::from(&user),
         }),
         Err(StoreError::NoSuchUser(extension)) => Err(no_such_user(&extension)),
         Err(error) => Err(error.to_string()),

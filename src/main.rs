@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         action: BanAction,
     },
+    /// The owner's password for the web pages: works whether or not the server is running.
+    Owner {
+        #[command(subcommand)]
+        action: OwnerAction,
+    },
     /// Show or renew the TLS certificate: works whether or not the server is running.
     Cert {
         #[command(subcommand)]
@@ -69,6 +74,13 @@ enum BanAction {
 }
 
 #[derive(Subcommand)]
+enum OwnerAction {
+    /// Set a new owner password, read from standard input (asked twice on a terminal); every
+    /// session of the web pages ends.
+    Passwd,
+}
+
+#[derive(Subcommand)]
 enum CertAction {
     /// Issuer, names, expiry, next renewal and last error of the certificate served.
     Status,
@@ -91,6 +103,12 @@ enum UserAction {
     Remove { extension: String },
     /// Give an extension a new random password, shown once.
     Passwd { extension: String },
+    /// Give an extension a new display name.
+    Rename {
+        extension: String,
+        #[arg(long, short)]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -133,6 +151,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 UserAction::List => Request::ListUsers,
                 UserAction::Remove { extension } => Request::RemoveUser { extension },
                 UserAction::Passwd { extension } => Request::ResetPassword { extension },
+                UserAction::Rename { extension, name } => Request::RenameUser {
+                    extension,
+                    display_name: name,
+                },
             };
             let reply = manage(&config, &request)?;
             Ok(print_reply(&config, &reply))
@@ -150,6 +172,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 CertAction::Renew => renew_certificate(&config),
             }
         }
+        Command::Owner {
+            action: OwnerAction::Passwd,
+        } => {
+            let config = Config::load(path)?;
+            let hash = hotline::web::owner::password::hash(&read_owner_password()?)?;
+            let reply = manage(&config, &Request::SetOwnerPassword { hash })?;
+            Ok(print_reply(&config, &reply))
+        }
         Command::Ban { action } => {
             let config = Config::load(path)?;
             let request = match action {
@@ -160,6 +190,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(print_reply(&config, &reply))
         }
     }
+}
+
+/// The new owner password from standard input: asked twice on a terminal, one line otherwise.
+fn read_owner_password() -> anyhow::Result<String> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let stdin = std::io::stdin();
+    let terminal = stdin.is_terminal();
+    let read = |prompt: &str| -> anyhow::Result<String> {
+        if terminal {
+            eprint!("{prompt}");
+            std::io::stderr().flush()?;
+        }
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    let password = read("New owner password: ")?;
+    if terminal && read("The same again: ")? != password {
+        anyhow::bail!("the two passwords differ: run `hotline owner passwd` again");
+    }
+    Ok(password)
 }
 
 /// Asks the running server, or opens the database when no server runs.
@@ -220,6 +271,10 @@ fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
             print_phone_settings(config, user, password);
         }
         Reply::Removed { extension } => println!("Removed extension {extension}."),
+        Reply::Renamed { user } => println!("Renamed extension {}.", describe(user)),
+        Reply::OwnerPasswordSet => {
+            println!("The owner's password is set; sessions of the web pages have ended.")
+        }
         Reply::Users { users } if users.is_empty() => {
             println!("No extensions yet: add one with `hotline user add 1000 --name \"Alice\"`.")
         }

@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 
 use tracing::info;
 
-use super::bans::Utc;
+use super::bans::{Ban, Utc};
 use super::limits::Verdict;
+use super::registrar::Binding;
+use super::user::Extension;
 use super::{Core, security};
 
 /// Whether a web request may be served.
@@ -56,6 +58,69 @@ impl Core {
             format_args!("what={what}"),
         );
         self.count_failure_from(remote, security::HTTPS, now_ms);
+    }
+}
+
+/// A registered phone, as the owner's Phones page lists it.
+#[derive(Debug, Clone)]
+pub struct Phone {
+    pub extension: Extension,
+    pub display_name: String,
+    pub binding: Binding,
+}
+
+/// What the Overview page counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub phones: usize,
+    pub extensions: usize,
+    pub calls: usize,
+    pub bans: usize,
+}
+
+impl Core {
+    /// Every live binding, by extension.
+    pub fn phones(&self, now_ms: u64) -> Vec<Phone> {
+        let mut phones: Vec<Phone> = self
+            .users
+            .values()
+            .flat_map(|user| {
+                self.registrar
+                    .contacts(&user.extension, now_ms)
+                    .map(|binding| Phone {
+                        extension: user.extension.clone(),
+                        display_name: user.display_name.clone(),
+                        binding: binding.clone(),
+                    })
+            })
+            .collect();
+        phones.sort_by(|a, b| a.extension.cmp(&b.extension));
+        phones
+    }
+
+    /// The users' extensions and display names, by extension.
+    pub fn extensions(&self) -> Vec<(Extension, String)> {
+        let mut users: Vec<(Extension, String)> = self
+            .users
+            .values()
+            .map(|u| (u.extension.clone(), u.display_name.clone()))
+            .collect();
+        users.sort();
+        users
+    }
+
+    pub fn counts(&self, now_ms: u64) -> Counts {
+        Counts {
+            phones: self.registrar.total(),
+            extensions: self.users.len(),
+            calls: self.dialogs.len(),
+            bans: self.bans.list(now_ms).len(),
+        }
+    }
+
+    /// The bans in force, by scope.
+    pub fn bans_in_force(&self, now_ms: u64) -> Vec<Ban> {
+        self.bans.list(now_ms)
     }
 }
 

@@ -118,7 +118,7 @@ async fn renew(renewals: Option<mpsc::Sender<RenewRequest>>) -> Reply {
 }
 
 /// Executes the request on a blocking thread (it waits for fsync), then tells the core.
-async fn carry_out(
+pub(crate) async fn carry_out(
     request: Request,
     store: Arc<Store>,
     realm: String,
@@ -127,12 +127,12 @@ async fn carry_out(
     let done = tokio::task::spawn_blocking(move || {
         let reply = execute(&store, &realm, &SystemRandom::new(), &request);
         let event = match &reply {
-            Reply::Created { user, .. } | Reply::PasswordReset { user, .. } => {
-                Extension::parse(&user.extension)
-                    .ok()
-                    .and_then(|e| store.user(&e).ok().flatten())
-                    .map(Event::UserChanged)
-            }
+            Reply::Created { user, .. }
+            | Reply::PasswordReset { user, .. }
+            | Reply::Renamed { user } => Extension::parse(&user.extension)
+                .ok()
+                .and_then(|e| store.user(&e).ok().flatten())
+                .map(Event::UserChanged),
             Reply::Removed { extension } => {
                 Extension::parse(extension).ok().map(Event::UserRemoved)
             }
@@ -140,6 +140,7 @@ async fn carry_out(
                 scopes.iter().filter_map(|s| s.parse().ok()).collect(),
             )),
             Reply::Users { .. }
+            | Reply::OwnerPasswordSet
             | Reply::Bans { .. }
             | Reply::CertificateRenewed { .. }
             | Reply::Failed { .. } => None,

@@ -8,4 +8,5 @@ pub mod socket;
 mod stream;
 pub mod tls;
 
+pub(crate) use control::carry_out;
 pub use server::{CoreHandle, CoreJob, DATABASE_NAME, Event, now_ms, serve};

@@ -73,9 +73,9 @@ impl CoreHandle {
         answer.await.ok()
     }
 
-    /// Tells the core about a change already written to the store.
-    pub async fn tell(&self, event: Event) {
-        let _ = self.0.send(event).await;
+    /// The channel into the core task, for changes written to the store first.
+    pub fn events(&self) -> &mpsc::Sender<Event> {
+        &self.0
     }
 }
 
@@ -194,6 +194,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             &config,
             identity.current.clone(),
             CoreHandle::new(events.clone()),
+            store.clone(),
         )?,
         None => None,
     };

@@ -4,7 +4,8 @@
 //!
 //! - `meta`: `&str → u64`. `"schema_version"` → 1, written when the file is created and checked
 //!   on every open, so that an older hotline refuses a file a newer one has migrated.
-//! - `secrets`: `&str → &[u8]`. `"install"` → the 32 random bytes of [`Store::install_secret`].
+//! - `secrets`: `&str → &[u8]`. `"install"` → the 32 random bytes of [`Store::install_secret`];
+//!   `"owner_password"` → the owner's argon2id PHC string (UTF-8), once set.
 //! - `users`: extension `&str` → `(display_name: &str, realm: &str, ha1_md5: &[u8] (16 bytes),
 //!   ha1_sha256: &[u8] (32 bytes))`.
 //! - `bindings`: `(extension: &str, contact: &str)` → `(expires_at: u64, call_id: &str, cseq: u32,
@@ -24,6 +25,7 @@
 
 mod bans;
 mod bindings;
+mod owner;
 mod users;
 
 use std::fs::OpenOptions;

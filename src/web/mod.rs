@@ -12,6 +12,7 @@ pub mod challenges;
 pub mod dns;
 pub mod http;
 mod listener;
+pub mod owner;
 pub mod renewal;
 pub mod status;
 
@@ -27,8 +28,10 @@ use crate::core::bans::Utc;
 use crate::net::CoreHandle;
 use crate::net::certificate::CurrentCertificate;
 use crate::net::{now_ms, socket, tls};
+use crate::store::Store;
 use challenges::{Challenges, WebCertificate};
 use http::{Gate, Handler, Reply, Request, Response, Router};
+use owner::OwnerPages;
 use renewal::RenewalState;
 use status::CertificateInfo;
 
@@ -46,6 +49,7 @@ pub fn start(
     config: &Config,
     current: Arc<CurrentCertificate>,
     core: CoreHandle,
+    store: Arc<Store>,
 ) -> anyhow::Result<Option<mpsc::Sender<RenewRequest>>> {
     let acme = config.acme.enabled && config.tls.certificate.is_none();
     if !acme && !config.web.enabled {
@@ -68,7 +72,7 @@ pub fn start(
         https: config.web.enabled || (acme && config.acme.challenge == ChallengeKind::TlsAlpn01),
         http: acme && config.acme.challenge == ChallengeKind::Http01,
     };
-    let pages = Arc::new(routes(config, core.clone()));
+    let pages = Arc::new(routes(config, core.clone(), store, current.clone()));
     let gate: Arc<dyn Gate> = Arc::new(core);
     bind_listeners(
         config,
@@ -86,9 +90,15 @@ pub fn start(
     Ok(Some(requests))
 }
 
-/// The HTTPS side's pages, by path prefix.
-fn routes(_config: &Config, _core: CoreHandle) -> Router {
-    Router::default()
+/// The HTTPS side's pages, by path prefix: the owner's pages take what no other route does.
+fn routes(
+    config: &Config,
+    core: CoreHandle,
+    store: Arc<Store>,
+    current: Arc<CurrentCertificate>,
+) -> Router {
+    let owner = OwnerPages::new(core, store, config.domain.clone(), current);
+    Router::default().route("/", owner)
 }
 
 /// `hotline cert renew` while no server runs: binds the challenge listener itself.

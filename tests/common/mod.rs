@@ -207,6 +207,23 @@ impl Server {
             .expect("run hotline")
     }
 
+    /// `hotline owner passwd` with `password` on its standard input.
+    pub fn owner_passwd(&self, password: &str) -> Output {
+        let mut child = binary()
+            .arg("--config")
+            .arg(&self.config)
+            .args(["owner", "passwd"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run hotline owner passwd");
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{password}").expect("write the password");
+        drop(stdin);
+        child.wait_with_output().expect("hotline owner passwd")
+    }
+
     /// `hotline user add EXT --name NAME`; returns the password it shows.
     pub fn user_add(&self, extension: &str, name: &str) -> String {
         let output = self.hotline(&["user", "add", extension, "--name", name]);

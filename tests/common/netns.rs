@@ -13,6 +13,7 @@
 //! ```
 
 use std::ffi::OsStr;
+use std::io;
 use std::net::Ipv6Addr;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -112,4 +113,41 @@ impl Server {
         let command = netns.command(env!("CARGO_BIN_EXE_hotline"));
         Server::spawn(command, dir, config)
     }
+}
+
+unsafe extern "C" {
+    /// unshare(2) of the C library that std links anyway: std cannot enter a new namespace.
+    safe fn unshare(flags: i32) -> i32;
+}
+
+const CLONE_NEWNET: i32 = 0x4000_0000;
+
+/// Runs `body` on a thread of its own in a new network namespace whose loopback interface has
+/// `addresses` besides `::1`, so that clients can come from several sources while the server
+/// listens on `[::1]` as always. Processes started from that thread (the server, `ip`) inherit
+/// the namespace; the rest of the test process keeps the host's.
+pub fn in_network_namespace(addresses: &[&str], body: impl FnOnce() + Send) {
+    std::thread::scope(|scope| {
+        let thread = scope.spawn(|| {
+            assert_eq!(
+                unshare(CLONE_NEWNET),
+                0,
+                "unshare(CLONE_NEWNET): {}; this test needs root",
+                io::Error::last_os_error()
+            );
+            ip_checked(&["link", "set", "lo", "up"]);
+            for address in addresses {
+                ip_checked(&["-6", "addr", "add", &format!("{address}/128"), "dev", "lo"]);
+            }
+            body();
+        });
+        if let Err(panic) = thread.join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
+
+fn ip_checked(args: &[&str]) {
+    let output = ip(args);
+    assert!(output.status.success(), "ip {args:?}: {output:?}");
 }

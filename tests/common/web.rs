@@ -73,3 +73,74 @@ fn parse(raw: &str) -> Option<Answer> {
         body: body.to_owned(),
     })
 }
+
+/// The owner's password of the web tests.
+pub const OWNER_PASSWORD: &str = "a long owner password";
+
+/// The value of `name` in a `Set-Cookie` of `answer`.
+pub fn set_cookie(answer: &Answer, name: &str) -> Option<String> {
+    answer
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .filter_map(|(_, v)| v.split(';').next()?.split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The CSRF token of the first form in `body`.
+pub fn csrf(body: &str) -> String {
+    let start = body
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    body[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Posts the login form with `password`; the answer (303 with a session cookie on success).
+pub fn log_in(server: &Server, password: &str) -> Answer {
+    let form = request(server, "GET", "/login", &[], "");
+    assert_eq!(form.status, 200, "{form:?}");
+    let cookie = set_cookie(&form, "hotline_login").expect("login cookie");
+    let body = format!(
+        "csrf={}&password={}",
+        csrf(&form.body),
+        password.replace(' ', "+")
+    );
+    let header = format!("Cookie: hotline_login={cookie}");
+    request(server, "POST", "/login", &[&header], &body)
+}
+
+/// A logged-in owner: the session cookie.
+pub struct Owner {
+    pub session: String,
+}
+
+impl Owner {
+    pub fn log_in(server: &Server) -> Owner {
+        let answer = log_in(server, OWNER_PASSWORD);
+        assert_eq!(answer.status, 303, "{answer:?}");
+        let session = set_cookie(&answer, "hotline_session").expect("session cookie");
+        Owner { session }
+    }
+
+    fn cookie(&self) -> String {
+        format!("Cookie: hotline_session={}", self.session)
+    }
+
+    pub fn get(&self, server: &Server, path: &str) -> Answer {
+        request(server, "GET", path, &[&self.cookie()], "")
+    }
+
+    /// Posts `fields` (already encoded) to `path` with the CSRF token of the page at `from`.
+    pub fn post(&self, server: &Server, from: &str, path: &str, fields: &str) -> Answer {
+        let page = self.get(server, from);
+        assert_eq!(page.status, 200, "{page:?}");
+        let body = format!("csrf={}&{fields}", csrf(&page.body));
+        request(server, "POST", path, &[&self.cookie()], &body)
+    }
+
+    pub fn post_without_csrf(&self, server: &Server, path: &str, fields: &str) -> Answer {
+        request(server, "POST", path, &[&self.cookie()], fields)
+    }
+}
