@@ -282,9 +282,16 @@ fn extensions_are_added_renamed_and_removed_with_the_password_shown_once() {
 fn hostile_names_are_escaped_on_every_page() {
     let server = server_with_owner("");
     let hostile = "<script>alert(1)</script>\"'&";
-    server.user_add("1000", hostile);
+    let password = server.user_add("1000", hostile);
+    let mut phone = Client::connect(&server, common::Transport::Udp);
+    let headers = format!(
+        "Contact: {}\r\nUser-Agent: {hostile}\r\n",
+        phone.contact("1000")
+    );
+    let ok = phone.register("1000", &password, Algorithm::Md5, &headers);
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
     let owner = Owner::log_in(&server);
-    for path in ["/", "/phones", "/extensions", "/security"] {
+    for path in ["/", "/phones", "/calls", "/extensions", "/security"] {
         let page = owner.get(&server, path);
         assert_eq!(page.status, 200, "{path}");
         assert!(!page.body.contains("<script>"), "{path}: {}", page.body);

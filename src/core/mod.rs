@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bans;
 pub mod dialog;
+pub mod history;
 pub mod limits;
 pub mod lingering;
 pub mod proxy;
@@ -27,6 +28,7 @@ use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 use self::auth::{Authenticator, Rejection, Verdict, parse_credentials};
 use self::bans::{Ban, Bans, Scope, Utc};
 use self::dialog::Dialogs;
+use self::history::History;
 use self::limits::{Limiter, Verdict as FloodVerdict};
 use self::proxy::Calls;
 use self::registrar::{Binding, RegisterError, Registrar};
@@ -137,6 +139,8 @@ pub struct Core {
     scanners: Sightings,
     /// Bans started since the net layer last took them, to be written to the store.
     new_bans: Vec<Ban>,
+    /// Counters and recent calls and events, for the owner's pages.
+    history: History,
 }
 
 impl Core {
@@ -186,6 +190,7 @@ impl Core {
                 config.bans.capacity,
             ),
             new_bans: Vec::new(),
+            history: History::default(),
         };
         for user in users {
             core.set_user(user);
@@ -228,6 +233,8 @@ impl Core {
         if flood != FloodVerdict::Allow {
             for scope in self.limiter.take_new_floods() {
                 security::report(security::Event::Flood, &flow, format_args!("scope={scope}"));
+                self.history
+                    .security(security::Event::Flood, flow.remote.ip(), now_ms);
             }
             if flood == FloodVerdict::Refuse {
                 self.refuse_flood(input.bytes, flow, actions);
@@ -385,6 +392,7 @@ impl Core {
                     );
                 }
                 info!(source = %flow.remote, transport = %flow.transport, %extension, contacts = reply.headers.len(), "registered");
+                self.history.registration(now_ms);
                 reply
             }
             Err(RegisterError::IntervalTooBrief) => Reply::new(423, "Interval Too Brief")
@@ -437,6 +445,11 @@ impl Core {
                     flow,
                     format_args!("user={:?} reason={reason:?}", credentials.username),
                 );
+                self.history.security(
+                    security::Event::AuthenticationFailed,
+                    flow.remote.ip(),
+                    now_ms,
+                );
                 self.count_failure(flow, now_ms);
                 Err(Reply::new(403, "Forbidden"))
             }
@@ -466,6 +479,8 @@ impl Core {
                     self.bans.threshold()
                 ),
             );
+            self.history
+                .security(security::Event::Banned, remote.ip(), now_ms);
             self.new_bans.push(ban);
         }
     }
@@ -488,6 +503,8 @@ impl Core {
                     request.method_text().unwrap_or_default()
                 ),
             );
+            self.history
+                .security(security::Event::Scanner, flow.remote.ip(), now_ms);
         }
         true
     }

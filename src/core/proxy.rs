@@ -104,6 +104,9 @@ struct Call {
     /// A final response went upstream (later non-2xx ones are absorbed).
     answered: bool,
     server_done: bool,
+    /// The Call-ID of a new call (an INVITE outside a dialog), until its caller has a final
+    /// response: for the owner's Calls page.
+    new_call: Option<String>,
     /// The timers this call set: a call that only lingers is forgotten before they fire, and
     /// takes them out of the timer set with it, so that the set stays as bounded as the calls.
     timers: Vec<(u64, Slot)>,
@@ -240,10 +243,12 @@ impl Core {
             self.log_refusal(&request, &flow, reply.status, reply.reason);
             (reply.status, reply.build(&request, flow.remote))
         });
+        let new_call = self.note_call(&request, method, now);
         let mut call = Call {
             server,
             key: Some(via),
             upstream: flow,
+            new_call,
             method,
             request: None,
             clients: Vec::new(),
@@ -273,6 +278,33 @@ impl Core {
             }
         }
         self.put_back(id, call);
+    }
+
+    /// Records a new call or the end of one in the history; the Call-ID of a new call.
+    fn note_call(&mut self, request: &Message, method: Method, now: u64) -> Option<String> {
+        let call_id = request.call_id()?;
+        let in_dialog = request.to().is_some_and(|to| to.tag().is_some());
+        match method {
+            Method::Invite if !in_dialog => {
+                let party = |name_addr: Option<NameAddr<'_>>| {
+                    name_addr
+                        .and_then(|n| n.parsed_uri().ok())
+                        .and_then(|u| u.user)
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let to = request.request_uri().and_then(|u| Uri::parse(u).ok());
+                let to = to.and_then(|u| u.user).unwrap_or_default();
+                self.history
+                    .call_started(call_id, &party(request.from()), to, now);
+                Some(call_id.to_owned())
+            }
+            Method::Bye => {
+                self.history.call_ended(call_id, now);
+                None
+            }
+            _ => None,
+        }
     }
 
     /// Where a request goes, or the reply it gets from hotline itself.
@@ -899,6 +931,11 @@ impl Core {
         now: u64,
         actions: &mut Vec<Action>,
     ) {
+        if status >= 200
+            && let Some(call_id) = call.new_call.take()
+        {
+            self.history.call_answered(&call_id, status, now);
+        }
         let mut out = Vec::new();
         match &mut call.server {
             ServerTx::Invite(tx) => tx.send_response(status, bytes, now, &mut out),

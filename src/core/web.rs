@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use tracing::info;
 
 use super::bans::{Ban, Utc};
+use super::history::History;
 use super::limits::Verdict;
 use super::registrar::Binding;
 use super::user::Extension;
@@ -39,6 +40,8 @@ impl Core {
                     security::HTTPS,
                     format_args!("scope={scope}"),
                 );
+                self.history
+                    .security(security::Event::Flood, remote.ip(), now_ms);
             }
         }
         match verdict {
@@ -57,6 +60,8 @@ impl Core {
             security::HTTPS,
             format_args!("what={what}"),
         );
+        self.history
+            .security(security::Event::AuthenticationFailed, remote.ip(), now_ms);
         self.count_failure_from(remote, security::HTTPS, now_ms);
     }
 }
@@ -121,6 +126,10 @@ impl Core {
     /// The bans in force, by scope.
     pub fn bans_in_force(&self, now_ms: u64) -> Vec<Ban> {
         self.bans.list(now_ms)
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
     }
 }
 

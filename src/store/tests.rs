@@ -28,6 +28,8 @@ fn binding(contact: &str, transport: Transport) -> Binding {
             remote: "[2001:db8::5]:5060".parse().unwrap(),
             connection: None,
         },
+        user_agent: String::new(),
+        since_ms: 0,
     }
 }
 

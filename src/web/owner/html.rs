@@ -24,9 +24,10 @@ pub fn escape(text: &str) -> String {
 }
 
 /// The pages of the navigation: path and title.
-pub const PAGES: [(&str, &str); 4] = [
+pub const PAGES: [(&str, &str); 5] = [
     ("/", "Overview"),
     ("/phones", "Phones"),
+    ("/calls", "Calls"),
     ("/extensions", "Extensions"),
     ("/security", "Security"),
 ];

@@ -6,6 +6,7 @@
 //! session's CSRF token (the login form a token of its own, in a short-lived cookie); wrong
 //! passwords count toward a ban of their source, like SIP's; one password is verified at a time.
 
+mod chart;
 mod html;
 mod pages;
 pub mod password;
@@ -150,6 +151,7 @@ impl OwnerPages {
         match (&request.method, path) {
             (&Method::GET, "/") => pages::overview(self, csrf).await,
             (&Method::GET, "/phones") => pages::phones(self, csrf).await,
+            (&Method::GET, "/calls") => pages::calls(self, csrf).await,
             (&Method::GET, "/extensions") => pages::extensions(self, csrf, None).await,
             (&Method::POST, "/extensions") => pages::change_extension(self, csrf, request).await,
             (&Method::GET, "/security") => pages::security(self, csrf).await,

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::OwnerPages;
 use super::html::{self, escape, field, form};
+use super::{OwnerPages, chart};
 use crate::control::{Reply, Request as Control};
 use crate::core::bans::Utc;
 use crate::net::carry_out;
@@ -22,7 +22,18 @@ fn ok(title: &str, csrf: &str, body: &str) -> Response {
 }
 
 pub async fn overview(pages: &OwnerPages, csrf: &str) -> Response {
-    let Some(counts) = pages.core.ask(|core, now_ms| core.counts(now_ms)).await else {
+    let asked = pages.core.ask(|core, now_ms| {
+        let history = core.history();
+        let today = history
+            .last_day(now_ms)
+            .iter()
+            .rev()
+            .take(minutes_today(now_ms))
+            .map(|m| m.calls)
+            .sum::<u32>();
+        (core.counts(now_ms), today, history.last_day(now_ms))
+    });
+    let Some((counts, calls_today, day)) = asked.await else {
         return stopping();
     };
     let mut body = String::from("<div class=\"cards\">");
@@ -30,11 +41,14 @@ pub async fn overview(pages: &OwnerPages, csrf: &str) -> Response {
         (counts.phones, "phones online"),
         (counts.extensions, "extensions"),
         (counts.calls, "calls now"),
+        (calls_today as usize, "calls today (UTC)"),
         (counts.bans, "bans in force"),
     ] {
         let _ = write!(body, "<div class=\"card\"><b>{value}</b>{label}</div>");
     }
-    body.push_str("</div><h2>This appliance</h2><table>");
+    body.push_str("</div><h2>The last 24 hours</h2>");
+    body.push_str(&chart::day(&day));
+    body.push_str("<h2>This appliance</h2><table>");
     let certificate = pages.certificate.get();
     let expiry = certificate
         .cert
@@ -66,6 +80,11 @@ pub async fn overview(pages: &OwnerPages, csrf: &str) -> Response {
     ok("Overview", csrf, &body)
 }
 
+/// Minutes since midnight UTC, including the current one.
+fn minutes_today(now_ms: u64) -> usize {
+    (now_ms / 60_000 % (24 * 60)) as usize + 1
+}
+
 /// The process's resident memory, from `/proc/self/status`.
 fn resident_memory() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -86,25 +105,84 @@ pub async fn phones(pages: &OwnerPages, csrf: &str) -> Response {
         body.push_str("<p>No phone is registered.</p>");
     } else {
         body.push_str(
-            "<table><tr><th>Extension</th><th>Name</th><th>Transport</th><th>Address</th>\
-             <th>Contact</th><th>Expires in</th></tr>",
+            "<table><tr><th>Extension</th><th>Name</th><th>User-Agent</th><th>Transport</th>\
+             <th>Address</th><th>Since</th><th>Expires in</th><th>Contact</th></tr>",
         );
         for phone in &phones {
             let binding = &phone.binding;
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} s</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{} s</td><td>{}</td></tr>",
                 escape(phone.extension.as_str()),
                 escape(&phone.display_name),
+                escape(&binding.user_agent),
                 binding.flow.transport,
                 escape(&binding.flow.remote.to_string()),
-                escape(&binding.contact),
+                match binding.since_ms {
+                    0 => "before the restart".to_owned(),
+                    since => Utc(since).to_string(),
+                },
                 binding.remaining_secs(now),
+                escape(&binding.contact),
             );
         }
         body.push_str("</table>");
     }
     ok("Phones", csrf, &body)
+}
+
+pub async fn calls(pages: &OwnerPages, csrf: &str) -> Response {
+    let Some(calls) = pages.core.ask(|core, _| core.history().calls()).await else {
+        return stopping();
+    };
+    let mut body = String::new();
+    if calls.is_empty() {
+        body.push_str("<p>No call since hotline started.</p>");
+    } else {
+        body.push_str(
+            "<table><tr><th>From</th><th>To</th><th>Start</th><th>Duration</th>\
+             <th>Outcome</th></tr>",
+        );
+        for call in &calls {
+            let duration = match (call.outcome, call.ended_ms) {
+                (Some((200..=299, answered)), Some(ended)) => {
+                    let secs = ended.saturating_sub(answered) / 1000;
+                    format!("{}:{:02}", secs / 60, secs % 60)
+                }
+                (Some((200..=299, _)), None) => "in progress".to_owned(),
+                _ => String::new(),
+            };
+            let outcome = match call.outcome {
+                None => "ringing".to_owned(),
+                Some((status, _)) => format!("{status} {}", outcome(status)),
+            };
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{duration}</td><td>{}</td></tr>",
+                escape(&call.from),
+                escape(&call.to),
+                Utc(call.start_ms),
+                escape(&outcome),
+            );
+        }
+        body.push_str("</table>");
+    }
+    ok("Calls", csrf, &body)
+}
+
+/// What a final status means for a call.
+fn outcome(status: u16) -> &'static str {
+    match status {
+        200..=299 => "answered",
+        404 => "no such extension",
+        408 | 480 => "not reachable",
+        486 | 600 => "busy",
+        487 => "cancelled",
+        488 => "SRTP required",
+        603 => "declined",
+        _ => "failed",
+    }
 }
 
 pub async fn extensions(pages: &OwnerPages, csrf: &str, notice: Option<String>) -> Response {
@@ -191,11 +269,10 @@ pub async fn change_extension(pages: &OwnerPages, csrf: &str, request: &Request)
 }
 
 pub async fn security(pages: &OwnerPages, csrf: &str) -> Response {
-    let Some(bans) = pages
+    let asked = pages
         .core
-        .ask(|core, now_ms| core.bans_in_force(now_ms))
-        .await
-    else {
+        .ask(|core, now_ms| (core.bans_in_force(now_ms), core.history().events()));
+    let Some((bans, events)) = asked.await else {
         return stopping();
     };
     let mut body = String::from("<h2>Bans</h2>");
@@ -212,6 +289,22 @@ pub async fn security(pages: &OwnerPages, csrf: &str) -> Response {
                 Utc(ban.until_ms),
                 escape(&ban.reason),
                 form("/security", csrf, &lift, "Lift"),
+            );
+        }
+        body.push_str("</table>");
+    }
+    body.push_str("<h2>Recent events</h2>");
+    if events.is_empty() {
+        body.push_str("<p>No security event since hotline started.</p>");
+    } else {
+        body.push_str("<table><tr><th>Time</th><th>Address</th><th>Event</th></tr>");
+        for event in &events {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                Utc(event.at_ms),
+                event.address,
+                event.event.as_str()
             );
         }
         body.push_str("</table>");
