@@ -1,5 +1,6 @@
 //! The tokio layer: sockets, connections and timers around the pure core.
 
+mod admission;
 mod bans;
 mod control;
 mod server;
