@@ -136,6 +136,12 @@ pub struct Limits {
     pub max_connections: usize,
     /// Open TCP and TLS connections from one IPv6 address.
     pub max_connections_per_address: usize,
+    /// `[prefix length, connections]` from all the addresses of one IPv6 prefix.
+    pub max_connections_per_prefix: Vec<(u8, usize)>,
+    /// Seconds a connection may stay anonymous: until a request on it passes Digest. CRLF
+    /// keep-alives do not extend it. When every connection is taken, the oldest anonymous one
+    /// gives way to a new one; a phone's never does.
+    pub anonymous_timeout: u64,
     /// Seconds a connection may stay silent before it is closed. Phones keep theirs alive with
     /// CRLF pings or re-registrations, so this is longer than `registrar.max_expires`.
     pub idle_timeout: u64,
@@ -270,7 +276,9 @@ impl Default for Limits {
             max_headers: 64,
             max_vias: 70,
             max_connections: 1024,
-            max_connections_per_address: 32,
+            max_connections_per_address: 16,
+            max_connections_per_prefix: vec![(64, 32), (56, 64), (48, 128)],
+            anonymous_timeout: 30,
             idle_timeout: 3660,
             partial_message_timeout: 10,
             max_transactions: 16 * 1024,
@@ -405,6 +413,18 @@ impl Config {
                 "give [length, limit] pairs with lengths from 1 to 127, such as [[64, 120], [48, 400]]",
             );
         }
+        if let Some((length, _)) = self
+            .limits
+            .max_connections_per_prefix
+            .iter()
+            .find(|(l, n)| *l == 0 || *l >= 128 || *n == 0)
+        {
+            return invalid(
+                "limits.max_connections_per_prefix",
+                &format!("has the prefix length {length} or a limit of 0"),
+                "give [length, connections] pairs with lengths from 1 to 127, such as [[64, 32], [48, 128]]",
+            );
+        }
         if self.flood.capacity > 1 << 20 {
             return invalid(
                 "flood.capacity",
@@ -450,6 +470,7 @@ impl Config {
                 self.limits.max_connections_per_address as u64,
             ),
             ("limits.idle_timeout", self.limits.idle_timeout),
+            ("limits.anonymous_timeout", self.limits.anonymous_timeout),
             (
                 "limits.partial_message_timeout",
                 self.limits.partial_message_timeout,

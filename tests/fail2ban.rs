@@ -19,7 +19,10 @@ fn filter_matches_security_events_and_nothing_else() {
         "fail2ban is not installed: run .ci/run (or apt-get install fail2ban)"
     );
     // Low enough for the end of the test to flood, high enough for its first part.
-    let server = Server::start("[flood]\nper_address = 30\nper_prefix = [[64, 1000]]\n");
+    let server = Server::start(
+        "[flood]\nper_address = 30\nper_prefix = [[64, 1000]]\n\
+         [limits]\nmax_connections_per_address = 3\nanonymous_timeout = 2\n",
+    );
     let password = server.user_add("1000", "Alice");
     let mut client = Client::connect(&server, Transport::Udp);
     let ok = client.register("1000", &password, Algorithm::Md5, "");
@@ -50,6 +53,23 @@ fn filter_matches_security_events_and_nothing_else() {
     }
     server.wait_for_log("flood detected");
 
+    // Three connections that only ping, then three more than the address may have: the
+    // refusals are reported, and so are the pings' connections when their deadline passes.
+    let pinging: Vec<Client> = (0..3)
+        .map(|_| {
+            let mut client = Client::connect(&server, Transport::Tcp);
+            client.send_raw(b"\r\n\r\n");
+            assert_eq!(client.recv_exact(2), b"\r\n");
+            client
+        })
+        .collect();
+    for _ in 0..3 {
+        Client::connect(&server, Transport::Tcp).expect_closed();
+    }
+    server.wait_for_log("connection limit reached address=::1 ");
+    server.wait_for_log("anonymous connections expired address=::1 ");
+    drop(pinging);
+
     let dir = tempfile::tempdir().unwrap();
     let filters = dir.path().join("filter.d");
     std::fs::create_dir(&filters).unwrap();
@@ -65,7 +85,7 @@ fn filter_matches_security_events_and_nothing_else() {
         .log_lines()
         .into_iter()
         .partition(|line| line.contains("hotline::security"));
-    assert!(events.len() >= 5, "{events:?}");
+    assert!(events.len() >= 7, "{events:?}");
     assert!(
         others.iter().any(|l| l.contains("registered")),
         "{others:?}"

@@ -19,6 +19,10 @@ pub enum Event {
     Banned,
     /// A request from a known scanner, dropped (logged once per source and window).
     Scanner,
+    /// An address or prefix kept opening connections beyond its limit.
+    ConnectionLimit,
+    /// An address or prefix kept opening connections that never authenticated.
+    AnonymousExpired,
 }
 
 impl Event {
@@ -28,6 +32,8 @@ impl Event {
             Event::Flood => "flood detected",
             Event::Banned => "banned",
             Event::Scanner => "scanner detected",
+            Event::ConnectionLimit => "connection limit reached",
+            Event::AnonymousExpired => "anonymous connections expired",
         }
     }
 }

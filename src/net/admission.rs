@@ -6,8 +6,11 @@
 //! - A connection is *anonymous* until a request on it passes Digest; then it is a *phone's*.
 //!   An anonymous connection has `anonymous_timeout` to authenticate, from the moment it was
 //!   accepted: keep-alives do not extend it.
-//! - When every slot is taken, a new connection takes the slot of the oldest anonymous one. A
-//!   phone's connection is never taken: only phones can fill the table with phones.
+//! - When every slot is taken, a new connection takes the slot of an anonymous one: the oldest
+//!   of the prefix (the widest counted) that holds the most anonymous connections. So an
+//!   attacker who reconnects whatever is closed only ever takes its own slots, not those of
+//!   phones still authenticating. A phone's connection is never taken: only phones can fill
+//!   the table with phones.
 //! - A scope whose connections keep being refused, or keep expiring unauthenticated, is
 //!   reported once (a security event), through a [`Limiter`] of such offences.
 //!
@@ -16,12 +19,14 @@
 //! connections one counter; the offence limiters have a fixed capacity.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::core::ConnectionId;
+use crate::config::Limits;
 use crate::core::bans::Scope;
 use crate::core::limits::{self, Limiter, Verdict};
+use crate::core::{ConnectionId, Flow};
+use crate::sip::Transport;
 
 /// Offences (refusals, or expiries) counted per scope and per window before the scope is
 /// reported: a phone refused once in a while is not an attacker.
@@ -46,6 +51,17 @@ pub struct Settings {
     pub anonymous_timeout: Duration,
 }
 
+impl Settings {
+    pub fn of(limits: &Limits) -> Settings {
+        Settings {
+            max_connections: limits.max_connections,
+            per_address: limits.max_connections_per_address,
+            per_prefix: limits.max_connections_per_prefix.clone(),
+            anonymous_timeout: Duration::from_secs(limits.anonymous_timeout),
+        }
+    }
+}
+
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -59,11 +75,11 @@ pub enum Refusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expired {
     pub id: ConnectionId,
-    pub address: IpAddr,
+    pub remote: SocketAddr,
 }
 
 struct Connection {
-    address: IpAddr,
+    flow: Flow,
     opened: Instant,
     anonymous: bool,
 }
@@ -91,8 +107,8 @@ pub struct Admission {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub offence: Offence,
-    /// The address whose connection made the scope go over.
-    pub address: IpAddr,
+    /// The connection that made the scope go over.
+    pub flow: Flow,
     /// The offending scope: an address bare, a prefix as `2001:db8:1:2::/64`.
     pub scope: String,
 }
@@ -143,35 +159,41 @@ impl Admission {
         }
     }
 
-    /// Admits connection `id` from `address`, anonymous. `Ok` holds the anonymous connection
-    /// whose slot it took, to be closed at once.
+    /// Admits connection `id` of `transport` from `remote`, anonymous. `Ok` holds the
+    /// anonymous connection whose slot it took, to be closed at once.
     pub fn admit(
         &mut self,
         id: ConnectionId,
-        address: IpAddr,
+        (transport, remote): (Transport, SocketAddr),
         now: Instant,
     ) -> Result<Option<ConnectionId>, Refusal> {
+        let flow = Flow {
+            transport,
+            remote,
+            connection: Some(id),
+        };
+        let address = remote.ip();
         let at_limit = self
             .scopes(address)
             .find(|&(scope, limit)| self.open.get(&scope).copied().unwrap_or(0) >= limit);
         if let Some((scope, limit)) = at_limit {
-            self.offend(Offence::Refused, address, now);
+            self.offend(Offence::Refused, flow, now);
             return Err(Refusal::Scope { scope, limit });
         }
         let mut evicted = None;
         if self.connections.len() >= self.max_connections {
-            let Some(&(_, oldest)) = self.anonymous.first() else {
-                self.offend(Offence::Refused, address, now);
+            let Some(victim) = self.victim() else {
+                self.offend(Offence::Refused, flow, now);
                 return Err(Refusal::Full);
             };
-            evicted = Some(ConnectionId(oldest));
-            self.closed(ConnectionId(oldest));
+            evicted = Some(victim);
+            self.closed(victim);
         }
         for (scope, _) in self.scopes(address).collect::<Vec<_>>() {
             *self.open.entry(scope).or_insert(0) += 1;
         }
         let connection = Connection {
-            address,
+            flow,
             opened: now,
             anonymous: true,
         };
@@ -198,7 +220,7 @@ impl Admission {
         if connection.anonymous {
             self.anonymous.remove(&(connection.opened, id.0));
         }
-        for (scope, _) in self.scopes(connection.address).collect::<Vec<_>>() {
+        for (scope, _) in self.scopes(connection.flow.remote.ip()).collect::<Vec<_>>() {
             if let Some(count) = self.open.get_mut(&scope) {
                 *count -= 1;
                 if *count == 0 {
@@ -217,10 +239,13 @@ impl Admission {
                 break;
             }
             let id = ConnectionId(id);
-            let address = self.connections[&id].address;
+            let flow = self.connections[&id].flow;
             self.closed(id);
-            self.offend(Offence::Expired, address, now);
-            expired.push(Expired { id, address });
+            self.offend(Offence::Expired, flow, now);
+            expired.push(Expired {
+                id,
+                remote: flow.remote,
+            });
         }
         expired
     }
@@ -236,20 +261,40 @@ impl Admission {
         self.connections.len()
     }
 
-    /// Counts an offence of `address`; a scope that goes over is reported.
-    fn offend(&mut self, offence: Offence, address: IpAddr, now: Instant) {
+    /// The oldest anonymous connection of the widest scope with the most anonymous ones.
+    fn victim(&self) -> Option<ConnectionId> {
+        let widest = |id: u64| {
+            let address = self.connections[&ConnectionId(id)].flow.remote.ip();
+            self.scopes(address).next().map(|(scope, _)| scope)
+        };
+        let mut anonymous: HashMap<Scope, (usize, u64)> = HashMap::new();
+        for &(_, id) in &self.anonymous {
+            if let Some(scope) = widest(id) {
+                anonymous.entry(scope).or_insert((0, id)).0 += 1;
+            }
+        }
+        // The most connections; of those scopes, the one whose oldest came first.
+        let busiest = anonymous.values().max_by_key(|&&(count, oldest)| {
+            let opened = self.connections[&ConnectionId(oldest)].opened;
+            (count, std::cmp::Reverse((opened, oldest)))
+        })?;
+        Some(ConnectionId(busiest.1))
+    }
+
+    /// Counts an offence of `flow`'s address; a scope that goes over is reported.
+    fn offend(&mut self, offence: Offence, flow: Flow, now: Instant) {
         let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
         let limiter = match offence {
             Offence::Refused => &mut self.refusals,
             Offence::Expired => &mut self.expiries,
         };
-        if limiter.check(address, now_ms) == Verdict::Allow {
+        if limiter.check(flow.remote.ip(), now_ms) == Verdict::Allow {
             return;
         }
         for scope in limiter.take_new_floods() {
             self.reports.push(Report {
                 offence,
-                address,
+                flow,
                 scope,
             });
         }
@@ -282,6 +327,20 @@ mod tests {
         text.parse().unwrap()
     }
 
+    /// A TCP connection from port 5060 of `address`.
+    fn tcp(address: IpAddr) -> (Transport, SocketAddr) {
+        (Transport::Tcp, SocketAddr::new(address, 5060))
+    }
+
+    fn flow(id: u64, address: &str) -> Flow {
+        let (transport, remote) = tcp(ip(address));
+        Flow {
+            transport,
+            remote,
+            connection: Some(ConnectionId(id)),
+        }
+    }
+
     /// Admits connections with ids from `first` on, from `addresses`, at `now`.
     fn admit_all(
         admission: &mut Admission,
@@ -292,7 +351,7 @@ mod tests {
         addresses
             .iter()
             .zip(first..)
-            .map(|(address, id)| admission.admit(ConnectionId(id), ip(address), now))
+            .map(|(address, id)| admission.admit(ConnectionId(id), tcp(ip(address)), now))
             .collect()
     }
 
@@ -342,14 +401,14 @@ mod tests {
         // A closed connection gives its place back, at every level.
         admission.closed(ConnectionId(1));
         assert_eq!(
-            admission.admit(ConnectionId(20), ip("2001:db8:1:1::1"), t0),
+            admission.admit(ConnectionId(20), tcp(ip("2001:db8:1:1::1")), t0),
             Ok(None)
         );
         // IPv4 counts as one address, without prefixes.
         let seen = admit_all(&mut admission, 30, &["192.0.2.1", "192.0.2.1"], t0);
         assert_eq!(seen, [Ok(None), Ok(None)]);
         assert_eq!(
-            admission.admit(ConnectionId(32), ip("192.0.2.2"), t0),
+            admission.admit(ConnectionId(32), tcp(ip("192.0.2.2")), t0),
             Ok(Some(ConnectionId(2))),
             "the table is full: the oldest anonymous connection gives way"
         );
@@ -364,7 +423,7 @@ mod tests {
         for n in 0..8u64 {
             let address = ip(&format!("2001:db8:{n}::1"));
             assert_eq!(
-                admission.admit(ConnectionId(n), address, seconds(n)),
+                admission.admit(ConnectionId(n), tcp(address), seconds(n)),
                 Ok(None)
             );
         }
@@ -374,7 +433,7 @@ mod tests {
         for (n, oldest) in (2..8).enumerate() {
             let id = ConnectionId(100 + n as u64);
             assert_eq!(
-                admission.admit(id, newcomer(n as u64), seconds(10)),
+                admission.admit(id, tcp(newcomer(n as u64)), seconds(10)),
                 Ok(Some(ConnectionId(oldest)))
             );
         }
@@ -382,7 +441,7 @@ mod tests {
         // Now only newcomers are anonymous: they give way in the order they came.
         admission.authenticated(ConnectionId(100));
         assert_eq!(
-            admission.admit(ConnectionId(200), newcomer(50), seconds(11)),
+            admission.admit(ConnectionId(200), tcp(newcomer(50)), seconds(11)),
             Ok(Some(ConnectionId(101)))
         );
         for id in [102, 103, 104, 105, 200] {
@@ -390,12 +449,41 @@ mod tests {
         }
         // Every slot is a phone's: the next one is refused, and phones keep theirs.
         assert_eq!(
-            admission.admit(ConnectionId(300), newcomer(60), seconds(12)),
+            admission.admit(ConnectionId(300), tcp(newcomer(60)), seconds(12)),
             Err(Refusal::Full)
         );
         assert_eq!(admission.len(), 8);
         assert!(admission.expire(seconds(3600)).is_empty());
         assert_eq!(admission.len(), 8);
+    }
+
+    #[test]
+    fn a_new_connection_takes_a_slot_of_the_prefix_with_the_most_anonymous_ones() {
+        let t0 = Instant::now();
+        let mut admission = Admission::new(settings(), t0);
+        let seconds = |s| t0 + Duration::from_secs(s);
+        // A phone still authenticating, then an attacker's /48 with four connections (one
+        // under its limit), then three more from elsewhere: the table is full.
+        let phone = ip("2001:db8:2::1");
+        admission
+            .admit(ConnectionId(1), tcp(phone), seconds(0))
+            .unwrap();
+        let attacker = ["2001:db8:1:1::1", "2001:db8:1:1::2", "2001:db8:1:2::1"];
+        let attacker = [attacker[0], attacker[1], attacker[2], attacker[2]];
+        let seen = admit_all(&mut admission, 10, &attacker, seconds(1));
+        assert!(seen.iter().all(|s| *s == Ok(None)), "{seen:?}");
+        let others = ["2001:db8:3::1", "2001:db8:4::1", "2001:db8:5::1"];
+        admit_all(&mut admission, 20, &others, seconds(2));
+        // The attacker reconnects whatever is closed, from ever new /64s: it takes its own
+        // slots, never the phone's, which is older.
+        for n in 0..20 {
+            let address = ip(&format!("2001:db8:1:{n}0::1"));
+            let evicted = admission.admit(ConnectionId(100 + n), tcp(address), seconds(3));
+            let evicted = evicted.unwrap().unwrap();
+            assert!(evicted.0 >= 10 && evicted.0 != 1, "{evicted:?}");
+        }
+        admission.authenticated(ConnectionId(1));
+        assert!(admission.expire(seconds(3)).is_empty());
     }
 
     #[test]
@@ -414,7 +502,7 @@ mod tests {
             expired,
             [Expired {
                 id: ConnectionId(1),
-                address: ip("2001:db8::1")
+                remote: tcp(ip("2001:db8::1")).1,
             }]
         );
         assert_eq!(admission.expire(at(34_999)), []);
@@ -436,7 +524,7 @@ mod tests {
         for n in 0..10 {
             assert!(
                 admission
-                    .admit(ConnectionId(10 + n), ip("2001:db8::1"), at(n))
+                    .admit(ConnectionId(10 + n), tcp(ip("2001:db8::1")), at(n))
                     .is_err()
             );
         }
@@ -444,7 +532,7 @@ mod tests {
             admission.take_reports(),
             [Report {
                 offence: Offence::Refused,
-                address: ip("2001:db8::1"),
+                flow: flow(12, "2001:db8::1"),
                 scope: "2001:db8::1".to_owned(),
             }]
         );
@@ -453,14 +541,16 @@ mod tests {
         let mut admission = Admission::new(settings(), t0);
         for n in 0..6u64 {
             let address = ip(&format!("2001:db8:5:5::{}", n + 1));
-            admission.admit(ConnectionId(n), address, at(n)).unwrap();
+            admission
+                .admit(ConnectionId(n), tcp(address), at(n))
+                .unwrap();
             assert_eq!(admission.expire(at(n + 30_000)).len(), 1);
         }
         assert_eq!(
             admission.take_reports(),
             [Report {
                 offence: Offence::Expired,
-                address: ip("2001:db8:5:5::5"),
+                flow: flow(4, "2001:db8:5:5::5"),
                 scope: "2001:db8:5:5::/64".to_owned(),
             }]
         );
