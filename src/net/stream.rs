@@ -127,18 +127,14 @@ impl Connections {
             Err(refusal) => {
                 let (reason, scope) = match refusal {
                     Refusal::Scope { scope, .. } if scope.length() == 128 => {
-                        ("connection limit per address reached", Some(scope))
+                        ("connection limit per address reached", scope.to_string())
                     }
                     Refusal::Scope { scope, .. } => {
-                        ("connection limit per prefix reached", Some(scope))
+                        ("connection limit per prefix reached", scope.to_string())
                     }
-                    Refusal::Full => (
-                        "connection limit reached: every connection is a phone's",
-                        None,
-                    ),
+                    Refusal::Full => ("every connection is a phone's", "all".to_owned()),
                 };
-                let scope = scope.map(|s| s.to_string()).unwrap_or_default();
-                info!(source = %remote, transport = %transport, reason, scope, "refused connection");
+                info!(source = %remote, transport = %transport, reason, scope = %scope, "refused connection");
                 return None;
             }
         };
@@ -241,9 +237,19 @@ where
         connection: Some(id),
     };
     debug!(source = %remote, transport = %transport, connection = id.0, "connection opened");
-    if let Err(reason) = read(&mut reader, flow, &outbox, context, &slot.closer).await {
+    let mut reads = 0;
+    let read = read(
+        &mut reader,
+        flow,
+        &outbox,
+        context,
+        (&slot.closer, &mut reads),
+    )
+    .await;
+    if let Err(reason) = read {
         info!(source = %remote, transport = %transport, reason, "connection closed");
     }
+    debug!(source = %remote, transport = %transport, connection = id.0, reads, "connection ended");
     // Once the core forgets the outlet, the writer sends what is queued and closes cleanly
     // (TLS close_notify); a peer that does not read gets no longer than a slow sender would.
     drop(outbox);
@@ -261,7 +267,7 @@ async fn read<R: AsyncRead + Unpin>(
     flow: Flow,
     outbox: &mpsc::Sender<Vec<u8>>,
     context: &Context,
-    closer: &Closer,
+    (closer, reads): (&Closer, &mut u64),
 ) -> Result<(), &'static str> {
     let max = context.limits.max_message_size;
     let partial_timeout = Duration::from_secs(context.limits.partial_message_timeout);
@@ -329,6 +335,7 @@ async fn read<R: AsyncRead + Unpin>(
             reason = closer.closed() => return Err(reason),
         };
         read_at = Instant::now();
+        *reads += 1;
         match read {
             Ok(0) => return Ok(()),
             Ok(n) => buffer.extend_from_slice(&chunk[..n]),

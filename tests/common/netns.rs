@@ -14,12 +14,20 @@
 
 use std::ffi::OsStr;
 use std::net::Ipv6Addr;
+use std::os::fd::AsRawFd;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tempfile::TempDir;
 
 use super::{Server, write_config};
+
+unsafe extern "C" {
+    /// setns(2) of the C library that std links anyway.
+    safe fn setns(fd: i32, nstype: i32) -> i32;
+}
+
+const CLONE_NEWNET: i32 = 0x4000_0000;
 
 /// A network namespace `hotline-test-<pid>-<n>` with its `lo` up; deleted on drop, also when
 /// the test panics. Processes still running in it keep it alive until they exit, so drop the
@@ -61,6 +69,32 @@ impl Netns {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.name]).arg(program);
         command
+    }
+
+    /// Runs `work` on a thread of its own that has entered the namespace, and returns what it
+    /// returns: sockets it opens are the namespace's (and stay so on any thread).
+    pub fn run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|scope| {
+            let thread = scope.spawn(|| {
+                self.enter();
+                work()
+            });
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// Moves the calling thread into the namespace.
+    pub fn enter(&self) {
+        let path = format!("/var/run/netns/{}", self.name);
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        assert_eq!(
+            setns(file.as_raw_fd(), CLONE_NEWNET),
+            0,
+            "setns {path}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     /// Runs `ip ARGS…` inside the namespace and asserts it succeeded.
