@@ -177,6 +177,24 @@ def main():
                 s.close()
             settle(pid)
 
+            # CRLF pings, as fast as one client sends them, for a second.
+            s = socket.create_connection(("::1", ports["TCP"]))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.setblocking(False)
+            before = cpu_ns(pid)
+            pings = 0
+            end = time.monotonic() + 1
+            while time.monotonic() < end:
+                try:
+                    s.send(b"\r\n\r\n")
+                    pings += 1
+                    s.recv(65536)
+                except BlockingIOError:
+                    pass
+            spent = (cpu_ns(pid) - before) / 1e6
+            print(f"{pings} CRLF pings in one second from one connection: {spent:.1f} ms server CPU")
+            s.close()
+
             message = options(15_000)
             whole_ns = []
             for n in range(DRIBBLED):
@@ -187,26 +205,35 @@ def main():
                 read_response(s)
                 whole_ns.append(cpu_ns(pid) - before)
                 s.close()
-            dribbled_ns = []
-            for n in range(DRIBBLED):
-                s = socket.create_connection(("::1", ports["TCP"]))
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                time.sleep(0.2)
-                before = cpu_ns(pid)
-                started = time.monotonic()
-                for byte in message(100 + n):
-                    s.send(bytes([byte]))
-                sent = time.monotonic() - started
-                read_response(s)
-                dribbled_ns.append(cpu_ns(pid) - before)
-                s.close()
             whole = sorted(whole_ns)[DRIBBLED // 2] / 1e6
-            dribbled = sorted(dribbled_ns)[DRIBBLED // 2] / 1e6
-            print(
-                f"{len(message(0))}-byte message, median of {DRIBBLED}: whole {whole:.2f} ms CPU, "
-                f"one byte per segment {dribbled:.2f} ms CPU ({dribbled / whole:.1f}x; "
-                f"the last dribble took {sent:.2f} s to send)"
-            )
+            print(f"{len(message(0))}-byte message sent whole: {whole:.2f} ms CPU (median of {DRIBBLED})")
+            # As fast as the client can, then with a pause after each byte (one segment each).
+            for pause in (0, 50e-6):
+                dribbled_ns = []
+                for n in range(DRIBBLED):
+                    s = socket.create_connection(("::1", ports["TCP"]))
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    time.sleep(0.2)
+                    before = cpu_ns(pid)
+                    started = time.monotonic()
+                    sent = 0
+                    try:
+                        for byte in message(100 + n):
+                            s.send(bytes([byte]))
+                            sent += 1
+                            if pause:
+                                time.sleep(pause)
+                        outcome = "answered" if read_response(s) else ""
+                    except (BrokenPipeError, ConnectionResetError, RuntimeError):
+                        outcome = "cut off"
+                    took = time.monotonic() - started
+                    dribbled_ns.append(cpu_ns(pid) - before)
+                    s.close()
+                dribbled = sorted(dribbled_ns)[DRIBBLED // 2] / 1e6
+                print(
+                    f"... one byte per segment{' with a pause' if pause else ''}: {outcome} after "
+                    f"{sent} bytes and {took:.3f} s, {dribbled:.2f} ms CPU ({dribbled / whole:.1f}x whole)"
+                )
         finally:
             server.terminate()
             server.wait()

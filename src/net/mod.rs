@@ -3,6 +3,7 @@
 mod admission;
 mod bans;
 mod control;
+mod partial;
 mod server;
 pub mod socket;
 mod stream;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use super::admission::{Admission, Offence, Refusal, Report, Settings};
+use super::partial::{Pace, Partial};
 use super::server::{Event, Ids, Outlet};
 use crate::config::Limits;
 use crate::core::security;
@@ -22,11 +24,6 @@ use crate::sip::{Frame, Framer, FramingError, Transport};
 
 /// Messages queued for one connection before the core's sends to it are dropped.
 const OUTBOX: usize = 64;
-
-/// Reads of one connection per second, after a burst of as many. Whatever the size of the
-/// segments a sender dribbles, a connection costs at most this many reads a second: between
-/// two reads the kernel gathers what arrived. A phone needs one or two reads per message.
-const READS_PER_SECOND: u32 = 64;
 
 /// What every connection of a listener shares.
 pub struct Context {
@@ -196,15 +193,16 @@ pub async fn accept(
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
+            let fd = tcp.as_raw_fd();
             let Some(acceptor) = acceptor else {
-                return run(tcp, transport, remote, &context, &slot).await;
+                return run(tcp, transport, remote, &context, (&slot, fd)).await;
             };
             // The handshake counts against the connection limits like any connection, and
             // gives way like any anonymous one.
             let deadline = Duration::from_secs(context.limits.partial_message_timeout);
             let reason = tokio::select! {
                 handshake = tokio::time::timeout(deadline, acceptor.accept(tcp)) => match handshake {
-                    Ok(Ok(tls)) => return run(tls, transport, remote, &context, &slot).await,
+                    Ok(Ok(tls)) => return run(tls, transport, remote, &context, (&slot, fd)).await,
                     Ok(Err(error)) => error.to_string(),
                     Err(_) => "timeout".to_owned(),
                 },
@@ -216,8 +214,13 @@ pub async fn accept(
 }
 
 /// Serves one connection until it closes or breaks the framing rules.
-async fn run<S>(stream: S, transport: Transport, remote: SocketAddr, context: &Context, slot: &Slot)
-where
+async fn run<S>(
+    stream: S,
+    transport: Transport,
+    remote: SocketAddr,
+    context: &Context,
+    (slot, fd): (&Slot, RawFd),
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let id = slot.id;
@@ -243,7 +246,7 @@ where
         flow,
         &outbox,
         context,
-        (&slot.closer, &mut reads),
+        (&slot.closer, fd, &mut reads),
     )
     .await;
     if let Err(reason) = read {
@@ -267,7 +270,7 @@ async fn read<R: AsyncRead + Unpin>(
     flow: Flow,
     outbox: &mpsc::Sender<Vec<u8>>,
     context: &Context,
-    (closer, reads): (&Closer, &mut u64),
+    (closer, fd, reads): (&Closer, RawFd, &mut u64),
 ) -> Result<(), &'static str> {
     let max = context.limits.max_message_size;
     let partial_timeout = Duration::from_secs(context.limits.partial_message_timeout);
@@ -277,15 +280,20 @@ async fn read<R: AsyncRead + Unpin>(
     let mut chunk = vec![0u8; 16 * 1024];
     let mut pace = Pace::default();
     let mut read_at = Instant::now();
-    // When the first byte of the message at the front of `buffer` arrived.
-    let mut started: Option<Instant> = None;
+    let mut partial: Option<Partial> = None;
     loop {
         let mut framed = false;
+        let mut ponged = false;
         loop {
             let length = match framer.next(&buffer, max) {
                 Ok(Frame::Incomplete) => break,
                 Ok(Frame::Ping(length)) => {
-                    let _ = outbox.try_send(b"\r\n".to_vec());
+                    // One pong answers all the pings of a read: a flood of them gets no more
+                    // writes than reads.
+                    if !ponged {
+                        let _ = outbox.try_send(b"\r\n".to_vec());
+                        ponged = true;
+                    }
                     length
                 }
                 Ok(Frame::Pong(length)) => length,
@@ -312,16 +320,20 @@ async fn read<R: AsyncRead + Unpin>(
             buffer.drain(..length);
             framed = true;
         }
-        // A message must be whole within `partial_timeout` of its first byte, however it
-        // trickles in; what is left after a frame began with the last read.
-        started = match (buffer.is_empty(), started) {
+        // What is left after a frame began with the last read.
+        partial = match (buffer.is_empty(), partial) {
             (true, _) => None,
-            (false, Some(first)) if !framed => Some(first),
-            (false, _) => Some(read_at),
+            (false, Some(partial)) if !framed => {
+                if partial.is_dribbled(fd, buffer.len()) {
+                    return Err("message dribbled in tiny segments");
+                }
+                Some(partial)
+            }
+            (false, _) => Some(Partial::new(read_at, fd)),
         };
-        let (deadline, reason) = match started {
+        let (deadline, reason) = match partial {
             None => (read_at + idle_timeout, "idle timeout"),
-            Some(first) => (first + partial_timeout, "partial message timeout"),
+            Some(partial) => (partial.since + partial_timeout, "partial message timeout"),
         };
         let paced = pace.next(Instant::now());
         let read = async {
@@ -341,25 +353,6 @@ async fn read<R: AsyncRead + Unpin>(
             Ok(n) => buffer.extend_from_slice(&chunk[..n]),
             Err(_) => return Err("read error"),
         }
-    }
-}
-
-/// The pace of one connection's reads: [`READS_PER_SECOND`] after a burst of as many (a
-/// generic cell rate algorithm: each read moves `due` one interval on, and may come up to a
-/// burst's worth of intervals early).
-#[derive(Default)]
-struct Pace {
-    due: Option<Instant>,
-}
-
-impl Pace {
-    /// Counts a read about to be made at `now`; returns when it may be made, if later.
-    fn next(&mut self, now: Instant) -> Option<Instant> {
-        let interval = Duration::from_secs(1) / READS_PER_SECOND;
-        let due = self.due.map_or(now, |due| due.max(now));
-        self.due = Some(due + interval);
-        let earliest = due.checked_sub(interval * READS_PER_SECOND)?;
-        (earliest > now).then_some(earliest)
     }
 }
 
