@@ -11,6 +11,9 @@
 //!   attacker who reconnects whatever is closed only ever takes its own slots, not those of
 //!   phones still authenticating. A phone's connection is never taken: only phones can fill
 //!   the table with phones.
+//! - New connections are counted like requests, with the flood limits: each costs an accept
+//!   and, over TLS, a handshake (a tenth of a millisecond of CPU or more), so one host that
+//!   closes and reopens as fast as it can would otherwise keep the core busy.
 //! - A scope whose connections keep being refused, or keep expiring unauthenticated, is
 //!   reported once (a security event), through a [`Limiter`] of such offences.
 //!
@@ -22,7 +25,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::config::Limits;
+use crate::config::{Flood, Limits};
 use crate::core::bans::Scope;
 use crate::core::limits::{self, Limiter, Verdict};
 use crate::core::{ConnectionId, Flow};
@@ -49,15 +52,18 @@ pub struct Settings {
     pub per_prefix: Vec<(u8, usize)>,
     /// How long a connection may stay anonymous.
     pub anonymous_timeout: Duration,
+    /// New connections per window, per address and prefix.
+    pub attempts: limits::Settings,
 }
 
 impl Settings {
-    pub fn of(limits: &Limits) -> Settings {
+    pub fn of(limits: &Limits, flood: &Flood) -> Settings {
         Settings {
             max_connections: limits.max_connections,
             per_address: limits.max_connections_per_address,
             per_prefix: limits.max_connections_per_prefix.clone(),
             anonymous_timeout: Duration::from_secs(limits.anonymous_timeout),
+            attempts: flood.settings(),
         }
     }
 }
@@ -65,6 +71,8 @@ impl Settings {
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// This address or prefix opens connections faster than the flood limits allow.
+    Flood,
     /// This scope (an address, or a prefix) has as many connections as it may.
     Scope { scope: Scope, limit: usize },
     /// Every slot belongs to a phone.
@@ -95,6 +103,7 @@ pub struct Admission {
     anonymous: BTreeSet<(Instant, u64)>,
     /// Open connections per scope; only scopes with some.
     open: HashMap<Scope, usize>,
+    attempts: Limiter,
     refusals: Limiter,
     expiries: Limiter,
     /// Zero of the offence limiters' millisecond clock.
@@ -115,6 +124,8 @@ pub struct Report {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offence {
+    /// New connections over the flood limits (reported by the attempts' own limiter).
+    Flood,
     /// Connections refused at a limit.
     Refused,
     /// Anonymous connections closed at their deadline.
@@ -152,6 +163,7 @@ impl Admission {
             connections: HashMap::new(),
             anonymous: BTreeSet::new(),
             open: HashMap::new(),
+            attempts: Limiter::new(settings.attempts),
             refusals: Limiter::new(offences.clone()),
             expiries: Limiter::new(offences),
             epoch: now,
@@ -173,6 +185,17 @@ impl Admission {
             connection: Some(id),
         };
         let address = remote.ip();
+        let now_ms = self.millis(now);
+        if self.attempts.check(address, now_ms) != Verdict::Allow {
+            for scope in self.attempts.take_new_floods() {
+                self.reports.push(Report {
+                    offence: Offence::Flood,
+                    flow,
+                    scope,
+                });
+            }
+            return Err(Refusal::Flood);
+        }
         let at_limit = self
             .scopes(address)
             .find(|&(scope, limit)| self.open.get(&scope).copied().unwrap_or(0) >= limit);
@@ -283,8 +306,9 @@ impl Admission {
 
     /// Counts an offence of `flow`'s address; a scope that goes over is reported.
     fn offend(&mut self, offence: Offence, flow: Flow, now: Instant) {
-        let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        let now_ms = self.millis(now);
         let limiter = match offence {
+            Offence::Flood => &mut self.attempts,
             Offence::Refused => &mut self.refusals,
             Offence::Expired => &mut self.expiries,
         };
@@ -298,6 +322,11 @@ impl Admission {
                 scope,
             });
         }
+    }
+
+    /// The offence limiters' clock.
+    fn millis(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
     /// The scopes `address` counts in, with their limits: an IPv4 address only as itself.
@@ -320,6 +349,11 @@ mod tests {
             per_address: 2,
             per_prefix: vec![(64, 3), (48, 5)],
             anonymous_timeout: Duration::from_secs(30),
+            attempts: limits::Settings {
+                per_address: 1000,
+                per_prefix: vec![(64, 1000)],
+                ..limits::Settings::default()
+            },
         }
     }
 
@@ -513,6 +547,58 @@ mod tests {
         admission.authenticated(ConnectionId(1));
         admission.closed(ConnectionId(1));
         assert_eq!(admission.len(), 1);
+    }
+
+    #[test]
+    fn connections_opened_faster_than_the_flood_limits_are_refused() {
+        let t0 = Instant::now();
+        let settings = Settings {
+            attempts: limits::Settings {
+                per_address: 3,
+                per_prefix: vec![(64, 5)],
+                ..limits::Settings::default()
+            },
+            ..settings()
+        };
+        let mut admission = Admission::new(settings, t0);
+        // Open, close, open again: concurrency stays at one, the rate does not.
+        for id in 0..3 {
+            assert_eq!(
+                admission.admit(ConnectionId(id), tcp(ip("2001:db8::1")), t0),
+                Ok(None)
+            );
+            admission.closed(ConnectionId(id));
+        }
+        assert_eq!(
+            admission.admit(ConnectionId(3), tcp(ip("2001:db8::1")), t0),
+            Err(Refusal::Flood)
+        );
+        assert_eq!(
+            admission.take_reports(),
+            [Report {
+                offence: Offence::Flood,
+                flow: flow(3, "2001:db8::1"),
+                scope: "2001:db8::1".to_owned(),
+            }]
+        );
+        let seen = admit_all(
+            &mut admission,
+            10,
+            &["2001:db8::2", "2001:db8::3", "2001:db8::4"],
+            t0,
+        );
+        // The /64 counted the first address's four attempts: it allows one more.
+        assert_eq!(seen, [Ok(None), Err(Refusal::Flood), Err(Refusal::Flood)]);
+        // Another prefix, and the same one a window later, are let in.
+        assert_eq!(
+            admission.admit(ConnectionId(20), tcp(ip("2001:db8:1::1")), t0),
+            Ok(None)
+        );
+        let later = t0 + Duration::from_secs(120);
+        assert_eq!(
+            admission.admit(ConnectionId(21), tcp(ip("2001:db8::5")), later),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         outlets.insert(id, Outlet::Datagram(socket.clone()));
         tokio::spawn(receive_datagrams(socket, id, max_message, events.clone()));
     }
-    let connections = stream::Connections::new(&config.limits);
+    let connections = stream::Connections::new(&config.limits, &config.flood);
     tokio::spawn(connections.clone().expire());
     let streams = config
         .listen

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::admission::{Admission, Offence, Refusal, Report, Settings};
 use super::partial::{Pace, Partial};
 use super::server::{Event, Ids, Outlet};
-use crate::config::Limits;
+use crate::config::{Flood, Limits};
 use crate::core::security;
 use crate::core::{ConnectionId, Flow};
 use crate::sip::{Frame, Framer, FramingError, Transport};
@@ -78,8 +78,8 @@ impl Drop for Slot {
 }
 
 impl Connections {
-    pub fn new(limits: &Limits) -> Arc<Connections> {
-        let admission = Admission::new(Settings::of(limits), std::time::Instant::now());
+    pub fn new(limits: &Limits, flood: &Flood) -> Arc<Connections> {
+        let admission = Admission::new(Settings::of(limits, flood), std::time::Instant::now());
         Arc::new(Connections {
             table: Mutex::new(Table {
                 admission,
@@ -123,6 +123,7 @@ impl Connections {
             Ok(evicted) => evicted,
             Err(refusal) => {
                 let (reason, scope) = match refusal {
+                    Refusal::Flood => ("connections opened too fast", "flood".to_owned()),
                     Refusal::Scope { scope, .. } if scope.length() == 128 => {
                         ("connection limit per address reached", scope.to_string())
                     }
@@ -161,6 +162,7 @@ fn report(reports: Vec<Report>) {
     } in reports
     {
         let event = match offence {
+            Offence::Flood => security::Event::Flood,
             Offence::Refused => security::Event::ConnectionLimit,
             Offence::Expired => security::Event::AnonymousExpired,
         };
