@@ -401,24 +401,14 @@ impl Config {
                 "use [\"MD5\", \"SHA-256\"], [\"SHA-256\", \"MD5\"] or one of them",
             );
         }
-        if let Some((length, _)) = self
-            .flood
-            .per_prefix
-            .iter()
-            .find(|(l, n)| *l == 0 || *l >= 128 || *n == 0)
-        {
+        if let Some(length) = invalid_prefix(&self.flood.per_prefix) {
             return invalid(
                 "flood.per_prefix",
                 &format!("has the prefix length {length} or a limit of 0"),
                 "give [length, limit] pairs with lengths from 1 to 127, such as [[64, 120], [48, 400]]",
             );
         }
-        if let Some((length, _)) = self
-            .limits
-            .max_connections_per_prefix
-            .iter()
-            .find(|(l, n)| *l == 0 || *l >= 128 || *n == 0)
-        {
+        if let Some(length) = invalid_prefix(&self.limits.max_connections_per_prefix) {
             return invalid(
                 "limits.max_connections_per_prefix",
                 &format!("has the prefix length {length} or a limit of 0"),
@@ -525,6 +515,15 @@ impl Config {
     }
 }
 
+/// The first prefix length of `[length, limit]` pairs that is out of 1..=127 or has a limit of
+/// 0.
+fn invalid_prefix<N: PartialEq + Default>(pairs: &[(u8, N)]) -> Option<u8> {
+    pairs
+        .iter()
+        .find(|(length, limit)| !(1..128).contains(length) || *limit == N::default())
+        .map(|(length, _)| *length)
+}
+
 /// The kernel's hostname; no libc or NSS needed (the appliance binary is static).
 fn hostname() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
@@ -609,5 +608,16 @@ mod tests {
                 .to_string()
                 .starts_with("`limits.max_headers`")
         );
+
+        for pairs in ["[[64, 0]]", "[[128, 4]]", "[[0, 4]]"] {
+            let text =
+                format!("domain = \"x.org\"\n[limits]\nmax_connections_per_prefix = {pairs}\n");
+            config = Config::parse(&text).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(
+                error.starts_with("`limits.max_connections_per_prefix`"),
+                "{error}"
+            );
+        }
     }
 }

@@ -304,18 +304,8 @@ fn call((caller, from, password): (&mut Client, &str, &str), (callee, to): (&mut
         }
         let challenge = final_response(caller, 1);
         assert_eq!(challenge.status(), Some(407), "{challenge:?}");
-        let ack = format!(
-            "ACK {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/TLS {via};branch=z9hG4bK-{call_id}-1\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:{from}@{DOMAIN}>;tag={from}\r\n\
-             To: {to_header}\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: 1 ACK\r\n\
-             Content-Length: 0\r\n\r\n",
-            via = caller.local(),
-            to_header = challenge.header(HeaderName::To).expect("To"),
-        );
+        let to_header = challenge.header(HeaderName::To).expect("To");
+        let ack = ack(caller, (&uri, "1", ""), (from, to_header, &call_id), 1);
         caller.send_raw(ack.as_bytes());
         credentials = authorization(&challenge, Algorithm::Md5, from, password, "INVITE", &uri);
     }
@@ -352,22 +342,38 @@ fn call((caller, from, password): (&mut Client, &str, &str), (callee, to): (&mut
         .collect();
     let target = ok.header(HeaderName::Contact).expect("Contact in the 200");
     let target = target.trim_start_matches('<').split('>').next().unwrap();
-    let ack = format!(
-        "ACK {target} SIP/2.0\r\n\
-         Via: SIP/2.0/TLS {via};branch=z9hG4bK-{call_id}-ack\r\n\
+    let to_header = ok.header(HeaderName::To).expect("To");
+    let ack = ack(
+        caller,
+        (target, "ack", &routes),
+        (from, to_header, &call_id),
+        2,
+    );
+    caller.send_raw(ack.as_bytes());
+    let acked = callee.recv();
+    assert_eq!(acked.method_text(), Some("ACK"), "{acked:?}");
+}
+
+/// An ACK from `caller` for the INVITE of `cseq`: to `uri` with branch suffix `branch` and
+/// the `routes` lines, in the dialog of `from`, `to_header` and `call_id`.
+fn ack(
+    caller: &Client,
+    (uri, branch, routes): (&str, &str, &str),
+    (from, to_header, call_id): (&str, &str, &str),
+    cseq: u32,
+) -> String {
+    format!(
+        "ACK {uri} SIP/2.0\r\n\
+         Via: SIP/2.0/TLS {via};branch=z9hG4bK-{call_id}-{branch}\r\n\
          Max-Forwards: 70\r\n\
          {routes}\
          From: <sip:{from}@{DOMAIN}>;tag={from}\r\n\
          To: {to_header}\r\n\
          Call-ID: {call_id}\r\n\
-         CSeq: 2 ACK\r\n\
+         CSeq: {cseq} ACK\r\n\
          Content-Length: 0\r\n\r\n",
         via = caller.local(),
-        to_header = ok.header(HeaderName::To).expect("To"),
-    );
-    caller.send_raw(ack.as_bytes());
-    let acked = callee.recv();
-    assert_eq!(acked.method_text(), Some("ACK"), "{acked:?}");
+    )
 }
 
 /// Reads past provisional responses to the final response for `cseq`.
@@ -397,6 +403,16 @@ fn options(body: usize) -> Vec<u8> {
     .into_bytes();
     message.resize(message.len() + body, b'x');
     message
+}
+
+/// A TCP connection to `server` that sends each write at once.
+fn connect_without_delay(server: &Server) -> TcpStream {
+    let stream = TcpStream::connect(server.address(Transport::Tcp)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
 }
 
 #[test]
@@ -437,11 +453,7 @@ fn a_message_trickled_slower_than_the_deadline_is_cut_off_after_it() {
 fn a_message_dribbled_one_byte_per_segment_is_cut_off() {
     let server = Server::start("[log]\nlevel = \"debug\"\n");
     let message = options(4000);
-    let mut stream = TcpStream::connect(server.address(Transport::Tcp)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = connect_without_delay(&server);
     let local = stream.local_addr().unwrap();
     // A byte a millisecond: slower than the server reads, so each read finds a byte or two.
     let mut sent = 0;
@@ -467,7 +479,7 @@ fn a_message_dribbled_one_byte_per_segment_is_cut_off() {
         "connection closed source={local} transport=TCP reason=\"message dribbled in tiny segments\""
     ));
 
-    // The server read what arrived in few reads, gathering the segments.
+    // Cut off after a few dozen reads, not one per byte.
     let line = server.wait_for_log_where("the connection's end", |l| {
         l.contains("connection ended") && l.contains(&format!("source={local} "))
     });
@@ -483,11 +495,7 @@ fn a_message_dribbled_one_byte_per_segment_is_cut_off() {
 fn a_message_in_a_few_segments_is_answered() {
     let server = Server::start("");
     let message = options(4000);
-    let mut stream = TcpStream::connect(server.address(Transport::Tcp)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = connect_without_delay(&server);
     // Header line by header line, then the body in 500-byte pieces: as a careless phone would.
     let head_end = message.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let (head, body) = message.split_at(head_end);
