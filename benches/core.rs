@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hotline::config::Config;
 use hotline::core::auth::{
-    Algorithm, Authenticator, Credentials, ResponseInput, Verdict, parse_credentials, response_hex,
+    Algorithm, Authenticator, Credentials, Peer, ResponseInput, Verdict, parse_credentials,
+    response_hex,
 };
 use hotline::core::user::{Extension, User};
 use hotline::core::{Action, Core, Flow, Inbound};
@@ -256,7 +257,8 @@ fn digest(c: &mut Criterion) {
             4096,
             T0,
         );
-        let nonce = auth.challenges(DOMAIN, T0, false)[0].nonce.clone();
+        let peer = Peer::new("2001:db8::a".parse().unwrap(), Transport::Udp);
+        let nonce = auth.challenges(DOMAIN, &peer, T0, false)[0].nonce.clone();
         let now = T0 + 10;
         let mut count: u32 = 0;
         let name = format!("verify/{}", algorithm.as_str());
@@ -288,6 +290,7 @@ fn digest(c: &mut Criterion) {
                             REQUEST_URI,
                             DOMAIN,
                             Some(&user),
+                            &peer,
                             now,
                         );
                         authenticated += u64::from(black_box(verdict) == Verdict::Authenticated);
