@@ -564,4 +564,6 @@ mod bans_tests;
 #[cfg(test)]
 mod proxy_tests;
 #[cfg(test)]
+mod stranger_tests;
+#[cfg(test)]
 mod tests;

@@ -1064,7 +1064,7 @@ impl Core {
     /// A Route URI that names this server (loose routing, RFC 3261 §16.4): our domain or an
     /// alias at one of our ports, or exactly one of our listening addresses. Not any IP literal,
     /// which would make every phone's address "ours".
-    fn is_our_route(&self, route: &str) -> bool {
+    pub(super) fn is_our_route(&self, route: &str) -> bool {
         let Some(uri) = NameAddr::parse(route).and_then(|r| r.parsed_uri().ok()) else {
             return false;
         };
