@@ -352,6 +352,7 @@ impl Core {
                 return Err(Answer::Stateful(Reply::new(488, "SRTP Required")));
             }
             let uri = request.request_uri().unwrap_or_default();
+            debug!(source = %flow.remote, method = ?request.method_text().unwrap_or_default(), "routing in-dialog request");
             return match self.dialog_hop(request, uri) {
                 Some(flow) => Ok(vec![Hop {
                     uri: uri.to_owned(),
