@@ -279,3 +279,153 @@ fn a_nonce_issued_to_another_address_is_refused() {
         assert!(line.contains("source=[::2]:"), "{line}");
     });
 }
+
+/// Sources under attack at once, each in a /48 of its own.
+const SOURCES: u16 = 24;
+
+/// INVITEs a second from each source: under the default 30 a second per address.
+const PER_SECOND: u32 = 20;
+
+/// One large unauthenticated INVITE (about 12 KB of SDP) from `local`, numbered `n`.
+fn heavy_invite(local: std::net::SocketAddr, n: u32) -> String {
+    let mut sdp = String::from(SDES);
+    while sdp.len() < 12_000 {
+        sdp.push_str("a=x-padding:0123456789012345678901234567890123456789012345678901234567\r\n");
+    }
+    format!(
+        "INVITE sip:1001@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKp{n};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:1000@{DOMAIN}>;tag=p{n}\r\nTo: <sip:1001@{DOMAIN}>\r\n\
+         Call-ID: pressure-{n}@{local}\r\nCSeq: {n} INVITE\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// Resident and peak memory of a process, from /proc (Linux), in kB.
+fn memory_kb(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Many sources, each under every flood limit, send large INVITEs without credentials: each
+/// gets exactly one 407 (stateless, no resend) and nothing of it is kept, while an
+/// authenticated call placed meanwhile completes. The memory is printed, not asserted:
+/// bench/preauth-pressure.sh runs this for longer against the release build and reports it.
+#[test]
+fn an_authenticated_call_completes_under_preauth_invites_from_many_sources() {
+    let seconds: u32 = std::env::var("HOTLINE_PRESSURE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .clamp(1, 120);
+    let addresses: Vec<String> = (1..=SOURCES)
+        .map(|n| format!("2001:db8:{n:x}::1"))
+        .collect();
+    let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    in_network_namespace(&addresses, || {
+        // The shipped flood limits, not the tests' raised ones.
+        let server = Server::start("[flood]\n");
+        let caller_password = server.user_add("1000", "Alice");
+        let callee_password = server.user_add("1001", "Bob");
+        let mut callee = phone(&server, "1001", &callee_password);
+        let before = memory_kb(server.pid());
+        let target = server.address(Transport::Udp);
+        let attackers: Vec<_> = addresses
+            .iter()
+            .map(|address| {
+                let socket =
+                    std::net::UdpSocket::bind((address.parse::<std::net::Ipv6Addr>().unwrap(), 0))
+                        .unwrap();
+                socket.connect(target).unwrap();
+                std::thread::spawn(move || attack(socket, seconds))
+            })
+            .collect();
+
+        let mut caller = Client::connect(&server, Transport::Udp);
+        let (invite, forwarded) = ringing(&server, &mut caller, &mut callee, &caller_password);
+        let address = server.address(Transport::Udp);
+        let mut ok = Response::to(&forwarded, address, 200, "OK");
+        ok.header("Contact", callee.contact("1001"));
+        callee.send_raw(&ok.finish_with_body("application/sdp", SDES.as_bytes()));
+        let answered = caller.recv();
+        assert_eq!(answered.status(), Some(200), "{answered:?}");
+        // The callee's 200 would carry it back; the INVITE it got has it.
+        let route = forwarded
+            .header(HeaderName::RecordRoute)
+            .unwrap()
+            .to_owned();
+        let request = Message::parse(invite.as_bytes(), 64).unwrap();
+        let contact = callee.contact("1001");
+        let in_dialog = |method: &str, number: u32| {
+            format!(
+                "{method} {} SIP/2.0\r\nVia: {}\r\nRoute: {route}\r\nMax-Forwards: 70\r\n\
+                 From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {number} {method}\r\n\
+                 Content-Length: 0\r\n\r\n",
+                contact.trim_matches(|c| c == '<' || c == '>'),
+                request
+                    .header(HeaderName::Via)
+                    .unwrap()
+                    .replace("branch=", &format!("branch={method}")),
+                request.header(HeaderName::From).unwrap(),
+                answered.header(HeaderName::To).unwrap(),
+                request.call_id().unwrap(),
+            )
+        };
+        let number = request.cseq().unwrap().number;
+        caller.send_raw(in_dialog("ACK", number).as_bytes());
+        assert_eq!(callee.recv().method_text(), Some("ACK"));
+        caller.send_raw(in_dialog("BYE", number + 1).as_bytes());
+        let bye = callee.recv();
+        assert_eq!(bye.method_text(), Some("BYE"), "{bye:?}");
+        callee.send_raw(&Response::to(&bye, address, 200, "OK").finish());
+        assert_eq!(caller.recv().status(), Some(200));
+
+        for attacker in attackers {
+            let (sent, answers) = attacker.join().unwrap();
+            assert_eq!(answers, sent, "one 407 for each INVITE, none resent");
+        }
+        let after = memory_kb(server.pid());
+        eprintln!(
+            "memory: before the attack rss={} kB; after {} sources x {PER_SECOND}/s x {seconds} s \
+             of 12 kB INVITEs rss={} kB, peak rss={} kB",
+            before.0, SOURCES, after.0, after.1
+        );
+    });
+}
+
+/// Sends `PER_SECOND` heavy INVITEs a second for `seconds`; returns how many it sent and how
+/// many 407s came back, each to a request of its own.
+fn attack(socket: std::net::UdpSocket, seconds: u32) -> (u32, u32) {
+    let local = socket.local_addr().unwrap();
+    let reader = socket.try_clone().unwrap();
+    reader
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let answers = std::thread::spawn(move || {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut buffer = vec![0; 65_536];
+        while let Ok(length) = reader.recv(&mut buffer) {
+            let response = Message::parse(&buffer[..length], 64).unwrap();
+            assert_eq!(response.status(), Some(407), "{response:?}");
+            let number = response.cseq().unwrap().number;
+            assert!(seen.insert(number), "a second response to INVITE {number}");
+        }
+        seen.len() as u32
+    });
+    let total = seconds * PER_SECOND;
+    let start = std::time::Instant::now();
+    for n in 1..=total {
+        // Paced, not synchronised: the load of one source.
+        let due = start + Duration::from_secs(1) * n / PER_SECOND;
+        std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+        socket.send(heavy_invite(local, n).as_bytes()).unwrap();
+    }
+    (total, answers.join().unwrap())
+}
