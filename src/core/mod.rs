@@ -371,16 +371,14 @@ impl Core {
     fn register(&mut self, request: &Message, flow: &Flow, now_ms: u64) -> Answer {
         let request_uri = request.request_uri().and_then(|u| Uri::parse(u).ok());
         if !request_uri.is_some_and(|u| self.is_local(&u.host)) {
-            return Answer::Stateless(Reply::new(403, "Domain Not Served"));
+            return Answer::Refused(Reply::new(403, "Domain Not Served"));
         }
         if let Some(required) = request.header(HeaderName::Require) {
-            return Answer::Stateless(
-                Reply::new(420, "Bad Extension").with("Unsupported", required),
-            );
+            return Answer::Refused(Reply::new(420, "Bad Extension").with("Unsupported", required));
         }
         let to = request.to().and_then(|t| t.parsed_uri().ok());
         let Some(to) = to.filter(|t| self.is_local(&t.host)) else {
-            return Answer::Stateless(Reply::new(403, "Domain Not Served"));
+            return Answer::Refused(Reply::new(403, "Domain Not Served"));
         };
         let extension = match self.authenticate(request, flow, now_ms, AuthKind::Registrar) {
             Ok(extension) => extension,

@@ -16,8 +16,11 @@ pub(super) enum Answer {
     Stateful(Reply),
     /// Before authentication: sent once and forgotten.
     Stateless(Reply),
-    /// Before authentication, and the request claimed what its source does not have (a dialog,
-    /// someone else's call, a route through hotline): a security event that counts toward a ban.
+    /// Before authentication, and well-formed, yet refused: it claimed what its source does not
+    /// have (a dialog, someone else's call, a route through hotline, another domain) or asked
+    /// for what no phone needs (Max-Forwards 0, an unknown extension). A security event that
+    /// counts toward a ban. Malformed requests stay [`Answer::Stateless`]: they are answered
+    /// by the sanity checks, and a phone's quirk must not ban its owner.
     Refused(Reply),
 }
 
