@@ -12,6 +12,7 @@ pub mod route_sign;
 pub mod sanity;
 pub mod scanners;
 pub mod security;
+mod share;
 mod stateless;
 pub mod transaction;
 pub mod user;

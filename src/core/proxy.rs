@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 use super::dialog::Party;
 use super::lingering::{Lingerers, Reaction};
 use super::registrar::Flow;
+use super::share::Shares;
 use super::stateless::Answer;
 use super::transaction::{
     ClientInvite, ClientNonInvite, Echo, Key, Lingering, Output, ServerInvite, ServerNonInvite,
@@ -39,9 +40,8 @@ pub struct Calls {
     lingering: Lingerers,
     settings: Timers,
     capacity: usize,
-    /// Calls in progress per /64 of their upstream, each at most `per_prefix`.
-    by_prefix: HashMap<u64, usize>,
-    per_prefix: usize,
+    /// Calls in progress per /64 of their upstream.
+    shares: Shares,
     /// Makes our branches unique across restarts (RFC 3261 §8.1.1.7).
     branch_prefix: String,
     next_branch: u64,
@@ -131,8 +131,7 @@ impl Calls {
             lingering: Lingerers::new(lingering),
             settings,
             capacity,
-            by_prefix: HashMap::new(),
-            per_prefix,
+            shares: Shares::new(per_prefix),
             branch_prefix: format!("z9hG4bK-hl{boot_ms:x}-"),
             next_branch: 0,
         }
@@ -169,22 +168,7 @@ impl Calls {
     /// Whether a new call from `source` fits: the table has room, and the source's /64 holds
     /// less than its share.
     fn has_room_for(&self, source: IpAddr) -> bool {
-        self.calls.len() < self.capacity
-            && self.by_prefix.get(&prefix_64(source)).copied().unwrap_or(0) < self.per_prefix
-    }
-
-    fn count_in(&mut self, source: IpAddr) {
-        *self.by_prefix.entry(prefix_64(source)).or_default() += 1;
-    }
-
-    fn count_out(&mut self, source: IpAddr) {
-        let prefix = prefix_64(source);
-        if let Some(count) = self.by_prefix.get_mut(&prefix) {
-            *count -= 1;
-            if *count == 0 {
-                self.by_prefix.remove(&prefix);
-            }
-        }
+        self.calls.len() < self.capacity && self.shares.has_room(source)
     }
 
     /// A new branch: its number, and the Via parameter that carries it.
@@ -265,7 +249,7 @@ impl Core {
         let id = self.calls.next_id;
         self.calls.next_id += 1;
         self.calls.by_server.insert(via, id);
-        self.calls.count_in(flow.remote.ip());
+        self.calls.shares.add(flow.remote.ip());
         let trying = (method == Method::Invite)
             .then(|| Response::to(&request, flow.remote, 100, "Trying").finish());
         let route = route.map_err(|reply| {
@@ -1029,7 +1013,7 @@ impl Core {
         for &(at, slot) in &call.timers {
             self.calls.timers.remove(&(at, id, slot));
         }
-        self.calls.count_out(call.upstream.remote.ip());
+        self.calls.shares.remove(call.upstream.remote.ip());
         if let Some(key) = &call.key {
             self.calls.by_server.remove(key);
         }
@@ -1206,14 +1190,6 @@ fn same_call(invite: &Message, cancel: &Message) -> bool {
         && invite.from().and_then(|f| f.tag()) == cancel.from().and_then(|f| f.tag())
         && number(invite).is_some()
         && number(invite) == number(cancel)
-}
-
-/// The /64 an address belongs to (an IPv4 address counts alone).
-fn prefix_64(address: IpAddr) -> u64 {
-    match address {
-        IpAddr::V6(v6) => (v6.to_bits() >> 64) as u64,
-        IpAddr::V4(v4) => u64::from(v4.to_bits()),
-    }
 }
 
 fn stable_hash(text: &str) -> u64 {
