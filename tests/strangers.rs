@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::netns::in_network_namespace;
 use common::{Client, DOMAIN, Server, Transport, authorization, challenges};
 use hotline::core::auth::Algorithm;
-use hotline::sip::{HeaderName, Message, Response};
+use hotline::sip::{HeaderName, Message, Response, ack_for, cancel_for};
 
 /// How long a refused request is given to be answered again: Timer G would resend at 0.5 s.
 const NO_RESEND: Duration = Duration::from_millis(1_200);
@@ -139,19 +139,10 @@ fn refusals_before_authentication_are_answered_once() {
     }
 }
 
-/// The ACK of a non-2xx final response (RFC 3261 §17.1.1.3).
+/// The ACK of a non-2xx final response to `invite` (RFC 3261 §17.1.1.3).
 fn ack_of(invite: &str, response: &Message) -> String {
-    let request = Message::parse(invite.as_bytes(), 64).unwrap();
-    let via = request.header(HeaderName::Via).unwrap();
-    let from = request.header(HeaderName::From).unwrap();
-    let to = response.header(HeaderName::To).unwrap();
-    let call_id = request.call_id().unwrap();
-    let number = request.cseq().unwrap().number;
-    let uri = request.request_uri().unwrap();
-    format!(
-        "ACK {uri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\n\
-         Call-ID: {call_id}\r\nCSeq: {number} ACK\r\nContent-Length: 0\r\n\r\n"
-    )
+    let invite = Message::parse(invite.as_bytes(), 64).unwrap();
+    String::from_utf8(ack_for(&invite, response)).unwrap()
 }
 
 /// An authenticated INVITE from 1000 to 1001 over `caller`'s transport, ringing at `callee`;
@@ -196,17 +187,8 @@ fn ringing(
 
 /// The CANCEL of `invite` (same branch, Call-ID, From, CSeq number).
 fn cancel_of(invite: &str) -> String {
-    let request = Message::parse(invite.as_bytes(), 64).unwrap();
-    let via = request.header(HeaderName::Via).unwrap();
-    let from = request.header(HeaderName::From).unwrap();
-    let to = request.header(HeaderName::To).unwrap();
-    let call_id = request.call_id().unwrap();
-    let number = request.cseq().unwrap().number;
-    let uri = request.request_uri().unwrap();
-    format!(
-        "CANCEL {uri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\n\
-         Call-ID: {call_id}\r\nCSeq: {number} CANCEL\r\nContent-Length: 0\r\n\r\n"
-    )
+    let invite = Message::parse(invite.as_bytes(), 64).unwrap();
+    String::from_utf8(cancel_for(&invite)).unwrap()
 }
 
 #[test]

@@ -121,6 +121,23 @@ impl Net {
         parse_all(actions)
     }
 
+    /// A call from 1000 that rings at phone B, bound as 1001: the INVITE phone B got, and the
+    /// Record-Route hotline put into it.
+    pub(super) fn ringing(&mut self) -> (Message, String) {
+        self.bind("1001", phone_b());
+        let sent = self.call("1001", SDES, "");
+        let forwarded = only(&sent, phone_b(), 0);
+        self.reply(
+            phone_b(),
+            respond(&forwarded, phone_b(), 180, "Ringing", ""),
+        );
+        let route = forwarded
+            .header(HeaderName::RecordRoute)
+            .unwrap()
+            .to_owned();
+        (forwarded, route)
+    }
+
     /// Places an authenticated INVITE from 1000 at the caller flow to `to`; returns what the
     /// core sent for the authenticated INVITE.
     pub(super) fn call(&mut self, to: &str, sdp: &str, extra: &str) -> Sent {
@@ -415,13 +432,7 @@ fn forking_rings_both_and_cancels_the_other_on_answer() {
 #[test]
 fn cancel_from_the_caller() {
     let mut net = Net::new();
-    net.bind("1001", phone_b());
-    let sent = net.call("1001", SDES, "");
-    let forwarded = only(&sent, phone_b(), 0);
-    net.reply(
-        phone_b(),
-        respond(&forwarded, phone_b(), 180, "Ringing", ""),
-    );
+    net.ringing();
     let cancel = format!(
         "CANCEL sip:1001@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bK1i2;rport\r\n\
          Max-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@{DOMAIN}>;tag=caller\r\nTo: <sip:1001@{DOMAIN}>\r\n\

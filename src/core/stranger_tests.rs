@@ -31,26 +31,10 @@ fn stateless(net: &Net) {
     assert_eq!(net.core.next_timeout(), None);
 }
 
-/// The Record-Route hotline put into the INVITE that reached phone B.
-fn ringing_call(net: &mut Net) -> (Message, String) {
-    net.bind("1001", phone_b());
-    let sent = net.call("1001", SDES, "");
-    let forwarded = only(&sent, phone_b(), 0);
-    net.reply(
-        phone_b(),
-        respond(&forwarded, phone_b(), 180, "Ringing", ""),
-    );
-    let route = forwarded
-        .header(HeaderName::RecordRoute)
-        .unwrap()
-        .to_owned();
-    (forwarded, route)
-}
-
 #[test]
 fn a_to_tag_and_our_route_do_not_make_a_dialog() {
     let mut net = Net::new();
-    let (_, signed) = ringing_call(&mut net);
+    let (_, signed) = net.ringing();
     let forged_mac =
         "<sip:[2001:db8::1]:5060;transport=udp;lr;hl=00112233445566778899aabbccddeeff>";
     let attempts = [
@@ -107,7 +91,7 @@ fn an_ip_literal_is_our_route_only_at_our_address() {
 fn both_parties_of_a_signed_dialog_are_routed_also_after_a_restart() {
     let mut net = Net::new();
     net.bind("1000", caller());
-    let (forwarded, route) = ringing_call(&mut net);
+    let (forwarded, route) = net.ringing();
     let ok = net.reply(phone_b(), respond(&forwarded, phone_b(), 200, "OK", SDES));
     only(&ok, caller(), 200);
     let request = |method: &str, uri: &str, from: &str, to: &str, branch: &str| {
@@ -220,7 +204,7 @@ fn refusals_before_authentication_are_sent_once_and_forgotten() {
 #[test]
 fn only_the_caller_cancels_its_call() {
     let mut net = Net::configured(|c| c.bans.failures = 20);
-    let (forwarded, _) = ringing_call(&mut net);
+    let (forwarded, _) = net.ringing();
     let cancel = format!(
         "CANCEL sip:1001@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bK1i2;rport\r\n\
          Max-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@{DOMAIN}>;tag=caller\r\nTo: <sip:1001@{DOMAIN}>\r\n\
