@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 
-use self::auth::{Authenticator, Peer, Rejection, Verdict, parse_credentials};
+use self::auth::{Attempt, Authenticator, Peer, Rejection, Verdict, parse_credentials};
 use self::bans::{Ban, Bans, Scope, Utc};
 use self::dialog::Dialogs;
 use self::limits::{Limiter, Verdict as FloodVerdict};
@@ -413,7 +413,7 @@ impl Core {
         match self.registrar.register(extension, request, *flow, now_ms) {
             Ok(()) => {
                 let mut reply = Reply::new(200, "OK");
-                for binding in self.registrar.contacts(&extension, now_ms) {
+                for binding in self.registrar.contacts(extension, now_ms) {
                     let expires = binding.remaining_secs(now_ms);
                     reply = reply.with(
                         "Contact",
@@ -454,11 +454,13 @@ impl Core {
             .and_then(|e| self.users.get(&e));
         let method = request.method_text().unwrap_or_default();
         let uri = request.request_uri().unwrap_or_default();
-        let peer = Peer::new(flow.remote.ip(), flow.transport);
-        match self
-            .auth
-            .verify(&credentials, method, uri, realm, user, &peer, now_ms)
-        {
+        let attempt = Attempt {
+            method,
+            request_uri: uri,
+            realm,
+            client: Peer::new(flow.remote.ip(), flow.transport),
+        };
+        match self.auth.verify(&credentials, &attempt, user, now_ms) {
             Verdict::Authenticated => match user {
                 Some(user) => Ok(user.extension.clone()),
                 None => Err(self.challenge(kind, flow, now_ms, false)),
