@@ -19,6 +19,10 @@ pub enum Event {
     Banned,
     /// A request from a known scanner, dropped (logged once per source and window).
     Scanner,
+    /// A request refused before authentication: a Route or To tag that claims a dialog hotline
+    /// did not make, a CANCEL of someone else's call, relaying, a loop. Counted like an
+    /// authentication failure.
+    Refused,
     /// An address or prefix kept opening connections beyond its limit.
     ConnectionLimit,
     /// An address or prefix kept opening connections that never authenticated.
@@ -32,6 +36,7 @@ impl Event {
             Event::Flood => "flood detected",
             Event::Banned => "banned",
             Event::Scanner => "scanner detected",
+            Event::Refused => "request refused",
             Event::ConnectionLimit => "connection limit reached",
             Event::AnonymousExpired => "anonymous connections expired",
         }
