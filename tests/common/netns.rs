@@ -23,7 +23,6 @@ use tempfile::TempDir;
 
 use super::{Server, write_config};
 
-
 /// A network namespace `hotline-test-<pid>-<n>` with its `lo` up; deleted on drop, also when
 /// the test panics. Processes still running in it keep it alive until they exit, so drop the
 /// [`Server`] and the peers first (declare the `Netns` before them).
