@@ -17,9 +17,11 @@ use super::transaction::{
 use super::user::Extension;
 use super::{Action, AuthKind, Core, Reply};
 use crate::sip::{
-    Edit, HeaderName, Message, Method, NameAddr, Response, SrtpVerdict, Transport, Uri, Via,
-    ack_for, cancel_for, drop_first, request_uri_form, srtp_verdict,
+    Edit, HeaderName, Message, Method, NameAddr, Response, Transport, Uri, Via, ack_for,
+    cancel_for, drop_first, request_uri_form,
 };
+
+mod media_policy;
 
 /// Max-Forwards given to a request that has none, as the seed's
 /// `mf_process_maxfwd_header("10")`.
@@ -82,6 +84,8 @@ struct Client {
 struct Target {
     final_status: Option<u16>,
     cancel: Cancel,
+    /// Refused for an insecure SDP in a provisional response (see `media_policy`).
+    media_refused: bool,
 }
 
 /// A response to send upstream when every branch has answered.
@@ -299,19 +303,15 @@ impl Core {
             return Err(Reply::new(403, "Relaying Forbidden"));
         }
         let in_dialog = request.to().and_then(|t| t.tag()).is_some();
-        let offer = srtp_verdict(request.header(HeaderName::ContentType), request.body());
         if in_dialog {
             if ours == 0 {
                 return Err(Reply::new(403, "Not Routed Through hotline"));
             }
-            if matches!(
-                offer,
-                SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_)
-            ) {
-                self.log_insecure(request, flow, &offer);
-                return Err(Reply::new(488, "SRTP Required"));
-            }
+            self.check_offer(request, flow, false)?;
             let uri = request.request_uri().unwrap_or_default();
+            if let (Some(call_id), Some(cseq)) = (request.call_id(), request.cseq()) {
+                self.dialogs.saw_request(call_id, uri, cseq.number);
+            }
             return match self.dialog_hop(request, uri) {
                 Some(flow) => Ok(vec![Hop {
                     uri: uri.to_owned(),
@@ -335,19 +335,7 @@ impl Core {
         if from_user != Some(caller.as_str()) {
             return Err(Reply::new(403, "From Is Not The Authenticated User"));
         }
-        if method == Method::Invite {
-            match &offer {
-                SrtpVerdict::Secure => {}
-                SrtpVerdict::NoSdp => {
-                    self.log_insecure(request, flow, &offer);
-                    return Err(Reply::new(488, "SDP Required"));
-                }
-                SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_) => {
-                    self.log_insecure(request, flow, &offer);
-                    return Err(Reply::new(488, "SRTP Required"));
-                }
-            }
-        }
+        self.check_offer(request, flow, method == Method::Invite)?;
         let callee = uri
             .user
             .and_then(|u| Extension::parse(u).ok())
@@ -426,6 +414,7 @@ impl Core {
             target: Some(Target {
                 final_status: None,
                 cancel: Cancel::No,
+                media_refused: false,
             }),
             done: false,
         });
@@ -561,6 +550,9 @@ impl Core {
         if status == 100 {
             return;
         }
+        if status < 200 && self.refuse_early_answer(id, call, index, response, now, actions) {
+            return;
+        }
         let upstream = response.rewrite(None, &[], drop_first(HeaderName::Via, 1), &[]);
         if status < 200 {
             let pending =
@@ -597,17 +589,21 @@ impl Core {
             }
             call.answered = true;
             self.respond_upstream(id, call, status, upstream, now, actions);
+            self.check_answer(call, index, response, now, actions);
             self.cancel_branches(id, call, now, actions);
             return;
         }
         if status >= 600 {
             self.cancel_branches(id, call, now, actions);
         }
-        consider(&mut call.best, status, Some(upstream));
+        match call.media_refused(index) {
+            true => consider(&mut call.best, 488, None),
+            false => consider(&mut call.best, status, Some(upstream)),
+        }
         self.finish_if_all_answered(id, call, now, actions);
     }
 
-    /// Records the dialog a 2xx to an INVITE established and checks the SDP answer.
+    /// Records the dialog a 2xx to an INVITE established.
     fn established(
         &mut self,
         invite: &Message,
@@ -630,21 +626,19 @@ impl Core {
                 Party {
                     contact: from,
                     flow: caller,
+                    name_addr: invite
+                        .header(HeaderName::From)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    cseq: invite.cseq().map_or(0, |c| c.number),
                 },
                 Party {
                     contact: to,
                     flow: callee,
+                    name_addr: ok.header(HeaderName::To).unwrap_or_default().to_owned(),
+                    cseq: 0,
                 },
                 now,
-            );
-        }
-        let answer = srtp_verdict(ok.header(HeaderName::ContentType), ok.body());
-        if !matches!(answer, SrtpVerdict::Secure | SrtpVerdict::NoSdp) {
-            warn!(
-                caller = ?invite.header(HeaderName::From).unwrap_or_default(),
-                callee = ?invite.header(HeaderName::To).unwrap_or_default(),
-                answer = ?answer,
-                "insecure SDP answer"
             );
         }
     }
@@ -736,10 +730,12 @@ impl Core {
             flow: hop_flow,
             bytes,
         });
+        self.check_ack(request, now, actions);
     }
 
     /// Timers that are due.
     pub fn handle_timeout(&mut self, now: u64, actions: &mut Vec<Action>) {
+        self.hangup_timeouts(now, actions);
         while let Some(&(at, id, slot)) = self.calls.timers.first() {
             if at > now {
                 break;
@@ -977,16 +973,6 @@ impl Core {
         }
     }
 
-    fn log_insecure(&self, request: &Message, flow: &Flow, verdict: &SrtpVerdict) {
-        info!(
-            source = %flow.remote,
-            from = ?request.header(HeaderName::From).unwrap_or_default(),
-            to = ?request.header(HeaderName::To).unwrap_or_default(),
-            verdict = ?verdict,
-            "refused insecure media"
-        );
-    }
-
     /// A Route URI that names this server (loose routing, RFC 3261 §16.4).
     fn is_our_route(&self, route: &str) -> bool {
         let Some(uri) = NameAddr::parse(route).and_then(|r| r.parsed_uri().ok()) else {
@@ -1105,6 +1091,7 @@ fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         480 => "Temporarily Unavailable",
         487 => "Request Terminated",
+        488 => "SRTP Required",
         _ => "Server Internal Error",
     }
 }
