@@ -74,7 +74,7 @@ pub(super) fn base64_len(text: &str) -> Option<usize> {
     let valid = data
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
-    let padded_right = padding == 0 || (padding <= 2 && text.len() % 4 == 0);
+    let padded_right = padding == 0 || (padding <= 2 && text.len().is_multiple_of(4));
     (valid && padded_right && data.len() % 4 != 1).then_some(data.len() * 3 / 4)
 }
 

@@ -576,7 +576,7 @@ fn dtls_needs_a_fingerprint_at_session_or_media_level() {
         format!("sha-1 {fingerprint}"),
         format!("sha-256 {}", fingerprint.replace(':', "")),
         format!("sha-256 {}", fingerprint.replace("DE", "XY")),
-        format!("sha-256"),
+        "sha-256".to_owned(),
         format!("sha-257 {fingerprint}"),
     ] {
         let offer = LINPHONE_DTLS.replace(&format!("SHA-256 {fingerprint}"), &bad);
