@@ -73,7 +73,10 @@ fn baresip_calls_linphone_with_srtp() {
 
     caller.command("dial", Some(&format!("sip:1002@{DOMAIN}")));
     let incoming = callee.wait_for("Receiving new incoming call from");
-    assert!(incoming.contains(&format!("sip:1000@{DOMAIN}")), "{incoming}");
+    assert!(
+        incoming.contains(&format!("sip:1000@{DOMAIN}")),
+        "{incoming}"
+    );
     callee.command("answer");
     caller.event("CALL_ESTABLISHED");
     let secure = caller.event("CALL_MENC");

@@ -95,15 +95,15 @@ a=crypto:3 AES_256_CM_HMAC_SHA1_80 inline:Y1BBcmjwUiXuXHO4Qdvnl3ajBqNS2uOSA4d5h0
 a=rtcp-fb:* trr-int 1000\r\n\
 a=rtcp-fb:* ccm tmmbr\r\n";
 
-/// Linphone with media encryption "SRTP" mandatory.
+/// Linphone (linphonec 5.1.65, Debian 12) with media encryption "SRTP" mandatory, as it
+/// reached a phone through hotline in tests/linphone.rs.
 const LINPHONE_SDES: &str = "v=0\r\n\
-o=1002 3013 1881 IN IP6 2001:db8::22\r\n\
+o=1002 3446 3173 IN IP6 ::1\r\n\
 s=Talk\r\n\
-c=IN IP6 2001:db8::22\r\n\
+c=IN IP6 ::1\r\n\
 t=0 0\r\n\
 a=rtcp-xr:rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics\r\n\
-a=record:off\r\n\
-m=audio 7078 RTP/SAVP 96 97 98 0 8 18 101 99 100\r\n\
+m=audio 53559 RTP/SAVP 96 97 98 0 8 18 99 100 101\r\n\
 a=rtpmap:96 opus/48000/2\r\n\
 a=fmtp:96 useinbandfec=1\r\n\
 a=rtpmap:97 speex/16000\r\n\
@@ -111,14 +111,37 @@ a=fmtp:97 vbr=on\r\n\
 a=rtpmap:98 speex/8000\r\n\
 a=fmtp:98 vbr=on\r\n\
 a=fmtp:18 annexb=yes\r\n\
-a=rtpmap:101 telephone-event/48000\r\n\
-a=rtpmap:99 telephone-event/16000\r\n\
-a=rtpmap:100 telephone-event/8000\r\n\
-a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:aRnDkRMpBDnROaDUu9uQAjU7yPCT1Rf5hk3ZeRbQ\r\n\
-a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:9eKMVbKhjqNxZxl8hyAoC7RRyRwYsmvNv93GoI8A\r\n\
-a=crypto:3 AES_256_CM_HMAC_SHA1_80 inline:Y1BBcmjwUiXuXHO4Qdvnl3ajBqNS2uOSA4d5h0jYhCjAGkCV+JVhl2VBpYmVLQ==\r\n\
+a=rtpmap:99 telephone-event/48000\r\n\
+a=rtpmap:100 telephone-event/16000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:ffkCRWuSVJa43AQHmToNFQDNM6GcSCJvFar5ShSM\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:LRpubsr5xmFX7uCFR0vc5koy200FUO+1ZIuEwKeo\r\n\
+a=crypto:3 AES_256_CM_HMAC_SHA1_80 inline:z0aMXvxuSPnfVMMWJauTltPIThLMK3gPRdQdHAtBmh77WK7xtl3w9gDTwr+Iig==\r\n\
+a=crypto:4 AES_256_CM_HMAC_SHA1_32 inline:dpE96/saXjatdunvCvhr8is1d0R0Tu1AEdtA1JwUxtdMF5W/U8LruwV6p7+puw==\r\n\
+a=rtcp:47661\r\n\
 a=rtcp-fb:* trr-int 1000\r\n\
 a=rtcp-fb:* ccm tmmbr\r\n";
+
+/// baresip 1.0.0 (Debian 12) with `mediaenc=srtp-mand`, as it reached a phone through hotline in
+/// tests/linphone.rs.
+const BARESIP_1_0_SDES: &str = "v=0\r\n\
+o=- 2260877533 934526624 IN IP6 ::1\r\n\
+s=-\r\n\
+c=IN IP6 ::1\r\n\
+t=0 0\r\n\
+a=tool:baresip 1.0.0\r\n\
+m=audio 3822 RTP/SAVP 0 8 101\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-15\r\n\
+a=sendrecv\r\n\
+a=label:1\r\n\
+a=rtcp-rsize\r\n\
+a=ssrc:922631060 cname:sip:1000@hotline.test\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:v6xHnu2wD36RCRtIPWJH/5lbtq91CO8R5cWt7UHx\r\n\
+a=minptime:20\r\n\
+a=ptime:20\r\n";
 
 /// Linphone with media encryption "DTLS": the fingerprint at media level.
 const LINPHONE_DTLS: &str = "v=0\r\n\
@@ -278,6 +301,7 @@ fn phones_with_srtp_are_secure() {
         LINPHONE_SDES,
         LINPHONE_DTLS,
         BARESIP_SDES,
+        BARESIP_1_0_SDES,
         BARESIP_DTLS,
         WEBRTC,
     ] {
@@ -480,6 +504,7 @@ fn truncated_and_damaged_offers() {
         YEALINK_SDES,
         GRANDSTREAM_SDES,
         LINPHONE_SDES,
+        BARESIP_1_0_SDES,
         BARESIP_SDES,
         BARESIP_DTLS,
         WEBRTC,
@@ -501,7 +526,7 @@ fn truncated_and_damaged_offers() {
 
 #[test]
 fn savp_without_keys_is_insecure() {
-    for offer in [BARESIP_SDES, YEALINK_SDES, LINPHONE_SDES] {
+    for offer in [BARESIP_1_0_SDES, BARESIP_SDES, YEALINK_SDES, LINPHONE_SDES] {
         assert_eq!(
             verdict(&without(offer, "a=crypto")),
             insecure(0, "audio", "RTP/SAVP", NO_SDES),
