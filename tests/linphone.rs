@@ -8,6 +8,18 @@ use common::baresip::{Phone, SECURE_AUDIO, SRTP_MANDATORY, field, require_baresi
 use common::linphone::{Linphone, Media, SRTP_NEGOTIATED, require_linphonec};
 use common::{DOMAIN, Server};
 
+/// A server with baresip as 1001 (SRTP mandatory) and Linphone as 1002 with `media`.
+fn baresip_and_linphone(media: Media) -> (Server, Phone, Linphone) {
+    require_linphonec();
+    require_baresip();
+    let server = Server::start("");
+    let bob = server.user_add("1001", "Bob");
+    let carol = server.user_add("1002", "Carol");
+    let baresip = Phone::start(&server, "1001", &bob, SRTP_MANDATORY);
+    let linphone = Linphone::start(&server, "1002", &carol, media);
+    (server, baresip, linphone)
+}
+
 #[test]
 fn linphone_registers_over_tls_only_with_the_right_certificate() {
     require_linphonec();
@@ -36,13 +48,7 @@ fn linphone_registers_over_tls_only_with_the_right_certificate() {
 
 #[test]
 fn linphone_calls_baresip_with_srtp() {
-    require_linphonec();
-    require_baresip();
-    let server = Server::start("");
-    let bob = server.user_add("1001", "Bob");
-    let carol = server.user_add("1002", "Carol");
-    let mut callee = Phone::start(&server, "1001", &bob, SRTP_MANDATORY);
-    let mut caller = Linphone::start(&server, "1002", &carol, Media::SrtpMandatory);
+    let (_server, mut callee, mut caller) = baresip_and_linphone(Media::SrtpMandatory);
 
     caller.command(&format!("call sip:1001@{DOMAIN}"));
     let incoming = callee.event("CALL_INCOMING");
@@ -90,13 +96,7 @@ fn baresip_calls_linphone_with_srtp() {
 
 #[test]
 fn linphone_without_media_encryption_is_refused_and_baresip_never_rings() {
-    require_linphonec();
-    require_baresip();
-    let server = Server::start("");
-    let bob = server.user_add("1001", "Bob");
-    let carol = server.user_add("1002", "Carol");
-    let mut callee = Phone::start(&server, "1001", &bob, SRTP_MANDATORY);
-    let mut caller = Linphone::start(&server, "1002", &carol, Media::Plain);
+    let (server, mut callee, mut caller) = baresip_and_linphone(Media::Plain);
 
     caller.command(&format!("call sip:1001@{DOMAIN}"));
     caller.wait_for("SIP/2.0 488 SRTP Required");
