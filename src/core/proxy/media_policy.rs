@@ -1,6 +1,6 @@
 //! "Encrypted media or no call", applied to every SDP the proxy relays (see `sip::sdp` for what
 //! makes a stream secure):
-//! - an offer in a request (INVITE, re-INVITE, UPDATE, PRACK…) that is insecure gets
+//! - an offer in a request (INVITE, re-INVITE, UPDATE, PRACK) that is insecure gets
 //!   `488 SRTP Required` and goes no further, and an INVITE that opens a dialog without SDP gets
 //!   `488 SDP Required` (its answer would come in the ACK, once the callee answered);
 //! - an insecure answer in a provisional response is dropped and its branch cancelled; the caller
@@ -25,6 +25,9 @@ impl Core {
         opens_call: bool,
     ) -> Result<(), Reply> {
         let offer = sdp_of(request);
+        if !negotiates_media(request) {
+            return Ok(());
+        }
         let reason = match &offer {
             SrtpVerdict::NoSdp if opens_call => "SDP Required",
             verdict if verdict.refuses() => "SRTP Required",
@@ -52,7 +55,7 @@ impl Core {
         };
         if !target.media_refused {
             let answer = sdp_of(response);
-            if !answer.refuses() {
+            if !answer.refuses() || !negotiates_media(response) {
                 return false;
             }
             self.log_insecure(response, &flow, &answer);
@@ -75,7 +78,8 @@ impl Core {
         actions: &mut Vec<Action>,
     ) {
         let answer = sdp_of(response);
-        if (answer.refuses() || call.media_refused(index))
+        let insecure = answer.refuses() && negotiates_media(response);
+        if (insecure || call.media_refused(index))
             && let Some(call_id) = response.call_id()
         {
             self.hang_up(call_id, &answer, now, actions);
@@ -113,6 +117,17 @@ impl Call {
             .as_ref()
             .is_some_and(|t| t.media_refused)
     }
+}
+
+/// A request, or the response to one, of the methods that carry SDP offers and answers
+/// (RFC 3261, RFC 3262, RFC 3311). An SDP elsewhere (capabilities in a 200 to OPTIONS,
+/// RFC 3261 §11.2) changes no media.
+fn negotiates_media(message: &Message) -> bool {
+    let method = match message.method_text() {
+        Some(method) => Some(method),
+        None => message.cseq().map(|c| c.method),
+    };
+    matches!(method, Some("INVITE" | "UPDATE" | "PRACK" | "ACK"))
 }
 
 fn sdp_of(message: &Message) -> SrtpVerdict {

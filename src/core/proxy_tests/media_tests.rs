@@ -278,3 +278,17 @@ fn an_insecure_answer_in_an_ack_ends_the_call() {
     let to_caller = bye(&ack, caller(), &to, ALICE, 1);
     both_answer(&mut net, &to_callee, &to_caller);
 }
+
+#[test]
+fn sdp_outside_offer_and_answer_changes_nothing() {
+    let mut net = Net::new();
+    let to = secure_call(&mut net);
+    // OPTIONS in the dialog, and its 200 listing capabilities as SDP with plain RTP.
+    let options = net.send(caller(), &from_caller("OPTIONS", &to, 5, PLAIN));
+    let options = only(&options, phone_b(), 0);
+    let ok = net.reply(phone_b(), respond(&options, phone_b(), 200, "OK", PLAIN));
+    assert_eq!(ok.len(), 1, "only the 200 goes upstream: {ok:?}");
+    only(&ok, caller(), 200);
+    assert!(net.core.hangups.is_empty());
+    assert_eq!(net.core.dialogs.len(), 1);
+}
