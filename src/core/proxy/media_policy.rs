@@ -24,10 +24,10 @@ impl Core {
         flow: &Flow,
         opens_call: bool,
     ) -> Result<(), Reply> {
-        let offer = sdp_of(request);
         if !negotiates_media(request) {
             return Ok(());
         }
+        let offer = sdp_of(request);
         let reason = match &offer {
             SrtpVerdict::NoSdp if opens_call => "SDP Required",
             verdict if verdict.refuses() => "SRTP Required",
