@@ -5,7 +5,7 @@
 mod common;
 
 use common::baresip::{Phone, SECURE_AUDIO, SRTP_MANDATORY, field, require_baresip};
-use common::linphone::{Linphone, Media, SRTP_NEGOTIATED, require_linphonec};
+use common::linphone::{Linphone, Media, SRTP_NEGOTIATED, Trust, require_linphonec};
 use common::{DOMAIN, Server};
 
 /// A server with baresip as 1001 (SRTP mandatory) and Linphone as 1002 with `media`.
@@ -20,26 +20,46 @@ fn baresip_and_linphone(media: Media) -> (Server, Phone, Linphone) {
     (server, baresip, linphone)
 }
 
+/// Linphone checks hotline's certificate, chain and name, against the certificate it was given
+/// as its only trusted root: a stranger's certificate or another name fails the handshake, the
+/// right pair registers.
 #[test]
-fn linphone_registers_over_tls_only_with_the_right_certificate() {
+fn linphone_registers_over_tls_only_with_the_right_certificate_and_name() {
     require_linphonec();
-    let server = Server::start("");
-    let other = Server::start("");
-    let password = server.user_add("1002", "Linphone");
-    // A certificate that is not hotline's: the TLS handshake fails, nothing is registered.
-    let stranger = other.data_dir().join("tls/cert.pem");
-    let fooled = Linphone::launch(&server, "1002", &password, Media::SrtpMandatory, &stranger);
-    let failed = server.wait_for_log("TLS handshake failed");
-    assert!(failed.contains("UnknownCA"), "{failed}");
-    assert!(
-        !server
+    let stranger = Server::start("");
+    let stranger_ca = stranger.data_dir().join("tls/cert.pem");
+    for (root_ca, name, alert) in [
+        (Some(stranger_ca.as_path()), DOMAIN, "UnknownCA"),
+        (None, "impostor.test", "BadCertificate"),
+    ] {
+        let server = Server::start("");
+        let password = server.user_add("1002", "Linphone");
+        let own_ca = server.data_dir().join("tls/cert.pem");
+        let trust = Trust {
+            root_ca: root_ca.unwrap_or(&own_ca),
+            name: Some(name),
+        };
+        let _fooled = Linphone::launch(&server, "1002", &password, Media::SrtpMandatory, trust);
+        let failed = server.wait_for_log("TLS handshake failed");
+        assert!(failed.contains(alert), "{name}: {failed}");
+        let registered = server
             .log_lines()
-            .iter()
-            .any(|line| line.contains(" registered ")),
-        "registered without trusting the certificate"
-    );
-    drop(fooled);
-    let mut phone = Linphone::start(&server, "1002", &password, Media::SrtpMandatory);
+            .into_iter()
+            .find(|l| l.contains(" registered "));
+        assert_eq!(
+            registered, None,
+            "{name}: registered without a trusted certificate"
+        );
+    }
+    let server = Server::start("");
+    let password = server.user_add("1002", "Linphone");
+    let root_ca = server.data_dir().join("tls/cert.pem");
+    let trust = Trust {
+        root_ca: &root_ca,
+        name: Some(DOMAIN),
+    };
+    let mut phone = Linphone::launch(&server, "1002", &password, Media::SrtpMandatory, trust);
+    phone.registered(&server);
     phone.command("status register");
     phone.wait_for(&format!(
         "registered, identity=\"Linphone 1002\" <sip:1002@{DOMAIN}>"

@@ -4,9 +4,9 @@
 //! from its stdout and stderr.
 //!
 //! Facts this driver is built on (see /work/shared/REFERENCE.md): mbedtls 2.28 cannot match an
-//! IP address in a certificate, so the certificate's chain is verified against hotline's own
-//! certificate as the only trusted root, and the name check is off (`verify_server_cn=0`);
-//! linphonec needs a private `HOME` with `~/.local/share/linphone`; `use_ipv6` is dropped at the
+//! IP address in a certificate, and hotline on `[::1]` names itself by address in Via and
+//! Record-Route, so for calls the certificate's chain is verified against hotline's own
+//! certificate as the only trusted root, without the name check (see [`Trust`]); linphonec needs a private `HOME` with `~/.local/share/linphone`; `use_ipv6` is dropped at the
 //! first start unless `ipv6_migration_done=1`; it cannot accept TLS connections, so hotline
 //! reaches it over the connection it registered on.
 
@@ -39,6 +39,18 @@ pub enum Media {
 /// What Linphone logs once a call's media is encrypted with SDES-SRTP.
 pub const SRTP_NEGOTIATED: &str = "Negotiated media encryption is LinphoneMediaEncryptionSRTP";
 
+/// How Linphone checks hotline's certificate.
+#[derive(Clone, Copy, Debug)]
+pub struct Trust<'a> {
+    /// The only trusted root.
+    pub root_ca: &'a Path,
+    /// The name the certificate must carry: the account's proxy is then `<sip:NAME;maddr=::1>`,
+    /// so that belle-sip connects to `::1` and checks NAME. `None` checks the chain only, as
+    /// calls need: requests that follow hotline's Record-Route by address would otherwise
+    /// open connections whose name check cannot pass.
+    pub name: Option<&'a str>,
+}
+
 /// One linphonec process with its own configuration and `HOME`.
 pub struct Linphone {
     pub extension: String,
@@ -55,22 +67,23 @@ struct Output {
 }
 
 impl Linphone {
-    /// Starts linphonec for `extension` with an account over TLS to `server`, trusting only
-    /// `root_ca`; returns at once, before it registered.
+    /// Starts linphonec for `extension` with an account over TLS to `server`, checking its
+    /// certificate as `trust` says; returns at once, before it registered.
     pub fn launch(
         server: &Server,
         extension: &str,
         password: &str,
         media: Media,
-        root_ca: &Path,
+        trust: Trust<'_>,
     ) -> Linphone {
         let dir = TempDir::new().expect("temporary directory");
         let home = dir.path().join("home");
         std::fs::create_dir_all(home.join(".local/share/linphone")).expect("create HOME");
-        let proxy = format!(
-            "<sip:[::1]:{};transport=tls>",
-            server.address(Transport::Tls).port()
-        );
+        let port = server.address(Transport::Tls).port();
+        let (proxy, check_name) = match trust.name {
+            Some(name) => (format!("<sip:{name}:{port};transport=tls;maddr=::1>"), 1),
+            None => (format!("<sip:[::1]:{port};transport=tls>"), 0),
+        };
         let encryption = match media {
             Media::SrtpMandatory => "srtp",
             Media::Plain => "none",
@@ -79,7 +92,7 @@ impl Linphone {
             "[sip]\n\
              sip_port=0\nsip_tcp_port=0\nsip_tls_port=-1\n\
              use_ipv6=1\nipv6_migration_done=1\n\
-             root_ca={root_ca}\nverify_server_certs=1\nverify_server_cn=0\n\
+             root_ca={root_ca}\nverify_server_certs=1\nverify_server_cn={check_name}\n\
              media_encryption={encryption}\nmedia_encryption_mandatory=1\n\
              default_proxy=0\n\
              [rtp]\nbind_address=::1\naudio_rtp_port=-1\n\
@@ -90,7 +103,7 @@ impl Linphone {
              reg_expires=600\nreg_sendregister=1\npublish=0\n\
              [auth_info_0]\n\
              username={extension}\npasswd={password}\nrealm={DOMAIN}\ndomain={DOMAIN}\n",
-            root_ca = root_ca.display(),
+            root_ca = trust.root_ca.display(),
             route = proxy.replace(">", ";lr>"),
         );
         let rc = dir.path().join("linphonerc");
@@ -132,15 +145,25 @@ impl Linphone {
         phone
     }
 
-    /// [`Linphone::launch`] trusting the server's certificate, then waits until the server
-    /// registered it over TLS and Linphone saw the 200.
+    /// [`Linphone::launch`] trusting the server's certificate (its chain, see [`Trust`]), then
+    /// waits until the server registered it over TLS and Linphone saw the 200.
     pub fn start(server: &Server, extension: &str, password: &str, media: Media) -> Linphone {
         let root_ca = server.data_dir().join("tls/cert.pem");
-        let phone = Linphone::launch(server, extension, password, media, &root_ca);
+        let trust = Trust {
+            root_ca: &root_ca,
+            name: None,
+        };
+        let phone = Linphone::launch(server, extension, password, media, trust);
+        phone.registered(server);
+        phone
+    }
+
+    /// Waits until the server registered this phone over TLS and Linphone saw the 200.
+    pub fn registered(&self, server: &Server) {
+        let extension = &self.extension;
         let line = server.wait_for_log(&format!("transport=TLS extension={extension} contacts=1"));
         assert!(line.contains(" registered "), "{line}");
-        phone.wait_for("to [LinphoneRegistrationOk]");
-        phone
+        self.wait_for("to [LinphoneRegistrationOk]");
     }
 
     /// Types a command line into linphonec.
