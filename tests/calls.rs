@@ -386,6 +386,20 @@ fn a_plain_rtp_answer_ends_the_call_with_a_bye_to_both() {
     assert_eq!(hang_ups, 1, "one pair of BYEs, one log line");
 }
 
+/// The callee answers a secure offer early, in a 183, with plain RTP: hotline drops the 183 and
+/// cancels the callee (it answers the CANCEL 200 and the INVITE 487, and gets the ACK); the
+/// caller never sees the 183 and gets `488 SRTP Required`.
+#[test]
+fn a_plain_rtp_early_answer_is_dropped_and_cancelled() {
+    let setup = Setup::start("");
+    let sipp = setup.sipp("plain-early");
+    let callee = sipp.callee("callee", "callee_plain_early.xml", Transport::Udp, 1);
+    let caller = sipp.caller("caller", "caller_srtp_refused.xml", Transport::Udp, CALLEE);
+    sipp.expect_success(vec![caller, callee]);
+    let refused = setup.server.wait_for_log("refused insecure media");
+    assert!(refused.contains("status=Some(183)"), "{refused}");
+}
+
 // Requests hotline refuses itself, from the Rust client.
 
 /// An SRTP offer.
