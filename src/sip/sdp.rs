@@ -31,7 +31,7 @@ const FINGERPRINT_HASHES: [(&str, usize); 5] = [
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SrtpVerdict {
-    /// No SDP body at all (no body, or a body whose Content-Type is not application/sdp).
+    /// No body at all.
     NoSdp,
     /// Every active media stream is SRTP with keys. This includes an SDP whose streams are all
     /// disabled (every port 0): it carries no media, so there is nothing to leak (RFC 3264 §8.2
@@ -47,7 +47,9 @@ pub enum SrtpVerdict {
         reason: &'static str,
     },
     /// Not parseable as SDP, or an SDP without any `m=` line (valid RFC 8866, but an offer or
-    /// answer without media is nothing a call can use), with the reason for the log.
+    /// answer without media is nothing a call can use), or a body that is not
+    /// `application/sdp` (a multipart body could carry plain RTP past a proxy that reads only
+    /// SDP), with the reason for the log.
     Malformed(&'static str),
 }
 
@@ -69,8 +71,11 @@ impl SrtpVerdict {
 /// other lines are not checked, repeated spaces in `m=` lines and blank lines at the end are
 /// tolerated, since rejecting a phone's quirk would only fail calls.
 pub fn srtp_verdict(content_type: Option<&str>, body: &[u8]) -> SrtpVerdict {
-    if body.is_empty() || !content_type.is_some_and(is_sdp_content_type) {
+    if body.is_empty() {
         return SrtpVerdict::NoSdp;
+    }
+    if !content_type.is_some_and(is_sdp_content_type) {
+        return SrtpVerdict::Malformed("a body that is not application/sdp");
     }
     let (session, sections) = match media_sections(body) {
         Ok(parsed) => parsed,

@@ -404,17 +404,23 @@ fn line_endings_ports_and_spacing() {
 fn no_sdp() {
     assert_eq!(srtp_verdict(SDP, b""), SrtpVerdict::NoSdp);
     assert_eq!(srtp_verdict(None, b""), SrtpVerdict::NoSdp);
+    assert_eq!(srtp_verdict(Some("text/plain"), b""), SrtpVerdict::NoSdp);
+}
+
+/// A body hotline cannot read as SDP may still be one to the phones (plain RTP in a multipart
+/// body, or with the Content-Type left out): it is never taken for "no SDP".
+#[test]
+fn other_bodies_are_not_judged_secure() {
+    let other = SrtpVerdict::Malformed("a body that is not application/sdp");
+    let multipart = format!("--x\r\nContent-Type: application/sdp\r\n\r\n{PLAIN_RTP}--x--\r\n");
+    assert_eq!(
+        srtp_verdict(Some("multipart/mixed;boundary=x"), multipart.as_bytes()),
+        other
+    );
     let body = PLAIN_RTP.as_bytes();
-    assert_eq!(srtp_verdict(Some("text/plain"), body), SrtpVerdict::NoSdp);
-    assert_eq!(srtp_verdict(None, body), SrtpVerdict::NoSdp);
-    assert_eq!(
-        srtp_verdict(Some("multipart/mixed;boundary=x"), body),
-        SrtpVerdict::NoSdp
-    );
-    assert_eq!(
-        srtp_verdict(Some("application/sdpx"), body),
-        SrtpVerdict::NoSdp
-    );
+    for content_type in [Some("text/plain"), None, Some("application/sdpx")] {
+        assert_eq!(srtp_verdict(content_type, body), other, "{content_type:?}");
+    }
 }
 
 #[test]
