@@ -212,9 +212,16 @@ impl Control {
             if let Some(found) = state.messages.iter().find(|m| wanted(m)) {
                 return found.clone();
             }
-            assert!(!state.ended, "baresip closed ctrl_tcp before {what}");
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {what}");
+            if state.ended || left.is_zero() {
+                let ended = state.ended;
+                // Unlocked first: a panic holding the lock would poison it for the report.
+                drop(state);
+                match ended {
+                    true => panic!("baresip closed ctrl_tcp before {what}"),
+                    false => panic!("timed out waiting for {what}"),
+                }
+            }
             state = self.received.changed.wait_timeout(state, left).unwrap().0;
         }
     }

@@ -181,11 +181,14 @@ impl Linphone {
                 return line.clone();
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "linphonec {}: timed out waiting for {needle:?}",
-                self.extension
-            );
+            if left.is_zero() {
+                // Unlocked first: a panic holding the lock would poison it for the report.
+                drop(lines);
+                panic!(
+                    "linphonec {}: timed out waiting for {needle:?}",
+                    self.extension
+                );
+            }
             lines = self.output.changed.wait_timeout(lines, left).unwrap().0;
         }
     }
