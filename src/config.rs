@@ -265,7 +265,7 @@ impl Flood {
 impl Default for Auth {
     fn default() -> Auth {
         Auth {
-            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            algorithms: vec![Algorithm::Md5],
             nonce_ttl: 300,
             max_tracked_nonces: 4096,
         }

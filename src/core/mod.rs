@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bans;
 pub mod dialog;
+pub mod hangup;
 pub mod limits;
 pub mod lingering;
 pub mod proxy;
@@ -29,6 +30,7 @@ use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 use self::auth::{Attempt, Authenticator, Peer, Rejection, Verdict, parse_credentials};
 use self::bans::{Ban, Bans, Scope, Utc};
 use self::dialog::Dialogs;
+use self::hangup::Hangups;
 use self::limits::{Limiter, Verdict as FloodVerdict};
 use self::proxy::Calls;
 use self::registrar::{Binding, RegisterError, Registrar};
@@ -138,6 +140,7 @@ pub struct Core {
     transactions: ServerTransactions,
     calls: Calls,
     dialogs: Dialogs,
+    hangups: Hangups,
     limiter: Limiter,
     bans: Bans,
     scanners: Sightings,
@@ -190,6 +193,7 @@ impl Core {
                 config.proxy.max_dialogs,
                 config.proxy.dialog_lifetime * 1000,
             ),
+            hangups: Hangups::new(Timers::default(), config.limits.max_transactions, now_ms),
             bans: Bans::new(&config.bans),
             scanners: Sightings::new(
                 config.bans.window.saturating_mul(1000),
@@ -254,7 +258,9 @@ impl Core {
             }
         };
         let Some(method) = message.method() else {
-            self.proxy_response(message, flow, now_ms, actions);
+            if !self.hangup_response(&message, now_ms, actions) {
+                self.proxy_response(message, flow, now_ms, actions);
+            }
             return;
         };
         if self.is_from_scanner(&message, &flow, now_ms) {
@@ -336,7 +342,10 @@ impl Core {
 
     /// When [`Core::handle_timeout`] should next be called, if any timer runs.
     pub fn next_timeout(&self) -> Option<u64> {
-        self.calls.next_timer()
+        [self.calls.next_timer(), self.hangups.next_timer()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Expires bindings, dialogs, completed transactions and bans; call about once a second.

@@ -938,4 +938,6 @@ pub fn fail2ban_regex(lines: &[String]) -> String {
 
 // ---- Network namespaces: more source addresses than `::1` (tests/common/netns.rs) ----------
 
+pub mod baresip;
+pub mod linphone;
 pub mod netns;
