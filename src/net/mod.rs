@@ -1,7 +1,9 @@
 //! The tokio layer: sockets, connections and timers around the pure core.
 
+mod admission;
 mod bans;
 mod control;
+mod partial;
 mod server;
 pub mod socket;
 mod stream;
