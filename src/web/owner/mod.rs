@@ -76,7 +76,7 @@ impl OwnerPages {
         let path = request.path().to_owned();
         match (&request.method, path.as_str()) {
             (&Method::GET, "/style.css") => Response::new(200, "text/css", html::STYLE),
-            (&Method::GET, "/login") => login_form(None, 200),
+            (&Method::GET, "/login") => login_form(&request, None, 200),
             (&Method::POST, "/login") => self.login(&request).await,
             _ => {
                 let Some((token, session)) = self.session(&request) else {
@@ -108,10 +108,8 @@ impl OwnerPages {
             return Response::text(403, "missing or wrong CSRF token: reload the login page\n");
         }
         let Some(stored) = self.owner_password() else {
-            return login_form(
-                Some("No owner password is set: run `hotline owner passwd` on the appliance."),
-                403,
-            );
+            let message = "No owner password is set: run `hotline owner passwd` on the appliance.";
+            return login_form(request, Some(message), 403);
         };
         let Ok(_permit) = self.verifying.try_acquire() else {
             return Response::text(429, "another login is being checked: try again\n");
@@ -126,7 +124,7 @@ impl OwnerPages {
                     core.web_authentication_failed(remote, "owner password", now_ms)
                 })
                 .await;
-            return login_form(Some("Wrong password."), 403);
+            return login_form(request, Some("Wrong password."), 403);
         }
         let Some(token) = self.sessions().open(&stored, Instant::now()) else {
             return Response::text(500, "the system random number generator failed\n");
@@ -181,9 +179,14 @@ fn session_cookie(token: &str) -> String {
     format!("{COOKIE}={token}; {COOKIE_ATTRIBUTES}")
 }
 
-/// The login page, with a new CSRF token in its form and cookie.
-fn login_form(message: Option<&str>, status: u16) -> Response {
-    let Some(csrf) = sessions::token() else {
+/// The login page, with the CSRF token of the browser's login cookie in its form, or a new one
+/// (a browser may load the page more than once, say after a redirect of its favicon request).
+fn login_form(request: &Request, message: Option<&str>, status: u16) -> Response {
+    let kept = request
+        .cookie(LOGIN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned);
+    let Some(csrf) = kept.or_else(sessions::token) else {
         return Response::text(500, "the system random number generator failed\n");
     };
     let mut body = String::new();

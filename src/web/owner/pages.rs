@@ -179,7 +179,7 @@ fn outcome(status: u16) -> &'static str {
         408 | 480 => "not reachable",
         486 | 600 => "busy",
         487 => "cancelled",
-        488 => "SRTP required",
+        488 => "SDP or SRTP required",
         603 => "declined",
         _ => "failed",
     }
