@@ -67,9 +67,12 @@ def text():
 
 
 def submit(button_text, scope=browser):
+    """Clicks the button and waits for the page it loads."""
+    page = browser.find_element(By.TAG_NAME, "html")
     for button in scope.find_elements(By.TAG_NAME, "button"):
         if button.text == button_text:
             button.click()
+            wait.until(ec.staleness_of(page))
             return
     raise AssertionError(f"no button {button_text!r} in {text()!r}")
 
