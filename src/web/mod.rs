@@ -7,6 +7,7 @@
 //! serve from, so no connection is dropped.
 
 pub mod acme;
+mod ca;
 pub mod challenges;
 pub mod dns;
 pub mod http;
