@@ -174,6 +174,12 @@ pub struct Limits {
     pub max_connections: usize,
     /// Open TCP and TLS connections from one IPv6 address.
     pub max_connections_per_address: usize,
+    /// `[prefix length, connections]` from all the addresses of one IPv6 prefix.
+    pub max_connections_per_prefix: Vec<(u8, usize)>,
+    /// Seconds a connection may stay anonymous: until a request on it passes Digest. CRLF
+    /// keep-alives do not extend it. When every connection is taken, the oldest anonymous one
+    /// gives way to a new one; a phone's never does.
+    pub anonymous_timeout: u64,
     /// Seconds a connection may stay silent before it is closed. Phones keep theirs alive with
     /// CRLF pings or re-registrations, so this is longer than `registrar.max_expires`.
     pub idle_timeout: u64,
@@ -338,7 +344,9 @@ impl Default for Limits {
             max_headers: 64,
             max_vias: 70,
             max_connections: 1024,
-            max_connections_per_address: 32,
+            max_connections_per_address: 16,
+            max_connections_per_prefix: vec![(64, 32), (56, 64), (48, 128)],
+            anonymous_timeout: 30,
             idle_timeout: 3660,
             partial_message_timeout: 10,
             max_transactions: 16 * 1024,
@@ -463,16 +471,18 @@ impl Config {
                 "use [\"MD5\", \"SHA-256\"], [\"SHA-256\", \"MD5\"] or one of them",
             );
         }
-        if let Some((length, _)) = self
-            .flood
-            .per_prefix
-            .iter()
-            .find(|(l, n)| *l == 0 || *l >= 128 || *n == 0)
-        {
+        if let Some(length) = invalid_prefix(&self.flood.per_prefix) {
             return invalid(
                 "flood.per_prefix",
                 &format!("has the prefix length {length} or a limit of 0"),
                 "give [length, limit] pairs with lengths from 1 to 127, such as [[64, 120], [48, 400]]",
+            );
+        }
+        if let Some(length) = invalid_prefix(&self.limits.max_connections_per_prefix) {
+            return invalid(
+                "limits.max_connections_per_prefix",
+                &format!("has the prefix length {length} or a limit of 0"),
+                "give [length, connections] pairs with lengths from 1 to 127, such as [[64, 32], [48, 128]]",
             );
         }
         if self.flood.capacity > 1 << 20 {
@@ -520,6 +530,7 @@ impl Config {
                 self.limits.max_connections_per_address as u64,
             ),
             ("limits.idle_timeout", self.limits.idle_timeout),
+            ("limits.anonymous_timeout", self.limits.anonymous_timeout),
             (
                 "limits.partial_message_timeout",
                 self.limits.partial_message_timeout,
@@ -624,6 +635,15 @@ impl Config {
     }
 }
 
+/// The first prefix length of `[length, limit]` pairs that is out of 1..=127 or has a limit of
+/// 0.
+fn invalid_prefix<N: PartialEq + Default>(pairs: &[(u8, N)]) -> Option<u8> {
+    pairs
+        .iter()
+        .find(|(length, limit)| !(1..128).contains(length) || *limit == N::default())
+        .map(|(length, _)| *length)
+}
+
 /// The kernel's hostname; no libc or NSS needed (the appliance binary is static).
 fn hostname() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
@@ -708,6 +728,17 @@ mod tests {
                 .to_string()
                 .starts_with("`limits.max_headers`")
         );
+
+        for pairs in ["[[64, 0]]", "[[128, 4]]", "[[0, 4]]"] {
+            let text =
+                format!("domain = \"x.org\"\n[limits]\nmax_connections_per_prefix = {pairs}\n");
+            config = Config::parse(&text).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(
+                error.starts_with("`limits.max_connections_per_prefix`"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -146,6 +146,9 @@ pub struct Core {
     scanners: Sightings,
     /// Bans started since the net layer last took them, to be written to the store.
     new_bans: Vec<Ban>,
+    /// Connections on which a request passed Digest since the net layer last took them: they
+    /// are phones' now, and keep their slots (see `net::admission`).
+    authenticated: Vec<ConnectionId>,
 }
 
 impl Core {
@@ -198,6 +201,7 @@ impl Core {
                 config.bans.capacity,
             ),
             new_bans: Vec::new(),
+            authenticated: Vec::new(),
         };
         for user in users {
             core.set_user(user);
@@ -372,6 +376,11 @@ impl Core {
         std::mem::take(&mut self.new_bans)
     }
 
+    /// Connections on which a request passed Digest since the last call.
+    pub fn take_authenticated(&mut self) -> Vec<ConnectionId> {
+        std::mem::take(&mut self.authenticated)
+    }
+
     /// Lifts the ban of exactly `scope` (after `hotline ban remove`); false if there was none.
     pub fn lift_ban(&mut self, scope: &Scope) -> bool {
         self.bans.remove(scope)
@@ -471,7 +480,13 @@ impl Core {
         };
         match self.auth.verify(&credentials, &attempt, user, now_ms) {
             Verdict::Authenticated => match user {
-                Some(user) => Ok(user.extension.clone()),
+                Some(user) => {
+                    if let Some(connection) = flow.connection.filter(|_| flow.transport.is_stream())
+                    {
+                        self.authenticated.push(connection);
+                    }
+                    Ok(user.extension.clone())
+                }
                 None => Err(self.challenge(kind, flow, now_ms, false)),
             },
             Verdict::Stale => Err(self.challenge(kind, flow, now_ms, true)),
