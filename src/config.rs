@@ -40,6 +40,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen: Listen,
     pub tls: Tls,
+    pub acme: Acme,
+    pub web: Web,
     pub registrar: Registrar,
     pub proxy: Proxy,
     pub flood: Flood,
@@ -63,6 +65,42 @@ pub struct Tls {
     /// PEM certificate chain; without it a self-signed certificate is generated in `data_dir`.
     pub certificate: Option<PathBuf>,
     pub private_key: Option<PathBuf>,
+}
+
+/// A certificate from an ACME CA (RFC 8555), obtained and renewed by hotline itself.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Acme {
+    /// Off by default: the CA must reach this board by the domain's AAAA record.
+    pub enabled: bool,
+    /// The CA's directory URL.
+    pub directory: String,
+    /// `mailto:` addresses for the CA's expiry warnings and policy changes.
+    pub contact: Vec<String>,
+    pub challenge: ChallengeKind,
+    /// PEM root the CA's own HTTPS is verified against instead of the system's roots: a private
+    /// CA, or a test CA such as pebble.
+    pub directory_root: Option<PathBuf>,
+}
+
+/// How the CA checks that this board answers for the domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ChallengeKind {
+    /// RFC 8737, on the HTTPS listener (TCP 443).
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    /// RFC 8555 §8.3, on the HTTP listener (TCP 80), for networks where 443 is taken.
+    #[serde(rename = "http-01")]
+    Http01,
+}
+
+/// The web side: the HTTPS listener (ACME TLS-ALPN-01 challenges; later provisioning and the
+/// owner's pages) and the plain HTTP listener for HTTP-01 challenges.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Web {
+    pub https: Vec<SocketAddr>,
+    pub http: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -189,6 +227,8 @@ impl Default for Config {
             data_dir: PathBuf::from("hotline-data"),
             listen: Listen::default(),
             tls: Tls::default(),
+            acme: Acme::default(),
+            web: Web::default(),
             registrar: Registrar::default(),
             proxy: Proxy::default(),
             flood: Flood::default(),
@@ -207,6 +247,31 @@ impl Default for Listen {
             udp: vec![any(5060)],
             tcp: vec![any(5060)],
             tls: vec![any(5061)],
+        }
+    }
+}
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for Acme {
+    fn default() -> Acme {
+        Acme {
+            enabled: false,
+            directory: LETS_ENCRYPT.to_owned(),
+            contact: Vec::new(),
+            challenge: ChallengeKind::TlsAlpn01,
+            directory_root: None,
+        }
+    }
+}
+
+impl Default for Web {
+    fn default() -> Web {
+        let any = |port| SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+        Web {
+            https: vec![any(443)],
+            http: vec![any(80)],
         }
     }
 }
@@ -393,6 +458,7 @@ impl Config {
                 "set both, or neither to use a generated self-signed certificate",
             );
         }
+        self.validate_acme()?;
         let algorithms = &self.auth.algorithms;
         let repeated = algorithms
             .iter()
@@ -517,6 +583,52 @@ impl Config {
         Ok(())
     }
 
+    fn validate_acme(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: String, fix| Err(ConfigError::Invalid { key, problem, fix });
+        if let Some(addr) = self
+            .web
+            .https
+            .iter()
+            .chain(&self.web.http)
+            .find(|a| a.is_ipv4())
+        {
+            return invalid(
+                "web",
+                format!("contains the IPv4 address {addr}"),
+                "hotline speaks IPv6 only: use `[::]:443` or a specific IPv6 address",
+            );
+        }
+        if !self.acme.enabled {
+            return Ok(());
+        }
+        if !self.acme.directory.starts_with("https://") {
+            return invalid(
+                "acme.directory",
+                format!("{:?} is not an https:// URL", self.acme.directory),
+                "use the CA's directory URL, such as \"https://acme-v02.api.letsencrypt.org/directory\"",
+            );
+        }
+        if let Some(contact) = self.acme.contact.iter().find(|c| !c.starts_with("mailto:")) {
+            return invalid(
+                "acme.contact",
+                format!("contains {contact:?}"),
+                "list addresses such as \"mailto:owner@example.org\"",
+            );
+        }
+        let listeners = match self.acme.challenge {
+            ChallengeKind::TlsAlpn01 => ("web.https", &self.web.https),
+            ChallengeKind::Http01 => ("web.http", &self.web.http),
+        };
+        if listeners.1.is_empty() {
+            return invalid(
+                listeners.0,
+                "is empty but the ACME challenge needs it".to_owned(),
+                "give an address such as `[::]:443` (tls-alpn-01) or `[::]:80` (http-01)",
+            );
+        }
+        Ok(())
+    }
+
     /// `sip:<domain>` as phones address the registrar.
     pub fn realm(&self) -> &str {
         &self.domain
@@ -627,5 +739,31 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn acme_errors_name_the_key() {
+        let check = |text: &str| {
+            let config = Config::parse(&format!("domain = \"x.org\"\n{text}")).unwrap();
+            config.validate().unwrap_err().to_string()
+        };
+        let err = check("[acme]\nenabled = true\ndirectory = \"http://ca.test/dir\"\n");
+        assert!(err.starts_with("`acme.directory`"), "{err}");
+        let err = check("[acme]\nenabled = true\ncontact = [\"me@x.org\"]\n");
+        assert!(
+            err.starts_with("`acme.contact`") && err.contains("mailto:"),
+            "{err}"
+        );
+        let err = check("[acme]\nenabled = true\n[web]\nhttps = []\n");
+        assert!(err.starts_with("`web.https`"), "{err}");
+        let err = check("[acme]\nenabled = true\nchallenge = \"http-01\"\n[web]\nhttp = []\n");
+        assert!(err.starts_with("`web.http`"), "{err}");
+        let err = check("[web]\nhttps = [\"0.0.0.0:443\"]\n");
+        assert!(err.starts_with("`web`") && err.contains("IPv6"), "{err}");
+        let err = Config::parse("[acme]\nchallenge = \"dns-01\"\n").unwrap_err();
+        assert!(err.contains("challenge"), "{err}");
+        // Off, the web listeners may be left empty.
+        let config = Config::parse("domain = \"x.org\"\n[web]\nhttps = []\n").unwrap();
+        config.validate().unwrap();
     }
 }

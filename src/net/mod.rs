@@ -2,6 +2,7 @@
 
 mod admission;
 mod bans;
+pub mod certificate;
 mod control;
 mod partial;
 mod server;

@@ -72,7 +72,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let bans = store.bans(now_ms())?;
     info!(domain = %config.domain, users = users.len(), bindings = bindings.len(), bans = bans.len(), "database loaded");
 
-    let identity = if config.listen.tls.is_empty() {
+    let identity = if config.listen.tls.is_empty() && !config.acme.enabled {
         None
     } else {
         let files = config
@@ -136,12 +136,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         };
         tokio::spawn(stream::accept(listener, transport, acceptor, context));
     }
+    let renewals = match &identity {
+        Some(identity) => crate::web::start(&config, identity.current.clone())?,
+        None => None,
+    };
     let socket_path = data_dir.join(crate::control::SOCKET_NAME);
     control::listen(
         &socket_path,
         store.clone(),
         config.domain.clone(),
         events.clone(),
+        renewals,
     )?;
     drop(events);
     let ban_writer = BanWriter::spawn(store.clone());

@@ -503,14 +503,25 @@ impl Client {
         }
     }
 
-    /// A TCP or TLS client connected to `remote`.
+    /// A TCP or TLS client connected to `remote` (TLS verified against the server's generated
+    /// certificate).
     fn over_stream(server: &Server, transport: Transport, remote: SocketAddr) -> Client {
+        let roots = (transport == Transport::Tls).then(|| generated_root(server));
+        Client::over_tcp(transport, remote, roots)
+    }
+
+    /// A TCP client connected to `remote`, or with `roots` a TLS client trusting only them.
+    fn over_tcp(
+        transport: Transport,
+        remote: SocketAddr,
+        roots: Option<rustls::RootCertStore>,
+    ) -> Client {
         let tcp = TcpStream::connect(remote).expect("connect TCP");
         tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         let local = tcp.local_addr().unwrap();
-        let stream: Box<dyn Stream> = match transport {
-            Transport::Tls => Box::new(tls_stream(server, tcp)),
-            _ => Box::new(tcp),
+        let stream: Box<dyn Stream> = match roots {
+            Some(roots) => Box::new(tls_stream(roots, tcp)),
+            None => Box::new(tcp),
         };
         let received = Vec::new();
         Client {
@@ -520,6 +531,12 @@ impl Client {
             call_id: unique("call-"),
             cseq: 0,
         }
+    }
+
+    /// Opens a TLS connection to `server` that trusts only `roots` and checks the
+    /// certificate is for `hotline.test`.
+    pub fn connect_tls(server: &Server, roots: rustls::RootCertStore) -> Client {
+        Client::over_tcp(Transport::Tls, server.address(Transport::Tls), Some(roots))
     }
 
     /// A TCP or TLS client whose connection comes from `source`, an address of the network
@@ -864,18 +881,27 @@ fn ha1(algorithm: Algorithm, extension: &str, password: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A TLS client that trusts only the server's generated certificate and checks it is for
-/// `hotline.test`.
+/// The server's generated self-signed certificate as the only root.
+fn generated_root(server: &Server) -> rustls::RootCertStore {
+    let certificate = server.data_dir().join("tls/cert.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_file_iter(&certificate).expect("read cert.pem") {
+        roots.add(der.expect("PEM certificate")).expect("root");
+    }
+    roots
+}
+
+/// A TLS client that trusts only `roots` and checks the certificate is for `hotline.test`.
 fn tls_stream(
-    server: &Server,
+    roots: rustls::RootCertStore,
     tcp: TcpStream,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    rustls::StreamOwned::new(tls_client(server), tcp)
+    rustls::StreamOwned::new(tls_client(roots), tcp)
 }
 
 /// The first flight of a TLS client of `server`: a ClientHello, for handshakes never finished.
 pub fn client_hello(server: &Server) -> Vec<u8> {
-    let mut client = tls_client(server);
+    let mut client = tls_client(generated_root(server));
     let mut hello = Vec::new();
     while client.wants_write() {
         client.write_tls(&mut hello).expect("write the ClientHello");
@@ -883,12 +909,7 @@ pub fn client_hello(server: &Server) -> Vec<u8> {
     hello
 }
 
-fn tls_client(server: &Server) -> rustls::ClientConnection {
-    let certificate = server.data_dir().join("tls/cert.pem");
-    let mut roots = rustls::RootCertStore::empty();
-    for der in CertificateDer::pem_file_iter(&certificate).expect("read cert.pem") {
-        roots.add(der.expect("PEM certificate")).expect("root");
-    }
+fn tls_client(roots: rustls::RootCertStore) -> rustls::ClientConnection {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
