@@ -10,12 +10,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use hotline::config::Config;
 use hotline::core::auth::{
     Algorithm, Authenticator, Credentials, ResponseInput, Verdict, parse_credentials, response_hex,
 };
 use hotline::core::user::{Extension, User};
-use hotline::core::{Action, Core, Flow, Inbound};
+use hotline::core::{Action, Core, Flow, Inbound, Settings};
 use hotline::sip::{HeaderName, Message, Transport};
 
 const T0: u64 = 1_800_000_000_000;
@@ -27,10 +26,10 @@ const SECRET: [u8; 32] = [7; 32];
 /// Verification benchmarks build their inputs in chunks of this many, to bound memory.
 const CHUNK: u64 = 4096;
 
-fn config() -> Config {
-    Config {
+fn settings() -> Settings {
+    Settings {
         domain: DOMAIN.to_owned(),
-        ..Config::default()
+        ..Settings::default()
     }
 }
 
@@ -44,7 +43,7 @@ fn core() -> Core {
         .collect();
     let listeners = vec![(Transport::Udp, "[::1]:5060".parse().expect("an address"))];
     Core::new(
-        &config(),
+        settings(),
         listeners,
         SECRET,
         users,
@@ -252,7 +251,7 @@ fn digest(c: &mut Criterion) {
         let mut auth = Authenticator::new(
             SECRET,
             vec![Algorithm::Md5, Algorithm::Sha256],
-            300,
+            Duration::from_secs(300),
             4096,
             T0,
         );

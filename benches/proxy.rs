@@ -7,12 +7,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use hotline::config::Config;
 use hotline::core::auth::{Algorithm, ResponseInput, response_hex};
 use hotline::core::sanity;
 use hotline::core::transaction::{Key, ServerTransactions};
 use hotline::core::user::{Extension, User};
-use hotline::core::{Action, Core, Flow, Inbound};
+use hotline::core::{Action, Core, Flow, Inbound, Settings};
 use hotline::sip::{Message, Transport};
 
 const T0: u64 = 1_800_000_000_000;
@@ -58,16 +57,16 @@ fn user(extension: &str) -> User {
 
 /// A core with 1,000 users and flood limits out of the way (all requests come from two phones).
 fn core() -> Core {
-    let mut config = Config {
+    let mut settings = Settings {
         domain: DOMAIN.to_owned(),
-        ..Config::default()
+        ..Settings::default()
     };
-    config.flood.per_address = u32::MAX;
-    config.flood.per_prefix.clear();
+    settings.flood.per_address = u32::MAX;
+    settings.flood.per_prefix.clear();
     let users = (1000..2000).map(|n| user(&n.to_string())).collect();
     let listeners = vec![(Transport::Udp, "[2001:db8::1]:5060".parse().unwrap())];
     Core::new(
-        &config,
+        settings,
         listeners,
         [7; 32],
         users,
@@ -196,7 +195,7 @@ fn transactions(c: &mut Criterion) {
     });
 
     // The table of answered requests full at its default capacity, as under a REGISTER load.
-    let capacity = Config::default().limits.max_transactions;
+    let capacity = Settings::default().max_transactions;
     let mut table = ServerTransactions::new(capacity);
     let keys: Vec<Key> = (0..capacity as u64)
         .map(|n| {

@@ -190,7 +190,7 @@ fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
         }
         Reply::Bans { bans } if bans.is_empty() => println!("No bans."),
         Reply::Bans { bans } => {
-            let now = hotline::net::now_ms();
+            let now = hotline::clock::wall_ms();
             for ban in bans {
                 print_ban(ban, now);
             }

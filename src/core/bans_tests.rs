@@ -8,13 +8,13 @@ use super::*;
 const T0: u64 = 1_800_000_000_000;
 const HOUR: u64 = 3_600_000;
 
-fn config() -> Config {
-    let mut config = Config {
+fn settings() -> Settings {
+    let mut settings = Settings {
         domain: DOMAIN.to_owned(),
-        ..Config::default()
+        ..Settings::default()
     };
-    config.bans.failures = 3;
-    config
+    settings.bans.failures = 3;
+    settings
 }
 
 fn core(bans: Vec<Ban>) -> Core {
@@ -25,7 +25,7 @@ fn core(bans: Vec<Ban>) -> Core {
         PASSWORD,
     )];
     let listeners = vec![(Transport::Udp, "[2001:db8::1]:5060".parse().unwrap())];
-    Core::new(&config(), listeners, [3; 32], users, Vec::new(), bans, T0)
+    Core::new(settings(), listeners, [3; 32], users, Vec::new(), bans, T0)
 }
 
 /// A phone of extension 1000 at `address`, each request a new transaction.

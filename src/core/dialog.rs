@@ -3,6 +3,9 @@
 //! that contact, even for a caller that never registered it.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use super::clock::millis;
 
 use super::registrar::Flow;
 
@@ -29,12 +32,12 @@ pub struct Dialogs {
 }
 
 impl Dialogs {
-    pub fn new(capacity: usize, lifetime_ms: u64) -> Dialogs {
+    pub fn new(capacity: usize, lifetime: Duration) -> Dialogs {
         Dialogs {
             by_call_id: HashMap::new(),
             order: VecDeque::new(),
             capacity,
-            lifetime_ms,
+            lifetime_ms: millis(lifetime),
         }
     }
 
@@ -106,7 +109,7 @@ mod tests {
 
     #[test]
     fn routes_to_either_party_until_it_ends() {
-        let mut dialogs = Dialogs::new(4, 1000);
+        let mut dialogs = Dialogs::new(4, Duration::from_secs(1));
         dialogs.establish(
             "c",
             party("sip:1000@[::1]:5070", 5070),
@@ -137,7 +140,7 @@ mod tests {
 
     #[test]
     fn bounded_and_expiring() {
-        let mut dialogs = Dialogs::new(2, 1000);
+        let mut dialogs = Dialogs::new(2, Duration::from_secs(1));
         for (i, id) in ["a", "b", "c"].iter().enumerate() {
             dialogs.establish(id, party("x", 1), party("y", 2), i as u64);
         }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod bans;
+mod clock;
 pub mod dialog;
 pub mod limits;
 pub mod lingering;
@@ -11,6 +12,7 @@ pub mod registrar;
 pub mod sanity;
 pub mod scanners;
 pub mod security;
+pub mod settings;
 pub mod transaction;
 pub mod user;
 
@@ -20,7 +22,6 @@ use std::net::SocketAddr;
 
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
 use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 
 use self::auth::{Authenticator, Rejection, Verdict, parse_credentials};
@@ -34,6 +35,7 @@ use self::transaction::{Key, ServerTransactions, Timers};
 use self::user::{Extension, User};
 
 pub use self::registrar::{ConnectionId, Flow};
+pub use self::settings::Settings;
 
 /// Methods hotline handles: its own, and those it routes to users.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, INFO, REFER, UPDATE, PRACK";
@@ -139,10 +141,10 @@ pub struct Core {
 }
 
 impl Core {
-    /// A core for `config` listening at `listeners`, with the install's secret, the users, the
+    /// A core with `settings` listening at `listeners`, with the install's secret, the users, the
     /// bindings and the bans from the store.
     pub fn new(
-        config: &Config,
+        settings: Settings,
         listeners: Vec<(Transport, SocketAddr)>,
         secret: [u8; 32],
         users: Vec<User>,
@@ -150,39 +152,49 @@ impl Core {
         bans: Vec<Ban>,
         now_ms: u64,
     ) -> Core {
+        let Settings {
+            domain,
+            aliases,
+            max_headers,
+            max_vias,
+            max_transactions,
+            max_lingering_transactions,
+            proxy,
+            registrar,
+            auth,
+            flood,
+            bans: ban_settings,
+        } = settings;
         let mut core = Core {
-            domain: config.domain.clone(),
-            aliases: config.aliases.clone(),
+            domain,
+            aliases,
             listeners,
-            max_headers: config.limits.max_headers,
-            max_vias: config.limits.max_vias,
-            ring_timeout_ms: config.proxy.ring_timeout * 1000,
+            max_headers,
+            max_vias,
+            ring_timeout_ms: clock::millis(proxy.ring_timeout),
             users: HashMap::new(),
             auth: Authenticator::new(
                 secret,
-                config.auth.algorithms.clone(),
-                config.auth.nonce_ttl,
-                config.auth.max_tracked_nonces,
+                auth.algorithms,
+                auth.nonce_ttl,
+                auth.max_tracked_nonces,
                 now_ms,
             ),
-            registrar: Registrar::new(config.registrar.clone(), bindings, now_ms),
-            transactions: ServerTransactions::new(config.limits.max_transactions),
+            registrar: Registrar::new(registrar, bindings, now_ms),
+            transactions: ServerTransactions::new(max_transactions),
             calls: Calls::new(
                 Timers::default(),
-                config.limits.max_transactions,
-                config.limits.max_lingering_transactions,
+                max_transactions,
+                max_lingering_transactions,
                 now_ms,
             ),
-            limiter: Limiter::new(config.flood.settings()),
-            dialogs: Dialogs::new(
-                config.proxy.max_dialogs,
-                config.proxy.dialog_lifetime * 1000,
-            ),
-            bans: Bans::new(&config.bans),
+            limiter: Limiter::new(flood),
+            dialogs: Dialogs::new(proxy.max_dialogs, proxy.dialog_lifetime),
+            bans: Bans::new(&ban_settings),
             scanners: Sightings::new(
-                config.bans.window.saturating_mul(1000),
-                config.bans.prefix,
-                config.bans.capacity,
+                ban_settings.window,
+                ban_settings.prefix,
+                ban_settings.capacity,
             ),
             new_bans: Vec::new(),
         };

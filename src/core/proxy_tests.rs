@@ -48,9 +48,9 @@ impl Net {
             .iter()
             .map(|e| User::new(Extension::parse(e).unwrap(), e, DOMAIN, PASSWORD))
             .collect();
-        let config = Config {
+        let settings = Settings {
             domain: DOMAIN.to_owned(),
-            ..Config::default()
+            ..Settings::default()
         };
         let listeners: Vec<(Transport, SocketAddr)> = vec![
             (Transport::Udp, "[2001:db8::1]:5060".parse().unwrap()),
@@ -58,7 +58,7 @@ impl Net {
         ];
         Net {
             core: Core::new(
-                &config,
+                settings,
                 listeners,
                 [9; 32],
                 users,

@@ -9,10 +9,10 @@ const T0: u64 = 1_800_000_000_000;
 pub(super) const DOMAIN: &str = "hotline.test";
 pub(super) const PASSWORD: &str = "1234567890";
 
-fn config() -> Config {
-    Config {
+fn settings() -> Settings {
+    Settings {
         domain: DOMAIN.to_owned(),
-        ..Config::default()
+        ..Settings::default()
     }
 }
 
@@ -22,7 +22,7 @@ fn core() -> Core {
         User::new(Extension::parse("1001").unwrap(), "Bob", DOMAIN, PASSWORD),
     ];
     Core::new(
-        &config(),
+        settings(),
         listeners(),
         [7; 32],
         users,
@@ -475,7 +475,7 @@ fn bindings_survive_through_the_store_shape() {
         PASSWORD,
     )];
     let restarted = Core::new(
-        &config(),
+        settings(),
         listeners(),
         [7; 32],
         users,
@@ -503,7 +503,7 @@ fn a_flooding_source_gets_403_then_silence() {
              CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         )
     };
-    let limit = Config::default().flood.per_address;
+    let limit = Settings::default().flood.per_address;
     for n in 0..limit {
         assert_eq!(exchange(&mut core, &options(n), T0).status(), Some(200));
     }

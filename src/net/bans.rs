@@ -9,7 +9,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, warn};
 
-use super::server::now_ms;
+use crate::clock::wall_ms;
 use crate::core::bans::Ban;
 use crate::store::Store;
 
@@ -57,7 +57,7 @@ async fn write(store: Arc<Store>, mut pending: mpsc::Receiver<Ban>) {
         }
         let count = batch.len();
         let store = store.clone();
-        let written = tokio::task::spawn_blocking(move || store.save_bans(&batch, now_ms())).await;
+        let written = tokio::task::spawn_blocking(move || store.save_bans(&batch, wall_ms())).await;
         match written {
             Ok(Ok(())) => debug!(count, "bans saved"),
             Ok(Err(e)) => error!(error = %e, "cannot save bans"),

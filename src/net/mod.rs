@@ -2,9 +2,10 @@
 
 mod bans;
 mod control;
+mod inbox;
 mod server;
 pub mod socket;
 mod stream;
 pub mod tls;
 
-pub use server::{DATABASE_NAME, now_ms, serve};
+pub use server::serve;

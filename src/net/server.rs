@@ -2,9 +2,8 @@
 //! ticks and user changes; transports and the control socket talk to it over a channel.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::UdpSocket;
@@ -12,64 +11,30 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use super::bans::BanWriter;
+use super::inbox::{Event, Ids, Outlet};
 use super::{control, socket, stream, tls};
+use crate::certificate;
+use crate::clock::wall_ms;
 use crate::config::Config;
-use crate::core::bans::Scope;
 use crate::core::registrar::Binding;
-use crate::core::user::{Extension, User};
+use crate::core::user::Extension;
 use crate::core::{Action, ConnectionId, Core, Flow, Inbound};
+use crate::data_dir::DataDir;
 use crate::sip::Transport;
 use crate::store::Store;
-
-/// The database file in the data directory.
-pub const DATABASE_NAME: &str = "hotline.redb";
 
 /// Messages queued for the core before transports wait.
 const EVENT_QUEUE: usize = 4096;
 
-/// What transports and the control socket tell the core task.
-pub enum Event {
-    Message { bytes: Vec<u8>, flow: Flow },
-    Opened { id: ConnectionId, outlet: Outlet },
-    Closed(ConnectionId),
-    UserChanged(User),
-    UserRemoved(Extension),
-    BansLifted(Vec<Scope>),
-}
-
-/// Where to send bytes for a flow.
-pub enum Outlet {
-    Datagram(Arc<UdpSocket>),
-    Stream(mpsc::Sender<Vec<u8>>),
-}
-
-/// Hands out connection ids; ids are never reused within a run.
-#[derive(Clone, Default)]
-pub struct Ids(Arc<std::sync::atomic::AtomicU64>);
-
-impl Ids {
-    pub fn next(&self) -> ConnectionId {
-        ConnectionId(self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-    }
-}
-
-/// Milliseconds since the Unix epoch: the core's clock, so that binding expiries and nonces
-/// stay meaningful across a restart.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let data_dir = prepare_data_dir(&config.data_dir)?;
-    let store =
-        Arc::new(Store::open(&data_dir.join(DATABASE_NAME)).context("cannot open the database")?);
+    let data_dir = DataDir::new(&config.data_dir);
+    data_dir.create()?;
+    let store = Arc::new(Store::open(&data_dir.database()).context("cannot open the database")?);
     let secret = store.install_secret()?;
     let users = store.users()?;
     let bindings = store.bindings()?;
-    let bans = store.bans(now_ms())?;
+    let bans = store.bans(wall_ms())?;
     info!(domain = %config.domain, users = users.len(), bindings = bindings.len(), bans = bans.len(), "database loaded");
 
     let identity = if config.listen.tls.is_empty() {
@@ -80,7 +45,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .certificate
             .as_deref()
             .zip(config.tls.private_key.as_deref());
-        let identity = tls::load_or_generate(&data_dir, &config.domain, files)?;
+        let identity = certificate::load_or_generate(&data_dir, &config.domain, files)?;
         info!(
             certificate = %identity.certificate.display(),
             fingerprint = %identity.fingerprint_sha256,
@@ -124,7 +89,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let acceptor = match transport {
             Transport::Tls => identity
                 .as_ref()
-                .map(|i| tokio_rustls::TlsAcceptor::from(i.config.clone())),
+                .map(|i| tokio_rustls::TlsAcceptor::from(tls::server_config(i))),
             _ => None,
         };
         let context = stream::Context {
@@ -135,7 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         };
         tokio::spawn(stream::accept(listener, transport, acceptor, context));
     }
-    let socket_path = data_dir.join(crate::control::SOCKET_NAME);
+    let socket_path = data_dir.control_socket();
     control::listen(
         &socket_path,
         store.clone(),
@@ -144,7 +109,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )?;
     drop(events);
     let ban_writer = BanWriter::spawn(store.clone());
-    let mut core = Core::new(&config, listeners, secret, users, bindings, bans, now_ms());
+    let mut core = Core::new(
+        config.core(),
+        listeners,
+        secret,
+        users,
+        bindings,
+        bans,
+        wall_ms(),
+    );
     let shutdown = shutdown_signal()?;
     info!("ready");
     notify(sd_notify::NotifyState::Ready);
@@ -165,14 +138,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         if next != timer_at {
             timer_at = next;
             if let Some(at) = next {
-                let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+                let wait = Duration::from_millis(at.saturating_sub(wall_ms()));
                 timer.as_mut().reset(tokio::time::Instant::now() + wait);
             }
         }
         tokio::select! {
             Some(event) = inbox.recv() => match event {
                 Event::Message { bytes, flow } => {
-                    core.handle(Inbound { bytes: &bytes, flow }, now_ms(), &mut actions);
+                    core.handle(Inbound { bytes: &bytes, flow }, wall_ms(), &mut actions);
                     for action in actions.drain(..) {
                         execute(action, &outlets, default_udp);
                     }
@@ -196,12 +169,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             () = &mut timer, if timer_at.is_some() => {
                 // Handled: the next turn sets the timer for whatever deadline comes next.
                 timer_at = None;
-                core.handle_timeout(now_ms(), &mut actions);
+                core.handle_timeout(wall_ms(), &mut actions);
                 for action in actions.drain(..) {
                     execute(action, &outlets, default_udp);
                 }
             }
-            _ = tick.tick() => core.tick(now_ms()),
+            _ = tick.tick() => core.tick(wall_ms()),
             _ = flush.tick() => {
                 // The write (an fsync) runs beside the loop, which keeps answering: awaiting it
                 // here stalled every message for as long as the disk took. One write at a time;
@@ -299,17 +272,6 @@ async fn receive_datagrams(
             return;
         }
     }
-}
-
-/// Creates the data directory (owner-only) and returns it.
-fn prepare_data_dir(path: &std::path::Path) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .with_context(|| format!("cannot create the data directory {}", path.display()))?;
-    Ok(path.to_owned())
 }
 
 /// Installs the SIGTERM and SIGINT handlers now, so that a signal arriving right after `ready`

@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use super::server::{Event, Ids, Outlet};
+use super::inbox::{Event, Ids, Outlet};
 use crate::config::Limits;
 use crate::core::Flow;
 use crate::sip::{Frame, FramingError, Transport, next_frame};
