@@ -6,15 +6,18 @@
 //! table instead), and each authenticated one a higher CSeq and nonce-count (a replayed
 //! nonce-count is refused), so the requests are built outside the measured routine.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use common::{at, exchange};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hotline::core::auth::{
     Algorithm, Authenticator, Credentials, ResponseInput, Verdict, parse_credentials, response_hex,
 };
 use hotline::core::user::{Extension, User};
-use hotline::core::{Action, Core, Flow, Inbound, Settings};
+use hotline::core::{Core, Event, Flow, Inbound, Output, Settings, Transmit};
 use hotline::sip::{HeaderName, Message, Transport};
 
 const T0: u64 = 1_800_000_000_000;
@@ -26,11 +29,15 @@ const SECRET: [u8; 32] = [7; 32];
 /// Verification benchmarks build their inputs in chunks of this many, to bound memory.
 const CHUNK: u64 = 4096;
 
+/// Every request comes from one address: without flood limits, as in the proxy benchmarks.
 fn settings() -> Settings {
-    Settings {
+    let mut settings = Settings {
         domain: DOMAIN.to_owned(),
         ..Settings::default()
-    }
+    };
+    settings.flood.per_address = u32::MAX;
+    settings.flood.per_prefix.clear();
+    settings
 }
 
 /// A core with 1,000 users, as a small network has.
@@ -49,7 +56,7 @@ fn core() -> Core {
         users,
         Vec::new(),
         Vec::new(),
-        T0,
+        at(T0),
     )
 }
 
@@ -122,17 +129,14 @@ fn authorization(user: &User, algorithm: Algorithm, nonce: &str, nc: u32) -> Str
 }
 
 /// Hands one datagram to the core and returns the response it sends.
-fn handle<'a>(core: &mut Core, bytes: &[u8], now: u64, actions: &'a mut Vec<Action>) -> &'a [u8] {
+fn handle<'a>(core: &mut Core, bytes: &[u8], now: u64, actions: &'a mut Vec<Transmit>) -> &'a [u8] {
     actions.clear();
-    core.handle(
-        Inbound {
-            bytes,
-            flow: flow(),
-        },
-        now,
-        actions,
-    );
-    let [Action::Send { bytes, .. }] = actions.as_slice() else {
+    let input = Inbound {
+        bytes,
+        flow: flow(),
+    };
+    exchange(core, input, now, actions);
+    let [Transmit { bytes, .. }] = actions.as_slice() else {
         panic!("one response expected, got {actions:?}");
     };
     bytes
@@ -219,7 +223,11 @@ fn register_path(c: &mut Criterion) {
             )
         });
         // The binding was refreshed, not multiplied.
-        assert_eq!(core.take_changed_bindings()[0].1.len(), 1);
+        core.flush_bindings();
+        let Output::Event(Event::BindingsChanged(changed)) = core.poll_output() else {
+            panic!("changed bindings expected");
+        };
+        assert_eq!(changed[0].1.len(), 1);
     }
 
     // A retransmitted REGISTER, answered from the transaction table.

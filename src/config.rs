@@ -215,7 +215,7 @@ impl Default for Registrar {
             default_expires: seconds(core.default_expires) as u32,
             max_contacts: core.max_contacts,
             max_bindings: core.max_bindings,
-            flush_interval: 30,
+            flush_interval: seconds(core.flush_interval),
         }
     }
 }
@@ -532,6 +532,7 @@ impl Config {
                 default_expires: secs(r.default_expires.into()),
                 max_contacts: r.max_contacts,
                 max_bindings: r.max_bindings,
+                flush_interval: secs(r.flush_interval),
             },
             auth: auth::Settings {
                 algorithms: a.algorithms.clone(),

@@ -3,19 +3,21 @@
 //! CANCEL and the ring timeout cancel the branches, and 2xx responses to INVITE establish the
 //! dialogs that in-dialog requests are routed by.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use tracing::{debug, info, warn};
 
+use super::clock::Now;
 use super::dialog::Party;
 use super::lingering::{Lingerers, Reaction};
+use super::output::Transmit;
 use super::registrar::Flow;
 use super::transaction::{
     ClientInvite, ClientNonInvite, Echo, Key, Lingering, Output, ServerInvite, ServerNonInvite,
     TimerName, Timers,
 };
 use super::user::Extension;
-use super::{Action, AuthKind, Core, Reply};
+use super::{AuthKind, Core, Reply};
 use crate::sip::{
     Edit, HeaderName, Message, Method, NameAddr, Response, SrtpVerdict, Transport, Uri, Via,
     ack_for, cancel_for, drop_first, request_uri_form, srtp_verdict,
@@ -181,8 +183,8 @@ impl Core {
         method: Method,
         via: Key,
         flow: Flow,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
         if let Some(&id) = self.calls.by_server.get(&via) {
             if let Some(call) = self.calls.calls.get_mut(&id) {
@@ -197,7 +199,7 @@ impl Core {
         }
         if let Some(reaction) = self.calls.lingering.server(&via) {
             if let Reaction::Resend(flow, bytes) = reaction {
-                actions.push(Action::Send {
+                actions.push_back(Transmit {
                     flow,
                     bytes: bytes.to_vec(),
                 });
@@ -208,7 +210,7 @@ impl Core {
             let mut response = Response::to(&request, flow.remote, 503, "Service Unavailable");
             response.header("Retry-After", 5);
             warn!(source = %flow.remote, "proxy at its transaction limit: 503");
-            actions.push(Action::Send {
+            actions.push_back(Transmit {
                 flow,
                 bytes: response.finish(),
             });
@@ -219,7 +221,7 @@ impl Core {
             && reply.is_challenge()
         {
             // Stateless, as RFC 3261 §8.2.7 allows: a retransmission just gets a new challenge.
-            actions.push(Action::Send {
+            actions.push_back(Transmit {
                 flow,
                 bytes: reply.build(&request, flow.remote),
             });
@@ -261,7 +263,7 @@ impl Core {
             }
             Ok(hops) => {
                 if method == Method::Invite {
-                    let ring = now + self.ring_timeout_ms;
+                    let ring = now.ms() + self.ring_timeout_ms;
                     self.calls.timers.insert((ring, id, Slot::Ring));
                     call.timers.push((ring, Slot::Ring));
                 }
@@ -281,7 +283,7 @@ impl Core {
         request: &Message,
         method: Method,
         flow: &Flow,
-        now: u64,
+        now: Now,
     ) -> Result<Vec<Hop>, Reply> {
         let max_forwards = match request.header(HeaderName::MaxForwards) {
             Some(value) => value.trim().parse::<u32>().unwrap_or(0),
@@ -355,7 +357,7 @@ impl Core {
             .ok_or(Reply::new(404, "Not Found"))?;
         let hops: Vec<Hop> = self
             .registrar
-            .contacts(&callee, now)
+            .contacts(&callee, now.wall_ms)
             .map(|b| Hop {
                 uri: request_uri_form(&b.contact),
                 flow: b.flow,
@@ -390,8 +392,8 @@ impl Core {
         call: &mut Call,
         request: &Message,
         hop: Hop,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
         if hop.flow.transport.is_stream() && hop.flow.connection.is_none() {
             debug!(target = %hop.uri, "the connection this contact registered over is gone");
@@ -410,10 +412,18 @@ impl Core {
         let mut out = Vec::new();
         let tx = match method {
             Method::Invite => ClientTx::Invite(ClientInvite::start(
-                bytes, reliable, settings, now, &mut out,
+                bytes,
+                reliable,
+                settings,
+                now.ms(),
+                &mut out,
             )),
             _ => ClientTx::NonInvite(ClientNonInvite::start(
-                bytes, reliable, settings, now, &mut out,
+                bytes,
+                reliable,
+                settings,
+                now.ms(),
+                &mut out,
             )),
         };
         let index = call.clients.len();
@@ -493,8 +503,8 @@ impl Core {
         &mut self,
         response: Message,
         flow: Flow,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
         let Some(status) = response.status() else {
             return;
@@ -534,11 +544,11 @@ impl Core {
         let pass = match &mut client.tx {
             ClientTx::Invite(tx) => match &client.request {
                 Some(request) => {
-                    tx.on_response(status, || ack_for(request, &response), now, &mut out)
+                    tx.on_response(status, || ack_for(request, &response), now.ms(), &mut out)
                 }
-                None => tx.on_response(status, Vec::new, now, &mut out),
+                None => tx.on_response(status, Vec::new, now.ms(), &mut out),
             },
-            ClientTx::NonInvite(tx) => tx.on_response(status, now, &mut out),
+            ClientTx::NonInvite(tx) => tx.on_response(status, now.ms(), &mut out),
         };
         let is_branch = client.target.is_some();
         self.apply(id, &mut call, Some(index), out, actions);
@@ -554,8 +564,8 @@ impl Core {
         call: &mut Call,
         index: usize,
         response: &Message,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
         let status = response.status().unwrap_or(500);
         if status == 100 {
@@ -614,7 +624,7 @@ impl Core {
         ok: &Message,
         caller: Flow,
         callee: Flow,
-        now: u64,
+        now: Now,
     ) {
         let contact = |m: &Message| {
             m.values(HeaderName::Contact)
@@ -635,7 +645,7 @@ impl Core {
                     contact: to,
                     flow: callee,
                 },
-                now,
+                now.ms(),
             );
         }
         let answer = srtp_verdict(ok.header(HeaderName::ContentType), ok.body());
@@ -656,8 +666,8 @@ impl Core {
         request: &Message,
         via: &Via<'_>,
         flow: Flow,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) -> Reply {
         let Some(invite) = Key::for_method(request, via, "INVITE") else {
             return Reply::new(481, "Call/Transaction Does Not Exist");
@@ -692,8 +702,8 @@ impl Core {
         request: &Message,
         via: &Via<'_>,
         flow: Flow,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
         let invite = Key::for_method(request, via, "INVITE");
         if invite.is_some_and(|k| self.calls.lingering.server(&k).is_some()) {
@@ -705,7 +715,7 @@ impl Core {
         {
             let mut out = Vec::new();
             if let ServerTx::Invite(tx) = &mut call.server {
-                tx.on_ack(now, &mut out);
+                tx.on_ack(now.ms(), &mut out);
             }
             self.apply(id, &mut call, None, out, actions);
             self.put_back(id, call);
@@ -732,16 +742,16 @@ impl Core {
             flow: hop_flow,
         };
         let bytes = self.forwarded(request, Method::Ack, flow.transport, &hop, &branch);
-        actions.push(Action::Send {
+        actions.push_back(Transmit {
             flow: hop_flow,
             bytes,
         });
     }
 
-    /// Timers that are due.
-    pub fn handle_timeout(&mut self, now: u64, actions: &mut Vec<Action>) {
+    /// Transaction and ring timers that are due.
+    pub(super) fn proxy_timers(&mut self, now: Now, actions: &mut VecDeque<Transmit>) {
         while let Some(&(at, id, slot)) = self.calls.timers.first() {
-            if at > now {
+            if at > now.ms() {
                 break;
             }
             self.calls.timers.pop_first();
@@ -761,15 +771,15 @@ impl Core {
                 }
                 Slot::Server(timer) => {
                     match &mut call.server {
-                        ServerTx::Invite(tx) => tx.on_timer(timer, now, &mut out),
-                        ServerTx::NonInvite(tx) => tx.on_timer(timer, now, &mut out),
+                        ServerTx::Invite(tx) => tx.on_timer(timer, now.ms(), &mut out),
+                        ServerTx::NonInvite(tx) => tx.on_timer(timer, now.ms(), &mut out),
                     }
                     self.apply(id, &mut call, None, out, actions);
                 }
                 Slot::Client(index, timer) => {
                     match &mut call.clients[index].tx {
-                        ClientTx::Invite(tx) => tx.on_timer(timer, now, &mut out),
-                        ClientTx::NonInvite(tx) => tx.on_timer(timer, now, &mut out),
+                        ClientTx::Invite(tx) => tx.on_timer(timer, now.ms(), &mut out),
+                        ClientTx::NonInvite(tx) => tx.on_timer(timer, now.ms(), &mut out),
                     }
                     let timed_out = out.contains(&Output::Timeout);
                     self.apply(id, &mut call, Some(index), out, actions);
@@ -795,8 +805,8 @@ impl Core {
         &mut self,
         id: u64,
         call: &mut Call,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
         let all = call
             .clients
@@ -809,7 +819,7 @@ impl Core {
     }
 
     /// Sends the best final response so far upstream (§16.7 step 6).
-    fn send_best(&mut self, id: u64, call: &mut Call, now: u64, actions: &mut Vec<Action>) {
+    fn send_best(&mut self, id: u64, call: &mut Call, now: Now, actions: &mut VecDeque<Transmit>) {
         call.answered = true;
         let best = call.best.take().unwrap_or(Best {
             status: 480,
@@ -830,7 +840,13 @@ impl Core {
         self.respond_upstream(id, call, status, bytes, now, actions);
     }
 
-    fn cancel_branches(&mut self, id: u64, call: &mut Call, now: u64, actions: &mut Vec<Action>) {
+    fn cancel_branches(
+        &mut self,
+        id: u64,
+        call: &mut Call,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
+    ) {
         if call.method != Method::Invite {
             return;
         }
@@ -856,8 +872,8 @@ impl Core {
         id: u64,
         call: &mut Call,
         index: usize,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
         if let Some(target) = call.clients[index].target.as_mut() {
             target.cancel = Cancel::Sent;
@@ -874,7 +890,7 @@ impl Core {
             bytes,
             flow.transport.is_stream(),
             self.calls.settings,
-            now,
+            now.ms(),
             &mut out,
         );
         let cancel_index = call.clients.len();
@@ -896,13 +912,13 @@ impl Core {
         call: &mut Call,
         status: u16,
         bytes: Vec<u8>,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
         let mut out = Vec::new();
         match &mut call.server {
-            ServerTx::Invite(tx) => tx.send_response(status, bytes, now, &mut out),
-            ServerTx::NonInvite(tx) => tx.send_response(status, bytes, now, &mut out),
+            ServerTx::Invite(tx) => tx.send_response(status, bytes, now.ms(), &mut out),
+            ServerTx::NonInvite(tx) => tx.send_response(status, bytes, now.ms(), &mut out),
         }
         self.apply(id, call, None, out, actions);
     }
@@ -914,12 +930,12 @@ impl Core {
         call: &mut Call,
         client: Option<usize>,
         out: Vec<Output>,
-        actions: &mut Vec<Action>,
+        actions: &mut VecDeque<Transmit>,
     ) {
         let flow = client.map_or(call.upstream, |i| call.clients[i].flow);
         for output in out {
             match output {
-                Output::Transmit(bytes) => actions.push(Action::Send { flow, bytes }),
+                Output::Transmit(bytes) => actions.push_back(Transmit { flow, bytes }),
                 Output::Schedule { timer, at } => {
                     let slot = client.map_or(Slot::Server(timer), |i| Slot::Client(i, timer));
                     self.calls.timers.insert((at, id, slot));
@@ -1063,19 +1079,19 @@ fn lingering_response(
     reaction: Reaction<'_>,
     response: &Message,
     status: u16,
-    actions: &mut Vec<Action>,
+    actions: &mut VecDeque<Transmit>,
 ) {
     if response.cseq().map(|c| c.method) == Some("CANCEL") {
         return;
     }
     match reaction {
         Reaction::PassSuccess(upstream) if (200..300).contains(&status) => {
-            actions.push(Action::Send {
+            actions.push_back(Transmit {
                 flow: upstream,
                 bytes: response.rewrite(None, &[], drop_first(HeaderName::Via, 1), &[]),
             });
         }
-        Reaction::Resend(flow, ack) if status >= 300 => actions.push(Action::Send {
+        Reaction::Resend(flow, ack) if status >= 300 => actions.push_back(Transmit {
             flow,
             bytes: ack.to_vec(),
         }),
@@ -1121,10 +1137,10 @@ fn stable_hash(text: &str) -> u64 {
     hasher.finish()
 }
 
-fn transmit(out: Vec<Output>, flow: Flow, actions: &mut Vec<Action>) {
+fn transmit(out: Vec<Output>, flow: Flow, actions: &mut VecDeque<Transmit>) {
     for output in out {
         if let Output::Transmit(bytes) = output {
-            actions.push(Action::Send { flow, bytes });
+            actions.push_back(Transmit { flow, bytes });
         }
     }
 }

@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 
 use super::auth::Algorithm;
-use super::tests::{DOMAIN, PASSWORD, answer, challenges_of};
+use super::tests::{DOMAIN, PASSWORD, answer, at, challenges_of};
 use super::*;
 
 const T0: u64 = 1_800_000_000_000;
-const SDES: &str = "v=0\r\no=- 1 1 IN IP6 2001:db8::a\r\ns=-\r\nc=IN IP6 2001:db8::a\r\nt=0 0\r\n\
+pub(super) const SDES: &str = "v=0\r\no=- 1 1 IN IP6 2001:db8::a\r\ns=-\r\nc=IN IP6 2001:db8::a\r\nt=0 0\r\n\
     m=audio 4000 RTP/SAVP 0 8\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
 const PLAIN: &str = "v=0\r\no=- 1 1 IN IP6 2001:db8::a\r\ns=RTP/SAVP a=crypto\r\nc=IN IP6 2001:db8::a\r\nt=0 0\r\n\
     m=audio 4000 RTP/AVP 0 8\r\n";
@@ -21,11 +21,11 @@ fn flow(address: &str, transport: Transport, connection: Option<u64>) -> Flow {
     }
 }
 
-fn caller() -> Flow {
+pub(super) fn caller() -> Flow {
     flow("[2001:db8::a]:5070", Transport::Udp, Some(0))
 }
 
-fn phone_b() -> Flow {
+pub(super) fn phone_b() -> Flow {
     flow("[2001:db8::b]:5080", Transport::Udp, Some(0))
 }
 
@@ -33,17 +33,20 @@ fn phone_c() -> Flow {
     flow("[2001:db8::c]:5090", Transport::Tcp, Some(7))
 }
 
-struct Net {
-    core: Core,
-    now: u64,
+pub(super) struct Net {
+    pub core: Core,
+    /// The monotonic clock, in ms.
+    pub now: u64,
+    /// How far the wall clock was stepped away from the monotonic one.
+    wall_offset: i64,
     /// Calls placed so far, to give each its own branches.
     placed: u32,
 }
 
-type Sent = Vec<(Flow, Message)>;
+pub(super) type Sent = Vec<(Flow, Message)>;
 
 impl Net {
-    fn new() -> Net {
+    pub fn new() -> Net {
         let users = ["1000", "1001", "1002"]
             .iter()
             .map(|e| User::new(Extension::parse(e).unwrap(), e, DOMAIN, PASSWORD))
@@ -64,15 +67,29 @@ impl Net {
                 users,
                 Vec::new(),
                 Vec::new(),
-                T0,
+                at(T0),
             ),
             now: T0,
+            wall_offset: 0,
             placed: 0,
         }
     }
 
+    /// Both clocks now.
+    fn clock(&self) -> Now {
+        Now {
+            instant: Instant::from_millis(self.now),
+            wall_ms: self.now.saturating_add_signed(self.wall_offset),
+        }
+    }
+
+    /// Steps the wall clock, as NTP does on a board without a real-time clock.
+    pub fn step_wall_clock(&mut self, ms: i64) {
+        self.wall_offset += ms;
+    }
+
     /// Binds `extension` to a contact at `flow` (the registrar is tested elsewhere).
-    fn bind(&mut self, extension: &str, flow: Flow) {
+    pub fn bind(&mut self, extension: &str, flow: Flow) {
         let contact = format!("sip:{extension}@{}", flow.remote);
         let text = format!(
             "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {r};branch=z9hG4bKr\r\n\
@@ -84,40 +101,50 @@ impl Net {
         let extension = Extension::parse(extension).unwrap();
         self.core
             .registrar
-            .register(&extension, &request, flow, self.now)
+            .register(&extension, &request, flow, self.clock().wall_ms)
             .unwrap();
     }
 
-    fn send(&mut self, from: Flow, text: &str) -> Sent {
-        let mut actions = Vec::new();
+    pub fn send(&mut self, from: Flow, text: &str) -> Sent {
         let inbound = Inbound {
             bytes: text.as_bytes(),
             flow: from,
         };
-        self.core.handle(inbound, self.now, &mut actions);
-        parse_all(actions)
+        self.core.handle(inbound, self.clock());
+        parse_all(self.core.take_transmits())
     }
 
     /// Sends `response` (built by a phone) back through the core.
-    fn reply(&mut self, from: Flow, response: Vec<u8>) -> Sent {
+    pub fn reply(&mut self, from: Flow, response: Vec<u8>) -> Sent {
         self.send(from, std::str::from_utf8(&response).unwrap())
     }
 
     /// Lets time pass, firing due timers in order.
-    fn advance(&mut self, ms: u64) -> Sent {
+    pub fn advance(&mut self, ms: u64) -> Sent {
         let end = self.now + ms;
-        let mut actions = Vec::new();
-        while let Some(at) = self.core.next_timeout().filter(|at| *at <= end) {
-            self.now = at.max(self.now);
-            self.core.handle_timeout(self.now, &mut actions);
+        let mut sent = Vec::new();
+        loop {
+            let due = match self.core.poll_output() {
+                Output::Transmit(transmit) => {
+                    sent.push(transmit);
+                    continue;
+                }
+                Output::Event(_) => continue,
+                Output::Timeout(due) => due.as_millis(),
+            };
+            if due > end {
+                break;
+            }
+            self.now = due.max(self.now);
+            self.core.handle_timeout(self.clock());
         }
         self.now = end;
-        parse_all(actions)
+        parse_all(sent)
     }
 
     /// Places an authenticated INVITE from 1000 at the caller flow to `to`; returns what the
     /// core sent for the authenticated INVITE.
-    fn call(&mut self, to: &str, sdp: &str, extra: &str) -> Sent {
+    pub fn call(&mut self, to: &str, sdp: &str, extra: &str) -> Sent {
         self.placed += 1;
         let n = self.placed;
         let first = invite(to, &format!("z9hG4bK{n}i1"), 1, None, sdp, extra);
@@ -147,10 +174,10 @@ impl Net {
     }
 }
 
-fn parse_all(actions: Vec<Action>) -> Sent {
-    actions
+fn parse_all(transmits: Vec<Transmit>) -> Sent {
+    transmits
         .into_iter()
-        .map(|Action::Send { flow, bytes }| (flow, Message::parse(&bytes, 128).unwrap()))
+        .map(|Transmit { flow, bytes }| (flow, Message::parse(&bytes, 128).unwrap()))
         .collect()
 }
 
@@ -168,7 +195,7 @@ fn invite(to: &str, branch: &str, cseq: u32, auth: Option<&str>, sdp: &str, extr
 }
 
 /// The one message sent to `to` with `status` (or the request, for `status` 0).
-fn only(sent: &Sent, to: Flow, status: u16) -> Message {
+pub(super) fn only(sent: &Sent, to: Flow, status: u16) -> Message {
     let found: Vec<&Message> = sent
         .iter()
         .filter(|(f, m)| *f == to && m.status().unwrap_or(0) == status)
@@ -179,7 +206,13 @@ fn only(sent: &Sent, to: Flow, status: u16) -> Message {
 }
 
 /// What a phone answers to a request it received.
-fn respond(request: &Message, from: Flow, status: u16, reason: &str, sdp: &str) -> Vec<u8> {
+pub(super) fn respond(
+    request: &Message,
+    from: Flow,
+    status: u16,
+    reason: &str,
+    sdp: &str,
+) -> Vec<u8> {
     let mut response = Response::to(request, from.remote, status, reason);
     response.header("Contact", format!("<sip:callee@{}>", from.remote));
     match sdp {
@@ -284,7 +317,7 @@ fn busy_is_passed_back_and_acknowledged() {
     );
     assert_eq!(only(&again, phone_b(), 0).method_text(), Some("ACK"));
     assert_eq!(again.len(), 1);
-    net.core.tick(net.now + 32_000);
+    net.core.handle_timeout(at(net.now + 32_000));
     assert_eq!(net.core.calls.lingering(), 0);
 }
 
@@ -330,9 +363,9 @@ fn an_answered_call_lingers_in_a_few_bytes() {
         format!("{:?}", only(&again, caller(), 200)),
         format!("{first:?}")
     );
-    net.core.tick(net.now + 5_000);
+    net.core.handle_timeout(at(net.now + 5_000));
     assert_eq!(net.core.calls.lingering(), 3, "Timer K is T4");
-    net.core.tick(net.now + 32_000);
+    net.core.handle_timeout(at(net.now + 32_000));
     assert_eq!(net.core.calls.lingering(), 0);
 }
 

@@ -68,6 +68,8 @@ pub struct Settings {
     pub max_contacts: usize,
     /// Bindings in all: the table an outsider with a password could try to grow.
     pub max_bindings: usize,
+    /// How often changed bindings go to the store, in one batch (one fsync).
+    pub flush_interval: Duration,
 }
 
 impl Default for Settings {
@@ -79,6 +81,7 @@ impl Default for Settings {
             default_expires: Duration::from_secs(3600),
             max_contacts: 5,
             max_bindings: 10_000,
+            flush_interval: Duration::from_secs(30),
         }
     }
 }

@@ -1,45 +1,87 @@
-//! Security events: one line each, with everything in the message text, because journald keeps
-//! structured fields apart from the message and Fail2Ban reads only the message. The address is
-//! written bare (no brackets, no port) so that a filter's `<ADDR>` matches it.
+//! Security events: typed values that leave the core as [`super::Event::Security`], and their
+//! one log line each, with everything in the message text, because journald keeps structured
+//! fields apart from the message and Fail2Ban reads only the message. The address is written
+//! bare (no brackets, no port) so that a filter's `<ADDR>` matches it.
 
 use std::fmt;
 
-use tracing::warn;
-
+use super::auth::Rejection;
+use super::bans::{Ban, Utc};
 use super::registrar::Flow;
 
-/// What happened, as the first words of the line (and the name Fail2Ban filters use).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+/// Something an outsider did that an administrator (or Fail2Ban) should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityEvent {
     /// Wrong credentials, or credentials for a user that does not exist.
-    AuthenticationFailed,
+    AuthenticationFailed {
+        flow: Flow,
+        user: String,
+        reason: Rejection,
+    },
     /// A source or prefix went over its flood limit.
-    Flood,
+    Flood { flow: Flow, scope: String },
     /// Too many authentication failures: the source's messages are dropped for a while.
-    Banned,
-    /// A request from a known scanner, dropped (logged once per source and window).
-    Scanner,
+    Banned {
+        flow: Flow,
+        ban: Ban,
+        failures: usize,
+    },
+    /// A request from a known scanner, dropped (reported once per source and window).
+    Scanner {
+        flow: Flow,
+        user_agent: &'static str,
+        method: String,
+    },
 }
 
-impl Event {
-    pub fn as_str(self) -> &'static str {
+impl SecurityEvent {
+    /// What happened, as the first words of the line (and the name Fail2Ban filters use).
+    pub fn name(&self) -> &'static str {
         match self {
-            Event::AuthenticationFailed => "authentication failed",
-            Event::Flood => "flood detected",
-            Event::Banned => "banned",
-            Event::Scanner => "scanner detected",
+            SecurityEvent::AuthenticationFailed { .. } => "authentication failed",
+            SecurityEvent::Flood { .. } => "flood detected",
+            SecurityEvent::Banned { .. } => "banned",
+            SecurityEvent::Scanner { .. } => "scanner detected",
+        }
+    }
+
+    /// Where it came from.
+    pub fn flow(&self) -> &Flow {
+        match self {
+            SecurityEvent::AuthenticationFailed { flow, .. }
+            | SecurityEvent::Flood { flow, .. }
+            | SecurityEvent::Banned { flow, .. }
+            | SecurityEvent::Scanner { flow, .. } => flow,
         }
     }
 }
 
-/// Logs `event` from `flow` with `detail` (`key=value` pairs).
-pub fn report(event: Event, flow: &Flow, detail: fmt::Arguments<'_>) {
-    warn!(
-        target: "hotline::security",
-        "{} address={} port={} transport={} {detail}",
-        event.as_str(),
-        flow.remote.ip(),
-        flow.remote.port(),
-        flow.transport,
-    );
+/// The log line: `<name> address=<ip> port=<port> transport=<transport> <key=value …>`.
+impl fmt::Display for SecurityEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let flow = self.flow();
+        write!(
+            f,
+            "{} address={} port={} transport={} ",
+            self.name(),
+            flow.remote.ip(),
+            flow.remote.port(),
+            flow.transport,
+        )?;
+        match self {
+            SecurityEvent::AuthenticationFailed { user, reason, .. } => {
+                write!(f, "user={user:?} reason={reason:?}")
+            }
+            SecurityEvent::Flood { scope, .. } => write!(f, "scope={scope}"),
+            SecurityEvent::Banned { ban, failures, .. } => write!(
+                f,
+                "scope={} until={} failures={failures}",
+                ban.scope,
+                Utc(ban.until_ms)
+            ),
+            SecurityEvent::Scanner {
+                user_agent, method, ..
+            } => write!(f, "user_agent={user_agent} method={method:?}"),
+        }
+    }
 }

@@ -29,14 +29,10 @@ impl BanWriter {
         BanWriter { queue, task }
     }
 
-    /// Queues bans for writing; never waits.
-    pub fn save(&self, bans: Vec<Ban>) {
-        for ban in bans {
-            if let Err(TrySendError::Full(ban) | TrySendError::Closed(ban)) =
-                self.queue.try_send(ban)
-            {
-                warn!(scope = %ban.scope, "ban not saved: the database is behind; it holds until the server stops");
-            }
+    /// Queues a ban for writing; never waits.
+    pub fn save(&self, ban: Ban) {
+        if let Err(TrySendError::Full(ban) | TrySendError::Closed(ban)) = self.queue.try_send(ban) {
+            warn!(scope = %ban.scope, "ban not saved: the database is behind; it holds until the server stops");
         }
     }
 

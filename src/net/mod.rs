@@ -1,6 +1,8 @@
 //! The tokio layer: sockets, connections and timers around the pure core.
 
 mod bans;
+mod bindings;
+mod clock;
 mod control;
 mod inbox;
 mod server;

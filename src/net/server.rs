@@ -1,5 +1,6 @@
 //! `hotline serve`: binds every listener, then one task owns the core and feeds it messages,
-//! ticks and user changes; transports and the control socket talk to it over a channel.
+//! timeouts and user changes, and carries out what the core's `poll_output` asks; transports
+//! and the control socket talk to it over a channel.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,17 +9,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{debug, error, info, warn};
+use tracing::{info, warn};
 
 use super::bans::BanWriter;
+use super::bindings::BindingWriter;
+use super::clock::Clock;
 use super::inbox::{Event, Ids, Outlet};
 use super::{control, socket, stream, tls};
 use crate::certificate;
 use crate::clock::wall_ms;
 use crate::config::Config;
-use crate::core::registrar::Binding;
-use crate::core::user::Extension;
-use crate::core::{Action, ConnectionId, Core, Flow, Inbound};
+use crate::core::{self, ConnectionId, Core, Flow, Inbound, Output, Transmit};
 use crate::data_dir::DataDir;
 use crate::sip::Transport;
 use crate::store::Store;
@@ -108,7 +109,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         events.clone(),
     )?;
     drop(events);
-    let ban_writer = BanWriter::spawn(store.clone());
+    let writers = Writers {
+        bans: BanWriter::spawn(store.clone()),
+        bindings: BindingWriter::spawn(store.clone()),
+    };
+    let clock = Clock::start();
     let mut core = Core::new(
         config.core(),
         listeners,
@@ -116,40 +121,29 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         users,
         bindings,
         bans,
-        wall_ms(),
+        clock.now(),
     );
     let shutdown = shutdown_signal()?;
     info!("ready");
     notify(sd_notify::NotifyState::Ready);
     let mut watchdog = watchdog_interval();
 
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut flush = tokio::time::interval(Duration::from_secs(config.registrar.flush_interval));
     let mut trim = tokio::time::interval(TRIM_INTERVAL);
-    let mut actions = Vec::new();
-    let mut saving: Option<tokio::task::JoinHandle<()>> = None;
     // One timer, moved only when the core's next deadline changes: a new `sleep` per loop turn
     // would register in and leave tokio's timer wheel once per message.
     let timer = tokio::time::sleep(Duration::ZERO);
     let mut timer_at = None;
     tokio::pin!(shutdown, timer);
     loop {
-        let next = core.next_timeout();
-        if next != timer_at {
-            timer_at = next;
-            if let Some(at) = next {
-                let wait = Duration::from_millis(at.saturating_sub(wall_ms()));
-                timer.as_mut().reset(tokio::time::Instant::now() + wait);
-            }
+        let next = carry_out(&mut core, &outlets, default_udp, &writers);
+        if timer_at != Some(next) {
+            timer_at = Some(next);
+            timer.as_mut().reset(clock.deadline(next));
         }
         tokio::select! {
             Some(event) = inbox.recv() => match event {
                 Event::Message { bytes, flow } => {
-                    core.handle(Inbound { bytes: &bytes, flow }, wall_ms(), &mut actions);
-                    for action in actions.drain(..) {
-                        execute(action, &outlets, default_udp);
-                    }
-                    ban_writer.save(core.take_new_bans());
+                    core.handle(Inbound { bytes: &bytes, flow }, clock.now());
                 }
                 Event::Opened { id, outlet } => {
                     outlets.insert(id, outlet);
@@ -169,19 +163,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             () = &mut timer, if timer_at.is_some() => {
                 // Handled: the next turn sets the timer for whatever deadline comes next.
                 timer_at = None;
-                core.handle_timeout(wall_ms(), &mut actions);
-                for action in actions.drain(..) {
-                    execute(action, &outlets, default_udp);
-                }
-            }
-            _ = tick.tick() => core.tick(wall_ms()),
-            _ = flush.tick() => {
-                // The write (an fsync) runs beside the loop, which keeps answering: awaiting it
-                // here stalled every message for as long as the disk took. One write at a time;
-                // changes made meanwhile stay queued in the core for the next tick.
-                if saving.as_ref().is_none_or(|s| s.is_finished()) {
-                    saving = Some(tokio::spawn(persist(store.clone(), core.take_changed_bindings())));
-                }
+                core.handle_timeout(clock.now());
             }
             _ = trim.tick() => release_free_memory(),
             _ = watchdog_tick(&mut watchdog) => notify(sd_notify::NotifyState::Watchdog),
@@ -190,21 +172,46 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!("shutting down");
     notify(sd_notify::NotifyState::Stopping);
-    if let Some(saving) = saving {
-        let _ = saving.await;
-    }
-    persist(store.clone(), core.take_changed_bindings()).await;
-    ban_writer.finish().await;
+    core.flush_bindings();
+    carry_out(&mut core, &outlets, default_udp, &writers);
+    writers.bindings.finish().await;
+    writers.bans.finish().await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
 
-fn execute(
-    action: Action,
+/// Where the core's writes go.
+struct Writers {
+    bans: BanWriter,
+    bindings: BindingWriter,
+}
+
+/// Does everything the core asks until it names its next timeout, which it returns.
+fn carry_out(
+    core: &mut Core,
+    outlets: &HashMap<ConnectionId, Outlet>,
+    default_udp: Option<ConnectionId>,
+    writers: &Writers,
+) -> core::Instant {
+    loop {
+        match core.poll_output() {
+            Output::Transmit(transmit) => send(transmit, outlets, default_udp),
+            Output::Event(core::Event::Security(event)) => {
+                warn!(target: "hotline::security", "{event}")
+            }
+            Output::Event(core::Event::BanAdded(ban)) => writers.bans.save(ban),
+            Output::Event(core::Event::BindingsChanged(batch)) => writers.bindings.save(batch),
+            Output::Timeout(at) => return at,
+        }
+    }
+}
+
+fn send(
+    transmit: Transmit,
     outlets: &HashMap<ConnectionId, Outlet>,
     default_udp: Option<ConnectionId>,
 ) {
-    let Action::Send { flow, bytes } = action;
+    let Transmit { flow, bytes } = transmit;
     let outlet = flow
         .connection
         .or(default_udp.filter(|_| flow.transport == Transport::Udp))
@@ -223,20 +230,6 @@ fn execute(
         None => {
             warn!(destination = %flow.remote, transport = %flow.transport, "no connection to send over")
         }
-    }
-}
-
-/// Writes the bindings changed since the last batch, in one transaction.
-async fn persist(store: Arc<Store>, changed: Vec<(Extension, Vec<Binding>)>) {
-    if changed.is_empty() {
-        return;
-    }
-    let count = changed.len();
-    let written = tokio::task::spawn_blocking(move || store.save_bindings(&changed)).await;
-    match written {
-        Ok(Ok(())) => debug!(extensions = count, "bindings saved"),
-        Ok(Err(e)) => error!(error = %e, "cannot save bindings"),
-        Err(e) => error!(error = %e, "binding writer failed"),
     }
 }
 
