@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use common::{at, exchange};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hotline::core::auth::{
-    Algorithm, Authenticator, Credentials, ResponseInput, Verdict, parse_credentials, response_hex,
+    Algorithm, Authenticator, Credentials, Peer, ResponseInput, Verdict, parse_credentials,
+    response_hex,
 };
 use hotline::core::user::{Extension, User};
 use hotline::core::{Core, Event, Flow, Inbound, Output, Settings, Transmit};
@@ -263,7 +264,8 @@ fn digest(c: &mut Criterion) {
             4096,
             T0,
         );
-        let nonce = auth.challenges(DOMAIN, T0, false)[0].nonce.clone();
+        let peer = Peer::new("2001:db8::a".parse().unwrap(), Transport::Udp);
+        let nonce = auth.challenges(DOMAIN, &peer, T0, false)[0].nonce.clone();
         let now = T0 + 10;
         let mut count: u32 = 0;
         let name = format!("verify/{}", algorithm.as_str());
@@ -295,6 +297,7 @@ fn digest(c: &mut Criterion) {
                             REQUEST_URI,
                             DOMAIN,
                             Some(&user),
+                            &peer,
                             now,
                         );
                         authenticated += u64::from(black_box(verdict) == Verdict::Authenticated);

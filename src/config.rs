@@ -149,6 +149,9 @@ pub struct Limits {
     /// Proxied transactions past their final response, kept in a few bytes each to absorb
     /// retransmissions: about 100 per call/s.
     pub max_lingering_transactions: usize,
+    /// Proxied transactions in progress from one /64 (and so from any one address in it): no
+    /// source can take the whole table from the phones.
+    pub max_transactions_per_prefix: usize,
 }
 
 /// Banning sources that fail authentication again and again (see [`crate::core::bans`]).
@@ -270,6 +273,7 @@ impl Default for Limits {
             partial_message_timeout: 10,
             max_transactions: core.max_transactions,
             max_lingering_transactions: core.max_lingering_transactions,
+            max_transactions_per_prefix: core.max_transactions_per_prefix,
         }
     }
 }
@@ -462,6 +466,10 @@ impl Config {
                 "limits.max_lingering_transactions",
                 self.limits.max_lingering_transactions as u64,
             ),
+            (
+                "limits.max_transactions_per_prefix",
+                self.limits.max_transactions_per_prefix as u64,
+            ),
             ("bans.window", self.bans.window),
             ("bans.duration", self.bans.duration),
             ("bans.capacity", self.bans.capacity as u64),
@@ -521,6 +529,7 @@ impl Config {
             max_vias: l.max_vias,
             max_transactions: l.max_transactions,
             max_lingering_transactions: l.max_lingering_transactions,
+            max_transactions_per_prefix: l.max_transactions_per_prefix,
             proxy: settings::Proxy {
                 ring_timeout: secs(p.ring_timeout),
                 max_dialogs: p.max_dialogs,

@@ -24,10 +24,13 @@ pub mod lingering;
 mod output;
 pub mod proxy;
 pub mod registrar;
+pub mod route_sign;
 pub mod sanity;
 pub mod scanners;
 pub mod security;
 pub mod settings;
+mod share;
+mod stateless;
 pub mod transaction;
 pub mod user;
 
@@ -36,19 +39,21 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 
-use self::auth::{Authenticator, Rejection, Verdict, parse_credentials};
+use self::auth::{Authenticator, Peer, Rejection, Verdict, parse_credentials};
 use self::bans::{Ban, Bans, Scope, Utc};
 use self::clock::millis;
 use self::dialog::Dialogs;
 use self::limits::{Limiter, Verdict as FloodVerdict};
 use self::proxy::Calls;
 use self::registrar::{Binding, RegisterError, Registrar};
+use self::route_sign::RouteSigner;
 use self::scanners::Sightings;
 use self::security::SecurityEvent;
+use self::stateless::Answer;
 use self::transaction::{Key, ServerTransactions, Timers};
 use self::user::{Extension, User};
 
@@ -145,6 +150,8 @@ pub struct Core {
     ring_timeout_ms: u64,
     users: HashMap<Extension, User>,
     auth: Authenticator,
+    /// Signs the Record-Route of the dialogs hotline makes, and checks the Routes that claim one.
+    route_signer: RouteSigner,
     registrar: Registrar,
     transactions: ServerTransactions,
     calls: Calls,
@@ -181,6 +188,7 @@ impl Core {
             max_vias,
             max_transactions,
             max_lingering_transactions,
+            max_transactions_per_prefix,
             proxy,
             registrar,
             auth,
@@ -202,6 +210,7 @@ impl Core {
                 auth.max_tracked_nonces,
                 now.wall_ms,
             ),
+            route_signer: RouteSigner::new(&secret),
             flush_interval: registrar.flush_interval,
             next_flush: now.instant + registrar.flush_interval,
             registrar: Registrar::new(registrar, bindings, now.wall_ms),
@@ -209,6 +218,7 @@ impl Core {
             calls: Calls::new(
                 Timers::default(),
                 max_transactions,
+                max_transactions_per_prefix,
                 max_lingering_transactions,
                 now.wall_ms,
             ),
@@ -327,7 +337,8 @@ impl Core {
             }
             return;
         }
-        // Requests answered here keep their response for retransmissions over UDP.
+        // Requests answered here after authentication keep their response for retransmissions
+        // over UDP.
         let cached = key.filter(|_| flow.transport == Transport::Udp);
         if let Some(response) = cached.as_ref().and_then(|k| self.transactions.response(k)) {
             actions.push_back(Transmit {
@@ -336,23 +347,28 @@ impl Core {
             });
             return;
         }
-        let reply = match sane {
-            Err(refusal) => Reply::new(refusal.status, refusal.reason),
+        let answer = match sane {
+            Err(refusal) => Answer::Stateless(Reply::new(refusal.status, refusal.reason)),
             Ok(()) => match method {
                 Method::Register => self.register(&message, &flow, now),
                 Method::Cancel => self.proxy_cancel(&message, &via, flow, now, actions),
                 // What is left is an OPTIONS ping of the server itself.
-                _ => Reply::new(200, "OK")
-                    .with("Allow", ALLOW)
-                    .with("Accept", "application/sdp"),
+                _ => Answer::Stateless(
+                    Reply::new(200, "OK")
+                        .with("Allow", ALLOW)
+                        .with("Accept", "application/sdp"),
+                ),
             },
         };
-        if reply.status >= 300 && !reply.is_challenge() {
+        let Answer::Stateful(reply) = answer else {
+            self.answer_statelessly(&message, &flow, answer, now, actions);
+            return;
+        };
+        if reply.status >= 300 {
             self.log_refusal(&message, &flow, reply.status, reply.reason);
         }
         let response = reply.build(&message, flow.remote);
-        // A challenge is stateless (RFC 3261 §8.2.7): a retransmission gets a new one.
-        if let Some(key) = cached.filter(|_| !reply.is_challenge()) {
+        if let Some(key) = cached {
             self.transactions.complete(key, response.clone(), now.ms());
         }
         actions.push_back(Transmit {
@@ -428,32 +444,54 @@ impl Core {
     }
 
     /// The registrar of RFC 3261 §10.3.
-    fn register(&mut self, request: &Message, flow: &Flow, now: Now) -> Reply {
+    fn register(&mut self, request: &Message, flow: &Flow, now: Now) -> Answer {
         let request_uri = request.request_uri().and_then(|u| Uri::parse(u).ok());
         if !request_uri.is_some_and(|u| self.is_local(&u.host)) {
-            return Reply::new(403, "Domain Not Served");
+            return Answer::Refused(Reply::new(403, "Domain Not Served"));
         }
         if let Some(required) = request.header(HeaderName::Require) {
-            return Reply::new(420, "Bad Extension").with("Unsupported", required);
+            return Answer::Refused(Reply::new(420, "Bad Extension").with("Unsupported", required));
         }
         let to = request.to().and_then(|t| t.parsed_uri().ok());
         let Some(to) = to.filter(|t| self.is_local(&t.host)) else {
-            return Reply::new(403, "Domain Not Served");
+            return Answer::Refused(Reply::new(403, "Domain Not Served"));
         };
         let extension = match self.authenticate(request, flow, now, AuthKind::Registrar) {
             Ok(extension) => extension,
-            Err(reply) => return reply,
+            Err(reply) => return Answer::Stateless(reply),
         };
+        Answer::Stateful(self.bind(&extension, &to, request, flow, now))
+    }
+
+    /// Applies an authenticated REGISTER.
+    fn bind(
+        &mut self,
+        extension: &Extension,
+        to: &Uri<'_>,
+        request: &Message,
+        flow: &Flow,
+        now: Now,
+    ) -> Reply {
         if to.user != Some(extension.as_str()) {
             return Reply::new(403, "Forbidden: To is not the authenticated user");
         }
+        if self.is_forbidden_contact(flow.remote.ip(), flow.remote.port()) {
+            self.report(SecurityEvent::Refused {
+                flow: *flow,
+                method: "REGISTER".to_owned(),
+                status: 403,
+                reason: "source may not be bound",
+                user: Some(extension.clone()),
+            });
+            return Reply::new(403, "Forbidden: Source Address Not Allowed");
+        }
         match self
             .registrar
-            .register(&extension, request, *flow, now.wall_ms)
+            .register(extension, request, *flow, now.wall_ms)
         {
             Ok(()) => {
                 let mut reply = Reply::new(200, "OK");
-                for binding in self.registrar.contacts(&extension, now.wall_ms) {
+                for binding in self.registrar.contacts(extension, now.wall_ms) {
                     let expires = binding.remaining_secs(now.wall_ms);
                     reply = reply.with(
                         "Contact",
@@ -488,25 +526,26 @@ impl Core {
             .filter_map(|value| parse_credentials(value).ok())
             .find(|c| c.realm == realm);
         let Some(credentials) = credentials else {
-            return Err(self.challenge(kind, now_ms, false));
+            return Err(self.challenge(kind, flow, now_ms, false));
         };
         let user = Extension::parse(&credentials.username)
             .ok()
             .and_then(|e| self.users.get(&e));
         let method = request.method_text().unwrap_or_default();
         let uri = request.request_uri().unwrap_or_default();
+        let peer = Peer::new(flow.remote.ip(), flow.transport);
         match self
             .auth
-            .verify(&credentials, method, uri, realm, user, now_ms)
+            .verify(&credentials, method, uri, realm, user, &peer, now_ms)
         {
             Verdict::Authenticated => match user {
                 Some(user) => Ok(user.extension.clone()),
-                None => Err(self.challenge(kind, now_ms, false)),
+                None => Err(self.challenge(kind, flow, now_ms, false)),
             },
-            Verdict::Stale => Err(self.challenge(kind, now_ms, true)),
+            Verdict::Stale => Err(self.challenge(kind, flow, now_ms, true)),
             Verdict::Rejected(Rejection::InvalidNonce) => {
-                debug!(source = %flow.remote, "credentials with a nonce of another secret: challenging again");
-                Err(self.challenge(kind, now_ms, false))
+                info!(source = %flow.remote, transport = %flow.transport, user = ?credentials.username, "credentials with a nonce issued to another address or transport, or under another secret: challenging again");
+                Err(self.challenge(kind, flow, now_ms, false))
             }
             Verdict::Rejected(reason) => {
                 let user = credentials.username.to_string();
@@ -552,9 +591,11 @@ impl Core {
         true
     }
 
-    fn challenge(&mut self, kind: AuthKind, now_ms: u64, stale: bool) -> Reply {
+    /// A challenge whose nonce only `flow`'s address and transport can use.
+    fn challenge(&mut self, kind: AuthKind, flow: &Flow, now_ms: u64, stale: bool) -> Reply {
         let mut reply = kind.challenge();
-        for challenge in self.auth.challenges(&self.domain, now_ms, stale) {
+        let peer = Peer::new(flow.remote.ip(), flow.transport);
+        for challenge in self.auth.challenges(&self.domain, &peer, now_ms, stale) {
             reply = reply.with(kind.challenge_header(), challenge.header_value());
         }
         reply
@@ -595,5 +636,7 @@ mod bans_tests;
 mod clock_tests;
 #[cfg(test)]
 mod proxy_tests;
+#[cfg(test)]
+mod stranger_tests;
 #[cfg(test)]
 mod tests;

@@ -7,13 +7,13 @@ use super::auth::Algorithm;
 use super::tests::{DOMAIN, PASSWORD, answer, at, challenges_of};
 use super::*;
 
-const T0: u64 = 1_800_000_000_000;
+pub(super) const T0: u64 = 1_800_000_000_000;
 pub(super) const SDES: &str = "v=0\r\no=- 1 1 IN IP6 2001:db8::a\r\ns=-\r\nc=IN IP6 2001:db8::a\r\nt=0 0\r\n\
     m=audio 4000 RTP/SAVP 0 8\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
 const PLAIN: &str = "v=0\r\no=- 1 1 IN IP6 2001:db8::a\r\ns=RTP/SAVP a=crypto\r\nc=IN IP6 2001:db8::a\r\nt=0 0\r\n\
     m=audio 4000 RTP/AVP 0 8\r\n";
 
-fn flow(address: &str, transport: Transport, connection: Option<u64>) -> Flow {
+pub(super) fn flow(address: &str, transport: Transport, connection: Option<u64>) -> Flow {
     Flow {
         transport,
         remote: address.parse().unwrap(),
@@ -29,14 +29,14 @@ pub(super) fn phone_b() -> Flow {
     flow("[2001:db8::b]:5080", Transport::Udp, Some(0))
 }
 
-fn phone_c() -> Flow {
+pub(super) fn phone_c() -> Flow {
     flow("[2001:db8::c]:5090", Transport::Tcp, Some(7))
 }
 
 pub(super) struct Net {
-    pub core: Core,
+    pub(super) core: Core,
     /// The monotonic clock, in ms.
-    pub now: u64,
+    pub(super) now: u64,
     /// How far the wall clock was stepped away from the monotonic one.
     wall_offset: i64,
     /// Calls placed so far, to give each its own branches.
@@ -46,15 +46,21 @@ pub(super) struct Net {
 pub(super) type Sent = Vec<(Flow, Message)>;
 
 impl Net {
-    pub fn new() -> Net {
+    pub(super) fn new() -> Net {
+        Net::configured(|_| {})
+    }
+
+    /// A core whose default settings `change` adjusts.
+    pub(super) fn configured(change: impl FnOnce(&mut Settings)) -> Net {
         let users = ["1000", "1001", "1002"]
             .iter()
             .map(|e| User::new(Extension::parse(e).unwrap(), e, DOMAIN, PASSWORD))
             .collect();
-        let settings = Settings {
+        let mut settings = Settings {
             domain: DOMAIN.to_owned(),
             ..Settings::default()
         };
+        change(&mut settings);
         let listeners: Vec<(Transport, SocketAddr)> = vec![
             (Transport::Udp, "[2001:db8::1]:5060".parse().unwrap()),
             (Transport::Tcp, "[2001:db8::1]:5060".parse().unwrap()),
@@ -89,7 +95,7 @@ impl Net {
     }
 
     /// Binds `extension` to a contact at `flow` (the registrar is tested elsewhere).
-    pub fn bind(&mut self, extension: &str, flow: Flow) {
+    pub(super) fn bind(&mut self, extension: &str, flow: Flow) {
         let contact = format!("sip:{extension}@{}", flow.remote);
         let text = format!(
             "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {r};branch=z9hG4bKr\r\n\
@@ -105,7 +111,7 @@ impl Net {
             .unwrap();
     }
 
-    pub fn send(&mut self, from: Flow, text: &str) -> Sent {
+    pub(super) fn send(&mut self, from: Flow, text: &str) -> Sent {
         let inbound = Inbound {
             bytes: text.as_bytes(),
             flow: from,
@@ -115,12 +121,12 @@ impl Net {
     }
 
     /// Sends `response` (built by a phone) back through the core.
-    pub fn reply(&mut self, from: Flow, response: Vec<u8>) -> Sent {
+    pub(super) fn reply(&mut self, from: Flow, response: Vec<u8>) -> Sent {
         self.send(from, std::str::from_utf8(&response).unwrap())
     }
 
     /// Lets time pass, firing due timers in order.
-    pub fn advance(&mut self, ms: u64) -> Sent {
+    pub(super) fn advance(&mut self, ms: u64) -> Sent {
         let end = self.now + ms;
         let mut sent = Vec::new();
         loop {
@@ -142,21 +148,43 @@ impl Net {
         parse_all(sent)
     }
 
+    /// A call from 1000 that rings at phone B, bound as 1001: the INVITE phone B got, and the
+    /// Record-Route hotline put into it.
+    pub(super) fn ringing(&mut self) -> (Message, String) {
+        self.bind("1001", phone_b());
+        let sent = self.call("1001", SDES, "");
+        let forwarded = only(&sent, phone_b(), 0);
+        self.reply(
+            phone_b(),
+            respond(&forwarded, phone_b(), 180, "Ringing", ""),
+        );
+        let route = forwarded
+            .header(HeaderName::RecordRoute)
+            .unwrap()
+            .to_owned();
+        (forwarded, route)
+    }
+
     /// Places an authenticated INVITE from 1000 at the caller flow to `to`; returns what the
     /// core sent for the authenticated INVITE.
-    pub fn call(&mut self, to: &str, sdp: &str, extra: &str) -> Sent {
+    pub(super) fn call(&mut self, to: &str, sdp: &str, extra: &str) -> Sent {
+        self.call_from(caller(), to, sdp, extra)
+    }
+
+    /// Places an authenticated INVITE from 1000 at `from`.
+    pub(super) fn call_from(&mut self, from: Flow, to: &str, sdp: &str, extra: &str) -> Sent {
         self.placed += 1;
         let n = self.placed;
         let first = invite(to, &format!("z9hG4bK{n}i1"), 1, None, sdp, extra);
-        let sent = self.send(caller(), &first);
-        let challenge = only(&sent, caller(), 407);
+        let sent = self.send(from, &first);
+        let challenge = only(&sent, from, 407);
         let ack = format!(
             "ACK sip:{to}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bK{n}i1\r\n\
              From: <sip:1000@{DOMAIN}>;tag=caller\r\nTo: {}\r\nCall-ID: call-1\r\nCSeq: 1 ACK\r\n\r\n",
             challenge.header(HeaderName::To).unwrap()
         );
         assert!(
-            self.send(caller(), &ack).is_empty(),
+            self.send(from, &ack).is_empty(),
             "ACK of the 407 is absorbed"
         );
         let header = &challenges_of(&challenge, "Proxy-Authenticate")[0];
@@ -170,18 +198,25 @@ impl Net {
             sdp,
             extra,
         );
-        self.send(caller(), &second)
+        self.send(from, &second)
     }
 }
 
-fn parse_all(transmits: Vec<Transmit>) -> Sent {
+pub(super) fn parse_all(transmits: Vec<Transmit>) -> Sent {
     transmits
         .into_iter()
         .map(|Transmit { flow, bytes }| (flow, Message::parse(&bytes, 128).unwrap()))
         .collect()
 }
 
-fn invite(to: &str, branch: &str, cseq: u32, auth: Option<&str>, sdp: &str, extra: &str) -> String {
+pub(super) fn invite(
+    to: &str,
+    branch: &str,
+    cseq: u32,
+    auth: Option<&str>,
+    sdp: &str,
+    extra: &str,
+) -> String {
     let auth = auth
         .map(|a| format!("Proxy-Authorization: {a}\r\n"))
         .unwrap_or_default();
@@ -240,9 +275,13 @@ fn a_call_is_set_up_and_torn_down() {
     );
     assert_eq!(forwarded.header(HeaderName::MaxForwards), Some("69"));
     assert_eq!(forwarded.header(HeaderName::ProxyAuthorization), None);
-    assert_eq!(
-        forwarded.header(HeaderName::RecordRoute),
-        Some("<sip:[2001:db8::1]:5060;transport=udp;lr>")
+    let record_route = forwarded
+        .header(HeaderName::RecordRoute)
+        .unwrap()
+        .to_owned();
+    assert!(
+        record_route.starts_with("<sip:[2001:db8::1]:5060;transport=udp;lr;hl="),
+        "{record_route}"
     );
     assert_eq!(forwarded.body(), SDES.as_bytes());
 
@@ -263,7 +302,7 @@ fn a_call_is_set_up_and_torn_down() {
         format!(
             "{method} sip:callee@[2001:db8::b]:5080 SIP/2.0\r\n\
              Via: SIP/2.0/UDP [2001:db8::a]:5070;branch={branch}\r\n\
-             Route: <sip:[2001:db8::1]:5060;transport=udp;lr>\r\nMax-Forwards: 70\r\n\
+             Route: {record_route}\r\nMax-Forwards: 70\r\n\
              From: \"Alice\" <sip:1000@{DOMAIN}>;tag=caller\r\nTo: {to}\r\nCall-ID: call-1\r\n\
              CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         )
@@ -344,10 +383,11 @@ fn an_answered_call_lingers_in_a_few_bytes() {
     let retransmission = invite("1001", "z9hG4bK1i2", 2, None, SDES, "");
     assert!(net.send(caller(), &retransmission).is_empty());
     let to = format!("<sip:1001@{DOMAIN}>;tag=b");
+    let route = forwarded.header(HeaderName::RecordRoute).unwrap();
     let bye = format!(
         "BYE sip:callee@[2001:db8::b]:5080 SIP/2.0\r\n\
          Via: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bKbye\r\n\
-         Route: <sip:[2001:db8::1]:5060;transport=udp;lr>\r\nMax-Forwards: 70\r\n\
+         Route: {route}\r\nMax-Forwards: 70\r\n\
          From: \"Alice\" <sip:1000@{DOMAIN}>;tag=caller\r\nTo: {to}\r\nCall-ID: call-1\r\n\
          CSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n"
     );
@@ -419,13 +459,7 @@ fn forking_rings_both_and_cancels_the_other_on_answer() {
 #[test]
 fn cancel_from_the_caller() {
     let mut net = Net::new();
-    net.bind("1001", phone_b());
-    let sent = net.call("1001", SDES, "");
-    let forwarded = only(&sent, phone_b(), 0);
-    net.reply(
-        phone_b(),
-        respond(&forwarded, phone_b(), 180, "Ringing", ""),
-    );
+    net.ringing();
     let cancel = format!(
         "CANCEL sip:1001@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bK1i2;rport\r\n\
          Max-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@{DOMAIN}>;tag=caller\r\nTo: <sip:1001@{DOMAIN}>\r\n\

@@ -8,6 +8,7 @@ use std::fmt;
 use super::auth::Rejection;
 use super::bans::{Ban, Utc};
 use super::registrar::Flow;
+use super::user::Extension;
 
 /// Something an outsider did that an administrator (or Fail2Ban) should know about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,17 @@ pub enum SecurityEvent {
         user_agent: &'static str,
         method: String,
     },
+    /// A request refused before authentication: a Route or To tag that claims a dialog hotline
+    /// did not make, a CANCEL of someone else's call, relaying, a loop. Counted like an
+    /// authentication failure.
+    Refused {
+        flow: Flow,
+        method: String,
+        status: u16,
+        reason: &'static str,
+        /// The authenticated user, for a refusal after authentication.
+        user: Option<Extension>,
+    },
 }
 
 impl SecurityEvent {
@@ -42,6 +54,7 @@ impl SecurityEvent {
             SecurityEvent::Flood { .. } => "flood detected",
             SecurityEvent::Banned { .. } => "banned",
             SecurityEvent::Scanner { .. } => "scanner detected",
+            SecurityEvent::Refused { .. } => "request refused",
         }
     }
 
@@ -51,7 +64,8 @@ impl SecurityEvent {
             SecurityEvent::AuthenticationFailed { flow, .. }
             | SecurityEvent::Flood { flow, .. }
             | SecurityEvent::Banned { flow, .. }
-            | SecurityEvent::Scanner { flow, .. } => flow,
+            | SecurityEvent::Scanner { flow, .. }
+            | SecurityEvent::Refused { flow, .. } => flow,
         }
     }
 }
@@ -82,6 +96,19 @@ impl fmt::Display for SecurityEvent {
             SecurityEvent::Scanner {
                 user_agent, method, ..
             } => write!(f, "user_agent={user_agent} method={method:?}"),
+            SecurityEvent::Refused {
+                method,
+                status,
+                reason,
+                user,
+                ..
+            } => {
+                write!(f, "method={method:?} status={status} reason={reason:?}")?;
+                match user {
+                    Some(user) => write!(f, " user={user:?}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

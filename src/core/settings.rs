@@ -20,6 +20,8 @@ pub struct Settings {
     pub max_transactions: usize,
     /// Proxied transactions past their final response, kept to absorb retransmissions.
     pub max_lingering_transactions: usize,
+    /// Proxied transactions in progress from the addresses of one /64.
+    pub max_transactions_per_prefix: usize,
     pub proxy: Proxy,
     pub registrar: registrar::Settings,
     pub auth: auth::Settings,
@@ -47,6 +49,7 @@ impl Default for Settings {
             max_vias: 70,
             max_transactions: 16 * 1024,
             max_lingering_transactions: 80 * 1024,
+            max_transactions_per_prefix: 2048,
             proxy: Proxy::default(),
             registrar: registrar::Settings::default(),
             auth: auth::Settings::default(),
