@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use common::{at, exchange};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hotline::core::auth::{
-    Algorithm, Authenticator, Credentials, Peer, ResponseInput, Verdict, parse_credentials,
-    response_hex,
+    Algorithm, Attempt, Authenticator, Credentials, Peer, ResponseInput, Verdict,
+    parse_credentials, response_hex,
 };
 use hotline::core::user::{Extension, User};
 use hotline::core::{Core, Event, Flow, Inbound, Output, Settings, Transmit};
@@ -291,15 +291,14 @@ fn digest(c: &mut Criterion) {
                     let mut authenticated = 0;
                     let start = Instant::now();
                     for credentials in &credentials {
-                        let verdict = auth.verify(
-                            black_box(credentials),
-                            "REGISTER",
-                            REQUEST_URI,
-                            DOMAIN,
-                            Some(&user),
-                            &peer,
-                            now,
-                        );
+                        let attempt = Attempt {
+                            method: "REGISTER",
+                            request_uri: REQUEST_URI,
+                            realm: DOMAIN,
+                            client: peer,
+                        };
+                        let verdict =
+                            auth.verify(black_box(credentials), &attempt, Some(&user), now);
                         authenticated += u64::from(black_box(verdict) == Verdict::Authenticated);
                     }
                     elapsed += start.elapsed();

@@ -43,7 +43,7 @@ use tracing::{info, warn};
 
 use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 
-use self::auth::{Authenticator, Peer, Rejection, Verdict, parse_credentials};
+use self::auth::{Attempt, Authenticator, Peer, Rejection, Verdict, parse_credentials};
 use self::bans::{Ban, Bans, Scope, Utc};
 use self::clock::millis;
 use self::dialog::Dialogs;
@@ -533,11 +533,13 @@ impl Core {
             .and_then(|e| self.users.get(&e));
         let method = request.method_text().unwrap_or_default();
         let uri = request.request_uri().unwrap_or_default();
-        let peer = Peer::new(flow.remote.ip(), flow.transport);
-        match self
-            .auth
-            .verify(&credentials, method, uri, realm, user, &peer, now_ms)
-        {
+        let attempt = Attempt {
+            method,
+            request_uri: uri,
+            realm,
+            client: Peer::new(flow.remote.ip(), flow.transport),
+        };
+        match self.auth.verify(&credentials, &attempt, user, now_ms) {
             Verdict::Authenticated => match user {
                 Some(user) => Ok(user.extension.clone()),
                 None => Err(self.challenge(kind, flow, now_ms, false)),

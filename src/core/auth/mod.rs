@@ -125,6 +125,16 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
+/// What credentials are checked against: the request as received, the realm it was challenged
+/// in, and who sent it.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt<'a> {
+    pub method: &'a str,
+    pub request_uri: &'a str,
+    pub realm: &'a str,
+    pub client: Peer,
+}
+
 /// The outcome of [`Authenticator::verify`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -250,21 +260,17 @@ impl Authenticator {
             .collect()
     }
 
-    /// Verifies `creds` for a request with `method` and `request_uri` from `client`, challenged
-    /// in `realm`.
+    /// Verifies `creds` for `attempt`, the request and who sent it.
     /// `user` is the user named by `creds.username`, or `None` if there is none: the work done is
     /// the same either way, so response time does not tell whether a user exists.
     pub fn verify(
         &mut self,
         creds: &Credentials<'_>,
-        method: &str,
-        request_uri: &str,
-        realm: &str,
+        attempt: &Attempt<'_>,
         user: Option<&User>,
-        client: &Peer,
         now_ms: u64,
     ) -> Verdict {
-        match self.check(creds, method, request_uri, realm, user, client, now_ms) {
+        match self.check(creds, attempt, user, now_ms) {
             Ok(verdict) => verdict,
             Err(rejection) => Verdict::Rejected(rejection),
         }
@@ -273,13 +279,16 @@ impl Authenticator {
     fn check(
         &mut self,
         creds: &Credentials<'_>,
-        method: &str,
-        request_uri: &str,
-        realm: &str,
+        attempt: &Attempt<'_>,
         user: Option<&User>,
-        client: &Peer,
         now_ms: u64,
     ) -> Result<Verdict, Rejection> {
+        let Attempt {
+            method,
+            request_uri,
+            realm,
+            client,
+        } = *attempt;
         if !self.algorithms.contains(&creds.algorithm) {
             return Err(Rejection::AlgorithmNotOffered);
         }
@@ -475,6 +484,15 @@ mod tests {
         Peer::new("2001:db8::a".parse().unwrap(), Transport::Udp)
     }
 
+    fn attempt<'a>(method: &'a str, request_uri: &'a str, realm: &'a str) -> Attempt<'a> {
+        Attempt {
+            method,
+            request_uri,
+            realm,
+            client: peer(),
+        }
+    }
+
     /// Answers a challenge the way a phone does.
     fn phone(challenge: &Challenge, username: &str, password: &str, nc: u32) -> String {
         let ha1 = hash_hex(challenge.algorithm, &[username, &challenge.realm, password]);
@@ -501,7 +519,7 @@ mod tests {
 
     fn verify_at(auth: &mut Authenticator, header: &str, user: Option<&User>, now: u64) -> Verdict {
         let creds = parse_credentials(header).unwrap();
-        auth.verify(&creds, "REGISTER", URI, REALM, user, &peer(), now)
+        auth.verify(&creds, &attempt("REGISTER", URI, REALM), user, now)
     }
 
     #[test]
@@ -634,7 +652,7 @@ mod tests {
             ..creds
         };
         assert_eq!(
-            auth.verify(&creds, "REGISTER", URI, REALM, Some(&alice()), &peer(), T0),
+            auth.verify(&creds, &attempt("REGISTER", URI, REALM), Some(&alice()), T0),
             Verdict::Authenticated
         );
     }
@@ -715,12 +733,20 @@ mod tests {
         let over_tcp = Peer::new("2001:db8::a".parse().unwrap(), Transport::Tcp);
         for client in [elsewhere, over_tcp] {
             assert_eq!(
-                auth.verify(&creds, "REGISTER", URI, REALM, Some(&user), &client, T0),
+                auth.verify(
+                    &creds,
+                    &Attempt {
+                        client,
+                        ..attempt("REGISTER", URI, REALM)
+                    },
+                    Some(&user),
+                    T0
+                ),
                 Verdict::Rejected(Rejection::InvalidNonce)
             );
         }
         assert_eq!(
-            auth.verify(&creds, "REGISTER", URI, REALM, Some(&user), &peer(), T0),
+            auth.verify(&creds, &attempt("REGISTER", URI, REALM), Some(&user), T0),
             Verdict::Authenticated
         );
     }
@@ -811,11 +837,8 @@ mod tests {
         assert_eq!(
             auth.verify(
                 &creds,
-                "REGISTER",
-                "sip:example.org;transport=tcp",
-                REALM,
+                &attempt("REGISTER", "sip:example.org;transport=tcp", REALM),
                 Some(&user),
-                &peer(),
                 T0
             ),
             Verdict::Rejected(Rejection::UriMismatch)
@@ -823,18 +846,15 @@ mod tests {
         assert_eq!(
             auth.verify(
                 &creds,
-                "REGISTER",
-                URI,
-                "example.net",
+                &attempt("REGISTER", URI, "example.net"),
                 Some(&user),
-                &peer(),
                 T0
             ),
             Verdict::Rejected(Rejection::RealmMismatch)
         );
         // The digest covers the method, so the same credentials cannot authorize an INVITE.
         assert_eq!(
-            auth.verify(&creds, "INVITE", URI, REALM, Some(&user), &peer(), T0),
+            auth.verify(&creds, &attempt("INVITE", URI, REALM), Some(&user), T0),
             Verdict::Rejected(Rejection::WrongResponse)
         );
     }
@@ -878,7 +898,7 @@ mod tests {
         ];
         for (creds, rejection) in cases {
             assert_eq!(
-                auth.verify(&creds, "REGISTER", URI, REALM, Some(&user), &peer(), T0),
+                auth.verify(&creds, &attempt("REGISTER", URI, REALM), Some(&user), T0),
                 Verdict::Rejected(rejection)
             );
         }
