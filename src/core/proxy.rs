@@ -22,8 +22,8 @@ use super::transaction::{
 use super::user::Extension;
 use super::{AuthKind, Core, Reply};
 use crate::sip::{
-    Edit, HeaderName, Host, Message, Method, NameAddr, Response, SrtpVerdict, Transport, Uri, Via,
-    ack_for, cancel_for, drop_first, request_uri_form, srtp_verdict,
+    Edit, Forwarded, HeaderName, Host, Message, Method, NameAddr, Response, SrtpVerdict, Transport,
+    Uri, Via, drop_first, request_uri_form, srtp_verdict,
 };
 
 /// Max-Forwards given to a request that has none, as the seed's
@@ -61,9 +61,99 @@ enum ServerTx {
     NonInvite(ServerNonInvite),
 }
 
+/// The server transaction of a call, whichever machine it is.
+impl ServerTx {
+    fn new(method: Method, reliable: bool, settings: Timers) -> ServerTx {
+        match method {
+            Method::Invite => ServerTx::Invite(ServerInvite::new(reliable, settings)),
+            _ => ServerTx::NonInvite(ServerNonInvite::new(reliable, settings)),
+        }
+    }
+
+    fn on_retransmission(&mut self, out: &mut Vec<Output>) {
+        match self {
+            ServerTx::Invite(tx) => tx.on_retransmission(out),
+            ServerTx::NonInvite(tx) => tx.on_retransmission(out),
+        }
+    }
+
+    fn send_response(&mut self, status: u16, bytes: Vec<u8>, now: u64, out: &mut Vec<Output>) {
+        match self {
+            ServerTx::Invite(tx) => tx.send_response(status, bytes, now, out),
+            ServerTx::NonInvite(tx) => tx.send_response(status, bytes, now, out),
+        }
+    }
+
+    fn on_timer(&mut self, timer: TimerName, now: u64, out: &mut Vec<Output>) {
+        match self {
+            ServerTx::Invite(tx) => tx.on_timer(timer, now, out),
+            ServerTx::NonInvite(tx) => tx.on_timer(timer, now, out),
+        }
+    }
+
+    fn lingering(&self) -> Option<Lingering> {
+        match self {
+            ServerTx::Invite(tx) => tx.lingering(),
+            ServerTx::NonInvite(tx) => tx.lingering(),
+        }
+    }
+}
+
 enum ClientTx {
     Invite(ClientInvite),
     NonInvite(ClientNonInvite),
+}
+
+/// A client transaction of a call (a branch, or a branch's CANCEL), whichever machine it is.
+impl ClientTx {
+    fn start(
+        method: Method,
+        bytes: Vec<u8>,
+        reliable: bool,
+        settings: Timers,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> ClientTx {
+        match method {
+            Method::Invite => {
+                ClientTx::Invite(ClientInvite::start(bytes, reliable, settings, now, out))
+            }
+            _ => ClientTx::NonInvite(ClientNonInvite::start(bytes, reliable, settings, now, out)),
+        }
+    }
+
+    /// A response to it; true if it goes on to the call. `invite` builds the ACK of an
+    /// INVITE's non-2xx final response.
+    fn on_response(
+        &mut self,
+        status: u16,
+        invite: Option<&Forwarded>,
+        response: &Message,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        match self {
+            ClientTx::Invite(tx) => {
+                let ack = || invite.map(|i| i.ack(response)).unwrap_or_default();
+                tx.on_response(status, ack, now, out)
+            }
+            ClientTx::NonInvite(tx) => tx.on_response(status, now, out),
+        }
+    }
+
+    fn on_timer(&mut self, timer: TimerName, now: u64, out: &mut Vec<Output>) {
+        match self {
+            ClientTx::Invite(tx) => tx.on_timer(timer, now, out),
+            ClientTx::NonInvite(tx) => tx.on_timer(timer, now, out),
+        }
+    }
+
+    fn lingering(&self) -> Option<Lingering> {
+        match self {
+            ClientTx::Invite(tx) => tx.lingering(),
+            ClientTx::NonInvite(tx) => tx.lingering(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +167,9 @@ enum Cancel {
 struct Client {
     tx: ClientTx,
     flow: Flow,
-    /// The request as forwarded, to build its CANCEL and ACK: kept until the branch's final
-    /// response; `None` for a CANCEL's own transaction.
-    request: Option<Message>,
+    /// An INVITE as forwarded, to build its CANCEL and ACK: kept until the branch's final
+    /// response; `None` for other requests and for a CANCEL's own transaction.
+    invite: Option<Forwarded>,
     branch: u64,
     /// `None` for a CANCEL's own transaction.
     target: Option<Target>,
@@ -207,10 +297,7 @@ impl Core {
         if let Some(&id) = self.calls.by_server.get(&via) {
             if let Some(call) = self.calls.calls.get_mut(&id) {
                 let mut out = Vec::new();
-                match &mut call.server {
-                    ServerTx::Invite(tx) => tx.on_retransmission(&mut out),
-                    ServerTx::NonInvite(tx) => tx.on_retransmission(&mut out),
-                }
+                call.server.on_retransmission(&mut out);
                 transmit(out, call.upstream, actions);
             }
             return;
@@ -242,12 +329,7 @@ impl Core {
             });
             return;
         }
-        let reliable = flow.transport.is_stream();
-        let settings = self.calls.settings;
-        let server = match method {
-            Method::Invite => ServerTx::Invite(ServerInvite::new(reliable, settings)),
-            _ => ServerTx::NonInvite(ServerNonInvite::new(reliable, settings)),
-        };
+        let server = ServerTx::new(method, flow.transport.is_stream(), self.calls.settings);
         let id = self.calls.next_id;
         self.calls.next_id += 1;
         self.calls.by_server.insert(via, id);
@@ -445,36 +527,24 @@ impl Core {
         }
         let method = call.method;
         let (branch, via_branch) = self.calls.branch();
-        let bytes = self.forwarded(request, method, call.upstream.transport, &hop, &via_branch);
-        let Ok(request) = Message::parse(&bytes, usize::MAX) else {
-            consider(&mut call.best, 500, None);
-            return;
-        };
+        let (bytes, invite) =
+            self.forwarded(request, method, call.upstream.transport, &hop, &via_branch);
         let reliable = hop.flow.transport.is_stream();
-        let settings = self.calls.settings;
         let mut out = Vec::new();
-        let tx = match method {
-            Method::Invite => ClientTx::Invite(ClientInvite::start(
-                bytes,
-                reliable,
-                settings,
-                now.ms(),
-                &mut out,
-            )),
-            _ => ClientTx::NonInvite(ClientNonInvite::start(
-                bytes,
-                reliable,
-                settings,
-                now.ms(),
-                &mut out,
-            )),
-        };
+        let tx = ClientTx::start(
+            method,
+            bytes,
+            reliable,
+            self.calls.settings,
+            now.ms(),
+            &mut out,
+        );
         let index = call.clients.len();
         self.calls.by_branch.insert(branch, (id, index));
         call.clients.push(Client {
             tx,
             flow: hop.flow,
-            request: Some(request),
+            invite,
             branch,
             target: Some(Target {
                 final_status: None,
@@ -486,7 +556,8 @@ impl Core {
     }
 
     /// The request as sent to `hop` (§16.6): new Request-URI, our Via on top, our Routes
-    /// removed, Max-Forwards decremented, our credentials consumed, Record-Route for dialogs.
+    /// removed, Max-Forwards decremented, our credentials consumed, Record-Route for dialogs;
+    /// for an INVITE, also what its CANCEL and ACK repeat.
     fn forwarded(
         &self,
         request: &Message,
@@ -494,17 +565,27 @@ impl Core {
         arrived: Transport,
         hop: &Hop,
         branch: &str,
-    ) -> Vec<u8> {
+    ) -> (Vec<u8>, Option<Forwarded>) {
         let out = hop.flow.transport;
         let via = format!(
             "SIP/2.0/{out} {};branch={branch};rport",
             self.advertised(out)
         );
         let in_dialog = request.to().and_then(|t| t.tag()).is_some();
-        let dialog_forming = matches!(method, Method::Invite)
-            || matches!(request.method_text(), Some("SUBSCRIBE" | "REFER"));
+        let routes = request
+            .values(HeaderName::Route)
+            .take_while(|r| self.is_our_route(r))
+            .count();
+        let invite = (method == Method::Invite).then(|| {
+            Forwarded::new(
+                request,
+                &hop.uri,
+                &via,
+                drop_first(HeaderName::Route, routes),
+            )
+        });
         let mut prepend = vec![("Via", via)];
-        if dialog_forming && !in_dialog {
+        if method.forms_dialog() && !in_dialog {
             let signature = self.route_signer.sign(
                 request.call_id().unwrap_or_default(),
                 request.from().and_then(|f| f.tag()).unwrap_or_default(),
@@ -519,10 +600,6 @@ impl Core {
             .header(HeaderName::MaxForwards)
             .and_then(|v| v.trim().parse::<u32>().ok())
             .map_or(DEFAULT_MAX_FORWARDS, |v| v.saturating_sub(1));
-        let routes = request
-            .values(HeaderName::Route)
-            .take_while(|r| self.is_our_route(r))
-            .count();
         let mut drop_routes = drop_first(HeaderName::Route, routes);
         let realm = self.domain.clone();
         let prepend: Vec<(&str, &str)> = prepend.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -532,7 +609,7 @@ impl Core {
             true => Vec::new(),
             false => vec![("Max-Forwards", max_forwards.as_str())],
         };
-        request.rewrite(
+        let bytes = request.rewrite(
             Some(&hop.uri),
             &prepend,
             |header, value| match header {
@@ -542,7 +619,8 @@ impl Core {
                 _ => Edit::Keep,
             },
             &append,
-        )
+        );
+        (bytes, invite)
     }
 
     /// A response from downstream, matched to its branch by our Via.
@@ -572,8 +650,8 @@ impl Core {
             return;
         };
         // A CANCEL shares its INVITE's branch; its responses are told apart by CSeq method.
-        let index = match response.cseq().map(|c| c.method) {
-            Some("CANCEL") => match call
+        let index = match response.cseq().map(|c| Method::parse(c.method)) {
+            Some(Method::Cancel) => match call
                 .clients
                 .iter()
                 .position(|c| c.target.is_none() && Some(c.branch) == branch)
@@ -588,15 +666,10 @@ impl Core {
         };
         let mut out = Vec::new();
         let client = &mut call.clients[index];
-        let pass = match &mut client.tx {
-            ClientTx::Invite(tx) => match &client.request {
-                Some(request) => {
-                    tx.on_response(status, || ack_for(request, &response), now.ms(), &mut out)
-                }
-                None => tx.on_response(status, Vec::new, now.ms(), &mut out),
-            },
-            ClientTx::NonInvite(tx) => tx.on_response(status, now.ms(), &mut out),
-        };
+        let invite = client.invite.as_ref();
+        let pass = client
+            .tx
+            .on_response(status, invite, &response, now.ms(), &mut out);
         let is_branch = client.target.is_some();
         self.apply(id, &mut call, Some(index), out, actions);
         if pass && is_branch {
@@ -720,7 +793,7 @@ impl Core {
         actions: &mut VecDeque<Transmit>,
     ) -> Answer {
         let unknown = || Answer::Refused(Reply::new(481, "Call/Transaction Does Not Exist"));
-        let Some(invite) = Key::for_method(request, via, "INVITE") else {
+        let Some(invite) = Key::for_method(request, via, Method::Invite) else {
             return unknown();
         };
         let Some(id) = self.calls.by_server.get(&invite).copied() else {
@@ -763,7 +836,7 @@ impl Core {
         now: Now,
         actions: &mut VecDeque<Transmit>,
     ) {
-        let invite = Key::for_method(request, via, "INVITE");
+        let invite = Key::for_method(request, via, Method::Invite);
         if invite.is_some_and(|k| self.calls.lingering.server(&k).is_some()) {
             return;
         }
@@ -799,7 +872,7 @@ impl Core {
             uri: uri.to_owned(),
             flow: hop_flow,
         };
-        let bytes = self.forwarded(request, Method::Ack, flow.transport, &hop, &branch);
+        let (bytes, _) = self.forwarded(request, Method::Ack, flow.transport, &hop, &branch);
         actions.push_back(Transmit {
             flow: hop_flow,
             bytes,
@@ -828,17 +901,11 @@ impl Core {
                     }
                 }
                 Slot::Server(timer) => {
-                    match &mut call.server {
-                        ServerTx::Invite(tx) => tx.on_timer(timer, now.ms(), &mut out),
-                        ServerTx::NonInvite(tx) => tx.on_timer(timer, now.ms(), &mut out),
-                    }
+                    call.server.on_timer(timer, now.ms(), &mut out);
                     self.apply(id, &mut call, None, out, actions);
                 }
                 Slot::Client(index, timer) => {
-                    match &mut call.clients[index].tx {
-                        ClientTx::Invite(tx) => tx.on_timer(timer, now.ms(), &mut out),
-                        ClientTx::NonInvite(tx) => tx.on_timer(timer, now.ms(), &mut out),
-                    }
+                    call.clients[index].tx.on_timer(timer, now.ms(), &mut out);
                     let timed_out = out.contains(&Output::Timeout);
                     self.apply(id, &mut call, Some(index), out, actions);
                     let unanswered = call.clients[index]
@@ -937,10 +1004,10 @@ impl Core {
             target.cancel = Cancel::Sent;
         }
         let original = &call.clients[index];
-        let Some(invite) = &original.request else {
+        let Some(invite) = &original.invite else {
             return;
         };
-        let bytes = cancel_for(invite);
+        let bytes = invite.cancel();
         let flow = original.flow;
         let branch = original.branch;
         let mut out = Vec::new();
@@ -955,7 +1022,7 @@ impl Core {
         call.clients.push(Client {
             tx: ClientTx::NonInvite(tx),
             flow,
-            request: None,
+            invite: None,
             branch,
             target: None,
             done: false,
@@ -974,10 +1041,7 @@ impl Core {
         actions: &mut VecDeque<Transmit>,
     ) {
         let mut out = Vec::new();
-        match &mut call.server {
-            ServerTx::Invite(tx) => tx.send_response(status, bytes, now.ms(), &mut out),
-            ServerTx::NonInvite(tx) => tx.send_response(status, bytes, now.ms(), &mut out),
-        }
+        call.server.send_response(status, bytes, now.ms(), &mut out);
         self.apply(id, call, None, out, actions);
     }
 
@@ -1017,7 +1081,7 @@ impl Core {
             for client in &mut call.clients {
                 match &client.target {
                     Some(target) if target.final_status.is_none() => all_final = false,
-                    _ => client.request = None,
+                    _ => client.invite = None,
                 }
             }
             if call.answered && all_final {
@@ -1117,19 +1181,13 @@ enum Remains {
 fn remains(call: &Call) -> Option<Vec<Remains>> {
     let mut parts = Vec::new();
     if !call.server_done {
-        let lingering = match &call.server {
-            ServerTx::Invite(tx) => tx.lingering(),
-            ServerTx::NonInvite(tx) => tx.lingering(),
-        }?;
+        let lingering = call.server.lingering()?;
         if let Some(key) = call.key {
             parts.push(Remains::Server(key, lingering));
         }
     }
     for client in call.clients.iter().filter(|c| !c.done) {
-        let lingering = match &client.tx {
-            ClientTx::Invite(tx) => tx.lingering(),
-            ClientTx::NonInvite(tx) => tx.lingering(),
-        }?;
+        let lingering = client.tx.lingering()?;
         // A CANCEL shares its INVITE's branch, whose entry absorbs the CANCEL's responses.
         if client.target.is_some() {
             let flow = match lingering.echo {
@@ -1150,7 +1208,7 @@ fn lingering_response(
     status: u16,
     actions: &mut VecDeque<Transmit>,
 ) {
-    if response.cseq().map(|c| c.method) == Some("CANCEL") {
+    if response.cseq().map(|c| Method::parse(c.method)) == Some(Method::Cancel) {
         return;
     }
     match reaction {
