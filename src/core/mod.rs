@@ -25,6 +25,7 @@ mod output;
 pub mod proxy;
 pub mod registrar;
 pub mod route_sign;
+mod routing;
 pub mod sanity;
 pub mod scanners;
 pub mod security;
@@ -45,16 +46,14 @@ use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 
 use self::auth::{Attempt, Authenticator, Peer, Rejection, Verdict, parse_credentials};
 use self::bans::{Ban, Bans, Scope, Utc};
-use self::clock::millis;
-use self::dialog::Dialogs;
 use self::limits::{Limiter, Verdict as FloodVerdict};
-use self::proxy::Calls;
+use self::proxy::Proxy;
 use self::registrar::{Binding, RegisterError, Registrar};
 use self::route_sign::RouteSigner;
 use self::scanners::Sightings;
 use self::security::SecurityEvent;
 use self::stateless::Answer;
-use self::transaction::{Key, ServerTransactions, Timers};
+use self::transaction::{Key, ServerTransactions};
 use self::user::{Extension, User};
 
 pub use self::clock::{Instant, Now};
@@ -147,15 +146,13 @@ pub struct Core {
     listeners: Vec<(Transport, SocketAddr)>,
     max_headers: usize,
     max_vias: usize,
-    ring_timeout_ms: u64,
     users: HashMap<Extension, User>,
     auth: Authenticator,
     /// Signs the Record-Route of the dialogs hotline makes, and checks the Routes that claim one.
     route_signer: RouteSigner,
     registrar: Registrar,
     transactions: ServerTransactions,
-    calls: Calls,
-    dialogs: Dialogs,
+    proxy: Proxy,
     limiter: Limiter,
     bans: Bans,
     scanners: Sightings,
@@ -181,19 +178,18 @@ impl Core {
         bans: Vec<Ban>,
         now: Now,
     ) -> Core {
+        let proxy = Proxy::new(&settings, now.wall_ms);
         let Settings {
             domain,
             aliases,
             max_headers,
             max_vias,
             max_transactions,
-            max_lingering_transactions,
-            max_transactions_per_prefix,
-            proxy,
             registrar,
             auth,
             flood,
             bans: ban_settings,
+            ..
         } = settings;
         let mut core = Core {
             domain,
@@ -201,7 +197,6 @@ impl Core {
             listeners,
             max_headers,
             max_vias,
-            ring_timeout_ms: millis(proxy.ring_timeout),
             users: HashMap::new(),
             auth: Authenticator::new(
                 secret,
@@ -215,15 +210,8 @@ impl Core {
             next_flush: now.instant + registrar.flush_interval,
             registrar: Registrar::new(registrar, bindings, now.wall_ms),
             transactions: ServerTransactions::new(max_transactions),
-            calls: Calls::new(
-                Timers::default(),
-                max_transactions,
-                max_transactions_per_prefix,
-                max_lingering_transactions,
-                now.wall_ms,
-            ),
+            proxy,
             limiter: Limiter::new(flood),
-            dialogs: Dialogs::new(proxy.max_dialogs, proxy.dialog_lifetime),
             bans: Bans::new(&ban_settings),
             scanners: Sightings::new(
                 ban_settings.window,
@@ -278,7 +266,7 @@ impl Core {
         if let Some(event) = self.events.pop_front() {
             return Output::Event(event);
         }
-        let timers = self.calls.next_timer().map(Instant::from_millis);
+        let timers = self.proxy.next_timer().map(Instant::from_millis);
         let housekeeping = self.next_sweep.min(self.next_flush);
         Output::Timeout(timers.map_or(housekeeping, |at| at.min(housekeeping)))
     }
@@ -310,7 +298,7 @@ impl Core {
             }
         };
         let Some(method) = message.method() else {
-            self.proxy_response(message, flow, now, actions);
+            self.proxy.response(message, flow, now, actions);
             return;
         };
         if self.is_from_scanner(&message, &flow, now) {
@@ -394,7 +382,7 @@ impl Core {
     /// (about once a second) and the batch of changed bindings (every `flush_interval`).
     pub fn handle_timeout(&mut self, now: Now) {
         let mut transmits = std::mem::take(&mut self.transmits);
-        self.proxy_timers(now, &mut transmits);
+        self.proxy.on_timers(now, &mut transmits);
         self.transmits = transmits;
         if now.instant >= self.next_sweep {
             self.sweep(now);
@@ -410,8 +398,7 @@ impl Core {
     /// sightings (by the monotonic clock).
     fn sweep(&mut self, now: Now) {
         self.transactions.expire(now.ms());
-        self.calls.expire(now.ms());
-        self.dialogs.expire(now.ms());
+        self.proxy.expire(now.ms());
         for extension in self.registrar.expire(now.wall_ms) {
             info!(%extension, "binding expired");
         }

@@ -317,9 +317,9 @@ fn a_call_is_set_up_and_torn_down() {
     assert_eq!(bye.method(), Some(Method::Bye));
     let done = net.reply(phone_b(), respond(&bye, phone_b(), 200, "OK", ""));
     only(&done, caller(), 200);
-    assert!(net.core.dialogs.is_empty());
+    assert!(net.core.proxy.dialogs().is_empty());
     net.advance(64 * 500 + 1);
-    assert!(net.core.calls.is_empty(), "every transaction ends");
+    assert!(net.core.proxy.is_empty(), "every transaction ends");
 }
 
 #[test]
@@ -347,8 +347,8 @@ fn busy_is_passed_back_and_acknowledged() {
          Call-ID: call-1\r\nCSeq: 2 ACK\r\n\r\n"
     );
     assert!(net.send(caller(), &caller_ack).is_empty());
-    assert!(net.core.calls.is_empty());
-    assert_eq!(net.core.calls.lingering(), 2);
+    assert!(net.core.proxy.is_empty());
+    assert_eq!(net.core.proxy.lingering(), 2);
     assert!(net.send(caller(), &caller_ack).is_empty());
     let again = net.reply(
         phone_b(),
@@ -357,7 +357,7 @@ fn busy_is_passed_back_and_acknowledged() {
     assert_eq!(only(&again, phone_b(), 0).method_text(), Some("ACK"));
     assert_eq!(again.len(), 1);
     net.core.handle_timeout(at(net.now + 32_000));
-    assert_eq!(net.core.calls.lingering(), 0);
+    assert_eq!(net.core.proxy.lingering(), 0);
 }
 
 #[test]
@@ -368,10 +368,10 @@ fn an_answered_call_lingers_in_a_few_bytes() {
     let forwarded = only(&sent, phone_b(), 0);
     let ok = respond(&forwarded, phone_b(), 200, "OK", SDES);
     only(&net.reply(phone_b(), ok.clone()), caller(), 200);
-    assert!(net.core.calls.is_empty());
-    assert_eq!(net.core.calls.lingering(), 2);
+    assert!(net.core.proxy.is_empty());
+    assert_eq!(net.core.proxy.lingering(), 2);
     assert_eq!(
-        net.core.calls.pending_timers(),
+        net.core.proxy.pending_timers(),
         0,
         "timers left by a forgotten call"
     );
@@ -394,8 +394,8 @@ fn an_answered_call_lingers_in_a_few_bytes() {
     let forwarded_bye = only(&net.send(caller(), &bye), phone_b(), 0);
     let done = net.reply(phone_b(), respond(&forwarded_bye, phone_b(), 200, "OK", ""));
     let first = only(&done, caller(), 200);
-    assert_eq!(net.core.calls.lingering(), 4);
-    assert_eq!(net.core.calls.pending_timers(), 0);
+    assert_eq!(net.core.proxy.lingering(), 4);
+    assert_eq!(net.core.proxy.pending_timers(), 0);
     // A retransmitted BYE gets the same 200 (Timer J) without reaching the callee again.
     let again = net.send(caller(), &bye);
     assert_eq!(again.len(), 1);
@@ -404,9 +404,9 @@ fn an_answered_call_lingers_in_a_few_bytes() {
         format!("{first:?}")
     );
     net.core.handle_timeout(at(net.now + 5_000));
-    assert_eq!(net.core.calls.lingering(), 3, "Timer K is T4");
+    assert_eq!(net.core.proxy.lingering(), 3, "Timer K is T4");
     net.core.handle_timeout(at(net.now + 32_000));
-    assert_eq!(net.core.calls.lingering(), 0);
+    assert_eq!(net.core.proxy.lingering(), 0);
 }
 
 #[test]
@@ -415,15 +415,15 @@ fn a_challenge_keeps_no_state() {
     net.bind("1001", phone_b());
     let first = invite("1001", "z9hG4bKc1", 1, None, SDES, "");
     let challenge = only(&net.send(caller(), &first), caller(), 407);
-    assert!(net.core.calls.is_empty());
-    assert_eq!(net.core.calls.lingering(), 0);
+    assert!(net.core.proxy.is_empty());
+    assert_eq!(net.core.proxy.lingering(), 0);
     // A retransmission gets a fresh challenge (RFC 3261 §8.2.7).
     let again = only(&net.send(caller(), &first), caller(), 407);
     assert_ne!(
         challenges_of(&again, "Proxy-Authenticate"),
         challenges_of(&challenge, "Proxy-Authenticate")
     );
-    assert!(net.core.calls.is_empty());
+    assert!(net.core.proxy.is_empty());
 }
 
 #[test]
@@ -497,7 +497,7 @@ fn refusals_before_routing() {
         "INVITE sip:1001@example.com",
     );
     only(&net.send(caller(), &foreign), caller(), 403);
-    assert!(net.core.dialogs.is_empty());
+    assert!(net.core.proxy.dialogs().is_empty());
 }
 
 #[test]

@@ -26,9 +26,9 @@ fn attacker(port: u16) -> Flow {
 
 /// Nothing kept for a request: no call, nothing lingering, no timer.
 fn stateless(net: &Net) {
-    assert!(net.core.calls.is_empty());
-    assert_eq!(net.core.calls.lingering(), 0);
-    assert_eq!(net.core.calls.next_timer(), None);
+    assert!(net.core.proxy.is_empty());
+    assert_eq!(net.core.proxy.lingering(), 0);
+    assert_eq!(net.core.proxy.next_timer(), None);
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn a_to_tag_and_our_route_do_not_make_a_dialog() {
         only(&sent, attacker(5999), 481);
     }
     // The ringing call is untouched, and nothing was kept for the attacker.
-    assert_eq!(net.core.calls.len(), 1);
+    assert_eq!(net.core.proxy.len(), 1);
     // The fifth refusal bans the source like five wrong passwords: then it gets silence.
     let fifth = in_dialog("BYE", forged_mac, "attack-5", "ft1", "xyz");
     only(&net.send(attacker(5999), &fifth), attacker(5999), 481);
@@ -234,7 +234,7 @@ fn only_the_caller_cancels_its_call() {
         only(&sent, caller(), 481);
     }
     // Still ringing: the answer goes through.
-    assert_eq!(net.core.calls.len(), 1);
+    assert_eq!(net.core.proxy.len(), 1);
     let sent = net.send(caller(), &cancel);
     only(&sent, caller(), 200);
     only(&sent, caller(), 487);
@@ -316,7 +316,7 @@ fn no_prefix_holds_more_than_its_share_of_transactions() {
     only(&net.send(caller(), &stranger), caller(), 407);
     // Once the caller's calls end (Timer B, then Timer H without ACK), its share is back.
     net.advance(2 * 64 * 500 + 1);
-    assert!(net.core.calls.is_empty());
+    assert!(net.core.proxy.is_empty());
     only(&net.call("1001", SDES, ""), phone_b(), 0);
 }
 
