@@ -19,6 +19,7 @@ pub mod auth;
 pub mod bans;
 pub mod clock;
 pub mod dialog;
+pub mod hangup;
 pub mod limits;
 pub mod lingering;
 mod output;
@@ -46,6 +47,7 @@ use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 
 use self::auth::{Attempt, Authenticator, Peer, Rejection, Verdict, parse_credentials};
 use self::bans::{Ban, Bans, Scope, Utc};
+use self::hangup::Hangups;
 use self::limits::{Limiter, Verdict as FloodVerdict};
 use self::proxy::Proxy;
 use self::registrar::{Binding, RegisterError, Registrar};
@@ -53,7 +55,7 @@ use self::route_sign::RouteSigner;
 use self::scanners::Sightings;
 use self::security::SecurityEvent;
 use self::stateless::Answer;
-use self::transaction::{Key, ServerTransactions};
+use self::transaction::{Key, ServerTransactions, Timers};
 use self::user::{Extension, User};
 
 pub use self::clock::{Instant, Now};
@@ -153,6 +155,7 @@ pub struct Core {
     registrar: Registrar,
     transactions: ServerTransactions,
     proxy: Proxy,
+    hangups: Hangups,
     limiter: Limiter,
     bans: Bans,
     scanners: Sightings,
@@ -211,6 +214,7 @@ impl Core {
             registrar: Registrar::new(registrar, bindings, now.wall_ms),
             transactions: ServerTransactions::new(max_transactions),
             proxy,
+            hangups: Hangups::new(Timers::default(), max_transactions, now.wall_ms),
             limiter: Limiter::new(flood),
             bans: Bans::new(&ban_settings),
             scanners: Sightings::new(
@@ -266,7 +270,11 @@ impl Core {
         if let Some(event) = self.events.pop_front() {
             return Output::Event(event);
         }
-        let timers = self.proxy.next_timer().map(Instant::from_millis);
+        let timers = [self.proxy.next_timer(), self.hangups.next_timer()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(Instant::from_millis);
         let housekeeping = self.next_sweep.min(self.next_flush);
         Output::Timeout(timers.map_or(housekeeping, |at| at.min(housekeeping)))
     }
@@ -298,7 +306,11 @@ impl Core {
             }
         };
         let Some(method) = message.method() else {
-            self.proxy.response(message, flow, now, actions);
+            if !self.hangup_response(&message, now, actions)
+                && let Some(hang_up) = self.proxy.response(message, flow, now, actions)
+            {
+                self.hang_up(hang_up, now, actions);
+            }
             return;
         };
         if self.is_from_scanner(&message, &flow, now) {
@@ -378,10 +390,11 @@ impl Core {
         }
     }
 
-    /// Runs what is due at `now`: transaction and ring timers, the sweep of expired state
-    /// (about once a second) and the batch of changed bindings (every `flush_interval`).
+    /// Runs what is due at `now`: transaction, ring and hang-up timers, the sweep of expired
+    /// state (about once a second) and the batch of changed bindings (every `flush_interval`).
     pub fn handle_timeout(&mut self, now: Now) {
         let mut transmits = std::mem::take(&mut self.transmits);
+        self.hangup_timeouts(now, &mut transmits);
         self.proxy.on_timers(now, &mut transmits);
         self.transmits = transmits;
         if now.instant >= self.next_sweep {

@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::Reply;
 use super::clock::{Now, millis};
@@ -25,10 +25,11 @@ use super::transaction::{
     ClientInvite, ClientNonInvite, Echo, Key, Lingering, Output, ServerInvite, ServerNonInvite,
     TimerName, Timers,
 };
-use crate::sip::{
-    Forwarded, HeaderName, Message, Method, NameAddr, Response, SrtpVerdict, drop_first,
-    srtp_verdict,
-};
+use crate::sip::{Forwarded, HeaderName, Message, Method, NameAddr, Response, drop_first};
+
+mod media_policy;
+
+pub(super) use self::media_policy::{HangUp, check_ack};
 
 /// Calls in progress, the dialogs they established and what lingers of those that ended.
 pub struct Proxy {
@@ -209,6 +210,8 @@ struct Client {
 struct Target {
     final_status: Option<u16>,
     cancel: Cancel,
+    /// Refused for an insecure SDP in a provisional response (see `media_policy`).
+    media_refused: bool,
 }
 
 /// A response to send upstream when every branch has answered.
@@ -316,6 +319,11 @@ impl Proxy {
         self.dialogs.route(call_id, contact)
     }
 
+    /// The dialogs, for the requests routed in them and for hotline ending one itself.
+    pub(super) fn dialogs_mut(&mut self) -> &mut Dialogs {
+        &mut self.dialogs
+    }
+
     /// A request of a transaction already here: a retransmission, answered as its transaction
     /// says. False for a new request.
     pub(super) fn retransmission(&mut self, key: &Key, actions: &mut VecDeque<Transmit>) -> bool {
@@ -393,17 +401,16 @@ impl Proxy {
         self.settle(id);
     }
 
-    /// A response from downstream, matched to its branch by our Via.
+    /// A response from downstream, matched to its branch by our Via; a 2xx with insecure
+    /// media asks for its dialog to be ended.
     pub(super) fn response(
         &mut self,
         response: Message,
         flow: Flow,
         now: Now,
         actions: &mut VecDeque<Transmit>,
-    ) {
-        let Some(status) = response.status() else {
-            return;
-        };
+    ) -> Option<HangUp> {
+        let status = response.status()?;
         let branch = response.top_via().and_then(|v| {
             v.branch()
                 .and_then(|b| b.strip_prefix(&self.shared.branch_prefix))
@@ -416,11 +423,9 @@ impl Proxy {
                     debug!(source = %flow.remote, status, "dropped response matching no transaction")
                 }
             }
-            return;
+            return None;
         };
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
+        let call = self.calls.get_mut(&id)?;
         // A CANCEL shares its INVITE's branch; its responses are told apart by CSeq method.
         let index = match response.cseq().map(|c| Method::parse(c.method)) {
             Some(Method::Cancel) => {
@@ -428,10 +433,7 @@ impl Proxy {
                     .clients
                     .iter()
                     .position(|c| c.target.is_none() && Some(c.branch) == branch);
-                match cancel {
-                    Some(index) => index,
-                    None => return,
-                }
+                cancel?
             }
             _ => index,
         };
@@ -444,11 +446,12 @@ impl Proxy {
             .on_response(status, invite, &response, now.ms(), &mut out);
         let is_branch = client.target.is_some();
         call.apply(shared, Some(index), out, actions);
-        if pass && is_branch {
-            let dialogs = &mut self.dialogs;
-            call.branch_response(shared, dialogs, index, &response, now, actions);
-        }
+        let hang_up = match pass && is_branch {
+            true => call.branch_response(shared, &mut self.dialogs, index, &response, now, actions),
+            false => None,
+        };
         self.settle(id);
+        hang_up
     }
 
     /// A CANCEL from upstream (§16.10) for the INVITE of key `invite`: answered at once, and
@@ -594,7 +597,7 @@ impl Proxy {
     }
 }
 
-/// Records the dialog a 2xx to an INVITE established and checks the SDP answer.
+/// Records the dialog a 2xx to an INVITE established.
 fn established(
     dialogs: &mut Dialogs,
     invite: &Message,
@@ -616,21 +619,19 @@ fn established(
             Party {
                 contact: from,
                 flow: caller,
+                name_addr: invite
+                    .header(HeaderName::From)
+                    .unwrap_or_default()
+                    .to_owned(),
+                cseq: invite.cseq().map_or(0, |c| c.number),
             },
             Party {
                 contact: to,
                 flow: callee,
+                name_addr: ok.header(HeaderName::To).unwrap_or_default().to_owned(),
+                cseq: 0,
             },
             now.ms(),
-        );
-    }
-    let answer = srtp_verdict(ok.header(HeaderName::ContentType), ok.body());
-    if !matches!(answer, SrtpVerdict::Secure | SrtpVerdict::NoSdp) {
-        warn!(
-            caller = ?invite.header(HeaderName::From).unwrap_or_default(),
-            callee = ?invite.header(HeaderName::To).unwrap_or_default(),
-            answer = ?answer,
-            "insecure SDP answer"
         );
     }
 }
@@ -673,13 +674,14 @@ impl Call {
             target: Some(Target {
                 final_status: None,
                 cancel: Cancel::No,
+                media_refused: false,
             }),
             done: false,
         });
         self.apply(shared, Some(index), out, actions);
     }
 
-    /// A response a branch passed on; a 2xx establishes or ends a dialog.
+    /// A response a branch passed on; a 2xx establishes or ends a dialog, or must be hung up.
     fn branch_response(
         &mut self,
         shared: &mut Shared,
@@ -688,10 +690,13 @@ impl Call {
         response: &Message,
         now: Now,
         actions: &mut VecDeque<Transmit>,
-    ) {
+    ) -> Option<HangUp> {
         let status = response.status().unwrap_or(500);
         if status == 100 {
-            return;
+            return None;
+        }
+        if status < 200 && self.refuse_early_answer(shared, index, response, now, actions) {
+            return None;
         }
         let upstream = response.rewrite(None, &[], drop_first(HeaderName::Via, 1), &[]);
         if status < 200 {
@@ -703,7 +708,7 @@ impl Call {
             if !self.answered {
                 self.respond_upstream(shared, status, upstream, now, actions);
             }
-            return;
+            return None;
         }
         if let Some(target) = self.clients[index].target.as_mut() {
             target.final_status = Some(status);
@@ -726,14 +731,19 @@ impl Call {
             }
             self.answered = true;
             self.respond_upstream(shared, status, upstream, now, actions);
+            let hang_up = self.check_answer(index, response);
             self.cancel_branches(shared, now, actions);
-            return;
+            return hang_up;
         }
         if status >= 600 {
             self.cancel_branches(shared, now, actions);
         }
-        consider(&mut self.best, status, Some(upstream));
+        match self.media_refused(index) {
+            true => consider(&mut self.best, 488, None),
+            false => consider(&mut self.best, status, Some(upstream)),
+        }
         self.finish_if_all_answered(shared, now, actions);
+        None
     }
 
     fn on_timer(
@@ -992,6 +1002,7 @@ fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         480 => "Temporarily Unavailable",
         487 => "Request Terminated",
+        488 => "SRTP Required",
         _ => "Server Internal Error",
     }
 }

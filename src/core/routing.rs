@@ -10,15 +10,15 @@ use tracing::{debug, info, warn};
 
 use super::clock::Now;
 use super::output::Transmit;
-use super::proxy::{Fork, Incoming};
+use super::proxy::{Fork, Incoming, check_ack};
 use super::registrar::Flow;
 use super::stateless::Answer;
 use super::transaction::Key;
 use super::user::Extension;
 use super::{AuthKind, Core, Reply};
 use crate::sip::{
-    Edit, Forwarded, HeaderName, Host, Message, Method, NameAddr, SrtpVerdict, Transport, Uri, Via,
-    drop_first, request_uri_form, srtp_verdict,
+    Edit, Forwarded, HeaderName, Host, Message, Method, NameAddr, Transport, Uri, Via, drop_first,
+    request_uri_form,
 };
 
 /// Max-Forwards given to a request that has none, as the seed's
@@ -141,16 +141,15 @@ impl Core {
                     "Call/Transaction Does Not Exist",
                 )));
             }
-            let offer = srtp_verdict(request.header(HeaderName::ContentType), request.body());
-            if matches!(
-                offer,
-                SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_)
-            ) {
-                self.log_insecure(request, flow, &offer);
-                return Err(Answer::Stateful(Reply::new(488, "SRTP Required")));
-            }
+            self.check_offer(request, flow, false)
+                .map_err(Answer::Stateful)?;
             let uri = request.request_uri().unwrap_or_default();
             debug!(source = %flow.remote, method = ?request.method_text().unwrap_or_default(), "routing in-dialog request");
+            if let (Some(call_id), Some(cseq)) = (request.call_id(), request.cseq()) {
+                self.proxy
+                    .dialogs_mut()
+                    .saw_request(call_id, uri, cseq.number);
+            }
             return match self.dialog_hop(request, uri) {
                 Some(flow) => Ok(vec![Hop {
                     uri: uri.to_owned(),
@@ -190,20 +189,7 @@ impl Core {
         if from_user != Some(caller.as_str()) {
             return Err(Reply::new(403, "From Is Not The Authenticated User"));
         }
-        if method == Method::Invite {
-            let offer = &srtp_verdict(request.header(HeaderName::ContentType), request.body());
-            match offer {
-                SrtpVerdict::Secure => {}
-                SrtpVerdict::NoSdp => {
-                    self.log_insecure(request, flow, offer);
-                    return Err(Reply::new(488, "SDP Required"));
-                }
-                SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_) => {
-                    self.log_insecure(request, flow, offer);
-                    return Err(Reply::new(488, "SRTP Required"));
-                }
-            }
-        }
+        self.check_offer(request, flow, method == Method::Invite)?;
         let callee = uri
             .user
             .and_then(|u| Extension::parse(u).ok())
@@ -362,16 +348,9 @@ impl Core {
             flow: hop_flow,
             bytes,
         });
-    }
-
-    fn log_insecure(&self, request: &Message, flow: &Flow, verdict: &SrtpVerdict) {
-        info!(
-            source = %flow.remote,
-            from = ?request.header(HeaderName::From).unwrap_or_default(),
-            to = ?request.header(HeaderName::To).unwrap_or_default(),
-            verdict = ?verdict,
-            "refused insecure media"
-        );
+        if let Some(hang_up) = check_ack(request) {
+            self.hang_up(hang_up, now, actions);
+        }
     }
 
     /// A Route URI that names this server (loose routing, RFC 3261 §16.4): our domain or an

@@ -195,7 +195,7 @@ impl Default for Settings {
     /// The defaults of `config/hotline.toml`, which says why.
     fn default() -> Settings {
         Settings {
-            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            algorithms: vec![Algorithm::Md5],
             nonce_ttl: Duration::from_secs(300),
             max_tracked_nonces: 4096,
         }
