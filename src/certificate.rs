@@ -14,7 +14,10 @@ use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
     KeyUsagePurpose, SanType,
 };
+use std::sync::{PoisonError, RwLock};
+
 use rustls::InconsistentKeys;
+use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -30,8 +33,8 @@ const CLOCK_SKEW: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// What the TLS listener serves, and what to show the user so they can check it on a phone.
 pub struct TlsIdentity {
-    /// The chain and the key that signs for it, checked to belong together.
-    pub key: Arc<CertifiedKey>,
+    /// What the TLS listeners serve; replacing it changes the certificate for new connections.
+    pub current: Arc<CurrentCertificate>,
     /// The PEM file the chain was loaded from, for users who import it into their phones.
     pub certificate: PathBuf,
     /// SHA-256 of the leaf certificate as uppercase hex pairs joined by ':'.
@@ -144,9 +147,23 @@ fn exists(path: &Path) -> Result<bool, TlsError> {
 }
 
 fn load(certificate: &Path, private_key: &Path, generated: bool) -> Result<TlsIdentity, TlsError> {
+    let certified_key = load_certified_key(certificate, private_key)?;
+    let fingerprint_sha256 = fingerprint(&certified_key.cert[0]);
+    Ok(TlsIdentity {
+        current: CurrentCertificate::new(certified_key),
+        certificate: certificate.to_owned(),
+        fingerprint_sha256,
+        generated,
+    })
+}
+
+/// Reads a PEM chain and its private key, and checks that they belong together.
+pub fn load_certified_key(
+    certificate: &Path,
+    private_key: &Path,
+) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain = read_certificates(certificate)?;
     let key = read_private_key(private_key)?;
-    let fingerprint_sha256 = fingerprint(&chain[0]);
 
     let provider = rustls::crypto::ring::default_provider();
     let signing_key = provider
@@ -173,12 +190,7 @@ fn load(certificate: &Path, private_key: &Path, generated: bool) -> Result<TlsId
             });
         }
     }
-    Ok(TlsIdentity {
-        key: Arc::new(certified_key),
-        certificate: certificate.to_owned(),
-        fingerprint_sha256,
-        generated,
-    })
+    Ok(Arc::new(certified_key))
 }
 
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -236,8 +248,7 @@ fn generate(
         path: dir.to_owned(),
         source,
     };
-    create_owner_only(dir).map_err(write_error)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(write_error)?;
+    create_private_dir(dir)?;
     write_atomically(private_key, key_pem.as_bytes(), 0o600)?;
     write_atomically(certificate, certificate_pem.as_bytes(), 0o644)?;
     // The new directory entries must survive a power cut too.
@@ -284,8 +295,18 @@ fn self_signed(domain: &str) -> Result<(String, String), TlsError> {
     Ok((certificate.pem(), key.serialize_pem()))
 }
 
+/// Creates `dir` if need be, readable by the owner alone (also when it was there before).
+pub fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
+    let write_error = |source: io::Error| TlsError::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    create_owner_only(dir).map_err(write_error)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(write_error)
+}
+
 /// Replaces `path` in one step, so a crash never leaves half a file behind.
-fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
+pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
     let temporary = path.with_extension("pem.tmp");
     let write = || -> io::Result<()> {
         match fs::remove_file(&temporary) {
@@ -309,6 +330,34 @@ fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsEr
             source,
         }
     })
+}
+
+/// The server certificate, shared by the SIP TLS and HTTPS listeners and swapped while they run:
+/// a renewal takes effect for the next handshake, and established connections keep theirs.
+#[derive(Debug)]
+pub struct CurrentCertificate(RwLock<Arc<CertifiedKey>>);
+
+impl CurrentCertificate {
+    pub fn new(key: Arc<CertifiedKey>) -> Arc<CurrentCertificate> {
+        Arc::new(CurrentCertificate(RwLock::new(key)))
+    }
+
+    pub fn get(&self) -> Arc<CertifiedKey> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace(&self, key: Arc<CertifiedKey>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = key;
+    }
+}
+
+impl ResolvesServerCert for CurrentCertificate {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.get())
+    }
 }
 
 #[cfg(test)]

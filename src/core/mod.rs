@@ -541,7 +541,13 @@ impl Core {
         };
         match self.auth.verify(&credentials, &attempt, user, now_ms) {
             Verdict::Authenticated => match user {
-                Some(user) => Ok(user.extension.clone()),
+                Some(user) => {
+                    if let Some(connection) = flow.connection.filter(|_| flow.transport.is_stream())
+                    {
+                        self.events.push_back(Event::Authenticated(connection));
+                    }
+                    Ok(user.extension.clone())
+                }
                 None => Err(self.challenge(kind, flow, now_ms, false)),
             },
             Verdict::Stale => Err(self.challenge(kind, flow, now_ms, true)),

@@ -2,7 +2,7 @@
 
 use super::bans::Ban;
 use super::clock::Instant;
-use super::registrar::{Binding, Flow};
+use super::registrar::{Binding, ConnectionId, Flow};
 use super::security::SecurityEvent;
 use super::user::Extension;
 
@@ -36,4 +36,7 @@ pub enum Event {
     BanAdded(Ban),
     /// Log it (see [`SecurityEvent`]'s line).
     Security(SecurityEvent),
+    /// A request on this stream connection passed Digest: it is a phone's now, and keeps its
+    /// slot (see `net::admission`).
+    Authenticated(ConnectionId),
 }

@@ -44,6 +44,10 @@ pub enum SecurityEvent {
         /// The authenticated user, for a refusal after authentication.
         user: Option<Extension>,
     },
+    /// An address or prefix kept opening connections beyond its limit.
+    ConnectionLimit { flow: Flow, scope: String },
+    /// An address or prefix kept opening connections that never authenticated.
+    AnonymousExpired { flow: Flow, scope: String },
 }
 
 impl SecurityEvent {
@@ -55,6 +59,8 @@ impl SecurityEvent {
             SecurityEvent::Banned { .. } => "banned",
             SecurityEvent::Scanner { .. } => "scanner detected",
             SecurityEvent::Refused { .. } => "request refused",
+            SecurityEvent::ConnectionLimit { .. } => "connection limit reached",
+            SecurityEvent::AnonymousExpired { .. } => "anonymous connections expired",
         }
     }
 
@@ -65,7 +71,9 @@ impl SecurityEvent {
             | SecurityEvent::Flood { flow, .. }
             | SecurityEvent::Banned { flow, .. }
             | SecurityEvent::Scanner { flow, .. }
-            | SecurityEvent::Refused { flow, .. } => flow,
+            | SecurityEvent::Refused { flow, .. }
+            | SecurityEvent::ConnectionLimit { flow, .. }
+            | SecurityEvent::AnonymousExpired { flow, .. } => flow,
         }
     }
 }
@@ -86,7 +94,9 @@ impl fmt::Display for SecurityEvent {
             SecurityEvent::AuthenticationFailed { user, reason, .. } => {
                 write!(f, "user={user:?} reason={reason:?}")
             }
-            SecurityEvent::Flood { scope, .. } => write!(f, "scope={scope}"),
+            SecurityEvent::Flood { scope, .. }
+            | SecurityEvent::ConnectionLimit { scope, .. }
+            | SecurityEvent::AnonymousExpired { scope, .. } => write!(f, "scope={scope}"),
             SecurityEvent::Banned { ban, failures, .. } => write!(
                 f,
                 "scope={} until={} failures={failures}",

@@ -15,6 +15,7 @@ use super::bans::BanWriter;
 use super::bindings::BindingWriter;
 use super::clock::Clock;
 use super::inbox::{Event, Ids, Outlet};
+use super::security;
 use super::{control, socket, stream, tls};
 use crate::certificate;
 use crate::clock::wall_ms;
@@ -38,7 +39,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let bans = store.bans(wall_ms())?;
     info!(domain = %config.domain, users = users.len(), bindings = bindings.len(), bans = bans.len(), "database loaded");
 
-    let identity = if config.listen.tls.is_empty() {
+    let identity = if config.listen.tls.is_empty() && !config.acme.enabled {
         None
     } else {
         let files = config
@@ -74,7 +75,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         outlets.insert(id, Outlet::Datagram(socket.clone()));
         tokio::spawn(receive_datagrams(socket, id, max_message, events.clone()));
     }
-    let admission = stream::Admission::new(&config.limits);
+    let connections = stream::Connections::new(&config.limits, &config.flood);
+    tokio::spawn(connections.clone().expire());
     let streams = config
         .listen
         .tcp
@@ -88,28 +90,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         info!(transport = %transport, address = %local, "listening");
         listeners.push((transport, local));
         let acceptor = match transport {
-            Transport::Tls => identity
-                .as_ref()
-                .map(|i| tokio_rustls::TlsAcceptor::from(tls::server_config(i))),
+            Transport::Tls => identity.as_ref().map(|i| {
+                tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(i.current.clone())))
+            }),
             _ => None,
         };
         let context = stream::Context {
             events: events.clone(),
             ids: ids.clone(),
-            admission: admission.clone(),
+            connections: connections.clone(),
             limits: config.limits.clone(),
         };
         tokio::spawn(stream::accept(listener, transport, acceptor, context));
     }
+    let renewals = match &identity {
+        Some(identity) => crate::web::start(&config, identity.current.clone())?,
+        None => None,
+    };
     let socket_path = data_dir.control_socket();
     control::listen(
         &socket_path,
         store.clone(),
         config.domain.clone(),
         events.clone(),
+        renewals,
     )?;
     drop(events);
     let writers = Writers {
+        connections: connections.clone(),
         bans: BanWriter::spawn(store.clone()),
         bindings: BindingWriter::spawn(store.clone()),
     };
@@ -180,8 +188,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where the core's writes go.
+/// Where the core's writes go, and the connections it vouches for.
 struct Writers {
+    connections: Arc<stream::Connections>,
     bans: BanWriter,
     bindings: BindingWriter,
 }
@@ -196,8 +205,9 @@ fn carry_out(
     loop {
         match core.poll_output() {
             Output::Transmit(transmit) => send(transmit, outlets, default_udp),
-            Output::Event(core::Event::Security(event)) => {
-                warn!(target: "hotline::security", "{event}")
+            Output::Event(core::Event::Security(event)) => security::log(&event),
+            Output::Event(core::Event::Authenticated(connection)) => {
+                writers.connections.authenticated(connection)
             }
             Output::Event(core::Event::BanAdded(ban)) => writers.bans.save(ban),
             Output::Event(core::Event::BindingsChanged(batch)) => writers.bindings.save(batch),

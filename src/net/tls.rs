@@ -3,24 +3,20 @@
 use std::sync::Arc;
 
 use rustls::ServerConfig;
-use rustls::sign::SingleCertAndKey;
-
-use crate::certificate::TlsIdentity;
+use rustls::server::ResolvesServerCert;
 
 /// TLS 1.0 and 1.1 are broken; rustls does not implement them, and this list keeps it that way.
 const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-/// What the TLS listener serves: TLS 1.2 and 1.3 with `identity`'s certificate, no client
+/// TLS 1.2 and 1.3 with the ring provider, serving what `resolver` picks, no client
 /// certificates.
-pub fn server_config(identity: &TlsIdentity) -> Arc<ServerConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
+pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> ServerConfig {
+    ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_protocol_versions(PROTOCOL_VERSIONS)
         .expect("the ring provider has cipher suites for TLS 1.2 and 1.3")
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SingleCertAndKey::from(identity.key.clone())));
-    Arc::new(config)
+        .with_cert_resolver(resolver)
 }
 
 #[cfg(test)]
@@ -29,7 +25,7 @@ mod tests {
     use std::{fs, io};
 
     use super::*;
-    use crate::certificate::{fingerprint, load_or_generate};
+    use crate::certificate::{TlsIdentity, fingerprint, load_or_generate};
     use crate::data_dir::DataDir;
     use crate::net::socket::bind_tcp;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -52,14 +48,14 @@ mod tests {
 
     /// Connects with a client that trusts only `root`, sends MESSAGE and expects it echoed.
     async fn echo_over_tls(
-        identity: &TlsIdentity,
+        identity: &crate::certificate::TlsIdentity,
         root: CertificateDer<'static>,
         server_name: &str,
         version: &'static SupportedProtocolVersion,
     ) -> Result<ProtocolVersion, io::Error> {
         let listener = bind_tcp("[::1]:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
-        let acceptor = TlsAcceptor::from(server_config(identity));
+        let acceptor = TlsAcceptor::from(Arc::new(server_config(identity.current.clone())));
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
             let mut tls = acceptor.accept(tcp).await?;
@@ -134,7 +130,7 @@ mod tests {
         let identity = load_or_generate(&DataDir::new(data.path()), "hotline.test", None).unwrap();
         let listener = bind_tcp("[::1]:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
-        let acceptor = TlsAcceptor::from(server_config(&identity));
+        let acceptor = TlsAcceptor::from(Arc::new(server_config(identity.current.clone())));
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
             acceptor.accept(tcp).await.map(|_| ())
