@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use super::security;
+use super::security::SecurityEvent;
 
 /// Minutes in the counter ring: 24 hours.
 pub const MINUTES: usize = 24 * 60;
@@ -43,7 +43,8 @@ pub struct CallRecord {
 /// A security event as the Security page lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SecurityRecord {
-    pub event: security::Event,
+    /// What happened, as the log line's first words.
+    pub name: &'static str,
     pub address: IpAddr,
     pub at_ms: u64,
 }
@@ -79,14 +80,14 @@ impl History {
         self.minute(now_ms).registrations += 1;
     }
 
-    pub fn security(&mut self, event: security::Event, address: IpAddr, now_ms: u64) {
+    pub fn security(&mut self, event: &SecurityEvent, now_ms: u64) {
         self.minute(now_ms).security += 1;
         if self.events.len() == RECENT_EVENTS {
             self.events.pop_front();
         }
         self.events.push_back(SecurityRecord {
-            event,
-            address,
+            name: event.name(),
+            address: event.source().0.ip(),
             at_ms: now_ms,
         });
     }
@@ -192,7 +193,11 @@ mod tests {
         let mut history = History::default();
         for i in 0..RECENT_CALLS as u64 + 10 {
             history.call_started(&format!("call-{i}"), &"x".repeat(500), "1001", i);
-            history.security(security::Event::Flood, "::1".parse().unwrap(), i);
+            let flood = SecurityEvent::WebFlood {
+                remote: "[::1]:443".parse().unwrap(),
+                scope: "::1".to_owned(),
+            };
+            history.security(&flood, i);
         }
         let calls = history.calls();
         assert_eq!(calls.len(), RECENT_CALLS);

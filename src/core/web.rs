@@ -5,12 +5,15 @@ use std::net::SocketAddr;
 
 use tracing::info;
 
+use super::Core;
 use super::bans::{Ban, Utc};
+use super::clock::Now;
 use super::history::History;
 use super::limits::Verdict;
+use super::output::Event;
 use super::registrar::Binding;
+use super::security::{HTTPS, SecurityEvent};
 use super::user::Extension;
-use super::{Core, security};
 
 /// Whether a web request may be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,24 +27,17 @@ pub enum Admission {
 
 impl Core {
     /// Counts one web request from `remote` in the flood limiter, after the ban check.
-    pub fn admit_web(&mut self, remote: SocketAddr, now_ms: u64) -> Admission {
-        if let Some(dropped) = self.bans.drop_from(remote.ip(), now_ms) {
+    pub fn admit_web(&mut self, remote: SocketAddr, now: Now) -> Admission {
+        if let Some(dropped) = self.bans.drop_from(remote.ip(), now.wall_ms) {
             if dropped.first {
-                info!(source = %remote, transport = security::HTTPS, scope = %dropped.scope, until = %Utc(dropped.until_ms), "dropping requests from a banned source");
+                info!(source = %remote, transport = HTTPS, scope = %dropped.scope, until = %Utc(dropped.until_ms), "dropping requests from a banned source");
             }
             return Admission::Drop;
         }
-        let verdict = self.limiter.check(remote.ip(), now_ms);
+        let verdict = self.limiter.check(remote.ip(), now.ms());
         if verdict != Verdict::Allow {
             for scope in self.limiter.take_new_floods() {
-                security::report_from(
-                    security::Event::Flood,
-                    remote,
-                    security::HTTPS,
-                    format_args!("scope={scope}"),
-                );
-                self.history
-                    .security(security::Event::Flood, remote.ip(), now_ms);
+                self.report(SecurityEvent::WebFlood { remote, scope }, now.wall_ms);
             }
         }
         match verdict {
@@ -53,16 +49,20 @@ impl Core {
 
     /// A wrong password or token on the web side: logged as a security event and counted
     /// toward a ban of its source, as SIP authentication failures are.
-    pub fn web_authentication_failed(&mut self, remote: SocketAddr, what: &str, now_ms: u64) {
-        security::report_from(
-            security::Event::AuthenticationFailed,
-            remote,
-            security::HTTPS,
-            format_args!("what={what}"),
-        );
-        self.history
-            .security(security::Event::AuthenticationFailed, remote.ip(), now_ms);
-        self.count_failure_from(remote, security::HTTPS, now_ms);
+    pub fn web_authentication_failed(&mut self, remote: SocketAddr, what: &str, now: Now) {
+        let what = what.to_owned();
+        let failed = SecurityEvent::WebAuthenticationFailed { remote, what };
+        self.report(failed, now.wall_ms);
+        if let Some(ban) = self.bans.record_failure(remote.ip(), now.wall_ms) {
+            let failures = self.bans.threshold();
+            let banned = SecurityEvent::WebBanned {
+                remote,
+                ban: ban.clone(),
+                failures,
+            };
+            self.report(banned, now.wall_ms);
+            self.events.push_back(Event::BanAdded(ban));
+        }
     }
 }
 
@@ -118,7 +118,7 @@ impl Core {
         Counts {
             phones: self.registrar.total(),
             extensions: self.users.len(),
-            calls: self.dialogs.len(),
+            calls: self.proxy.dialogs().len(),
             bans: self.bans.list(now_ms).len(),
         }
     }
@@ -136,19 +136,20 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::core::Settings;
+    use crate::core::tests::at;
 
     fn core(failures: u32) -> Core {
-        let mut config = Config::default();
-        config.bans.failures = failures;
+        let mut settings = Settings::default();
+        settings.bans.failures = failures;
         Core::new(
-            &config,
+            settings,
             Vec::new(),
             [7; 32],
             Vec::new(),
             Vec::new(),
             Vec::new(),
-            0,
+            at(0),
         )
     }
 
@@ -157,22 +158,24 @@ mod tests {
         let mut core = core(3);
         let remote: SocketAddr = "[2001:db8::1]:40000".parse().unwrap();
         for _ in 0..2 {
-            core.web_authentication_failed(remote, "owner password", 1_000);
-            assert_eq!(core.admit_web(remote, 1_000), Admission::Serve);
+            core.web_authentication_failed(remote, "owner password", at(1_000));
+            assert_eq!(core.admit_web(remote, at(1_000)), Admission::Serve);
         }
-        core.web_authentication_failed(remote, "owner password", 1_000);
-        assert_eq!(core.admit_web(remote, 1_001), Admission::Drop);
+        core.web_authentication_failed(remote, "owner password", at(1_000));
+        assert_eq!(core.admit_web(remote, at(1_001)), Admission::Drop);
         assert_eq!(core.take_new_bans().len(), 1);
         assert!(core.bans.is_banned(remote.ip(), 1_001));
         let other: SocketAddr = "[2001:db8:1::1]:40000".parse().unwrap();
-        assert_eq!(core.admit_web(other, 1_001), Admission::Serve);
+        assert_eq!(core.admit_web(other, at(1_001)), Admission::Serve);
     }
 
     #[test]
     fn web_requests_count_in_the_flood_limiter() {
         let mut core = core(5);
         let remote: SocketAddr = "[2001:db8::1]:40000".parse().unwrap();
-        let verdicts: Vec<Admission> = (0..200).map(|_| core.admit_web(remote, 1_000)).collect();
+        let verdicts: Vec<Admission> = (0..200)
+            .map(|_| core.admit_web(remote, at(1_000)))
+            .collect();
         assert_eq!(verdicts[0], Admission::Serve);
         assert!(verdicts.contains(&Admission::Refuse), "{verdicts:?}");
     }

@@ -8,15 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use ring::rand::SystemRandom;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::warn;
 
-use super::server::Event;
-use crate::control::{MAX_MESSAGE, Reply, Request, decode_request, encode_reply, execute};
-use crate::core::user::Extension;
+use super::changes::carry_out;
+use super::inbox::Event;
+use crate::control::{MAX_MESSAGE, Reply, Request, decode_request, encode_reply};
 use crate::store::Store;
 use crate::web::RenewRequest;
 
@@ -113,60 +112,6 @@ async fn renew(renewals: Option<mpsc::Sender<RenewRequest>>) -> Reply {
         Ok(Err(message)) => Reply::Failed { message },
         Err(_) => Reply::Failed {
             message: "the server's renewal task has stopped".to_owned(),
-        },
-    }
-}
-
-/// Executes the request on a blocking thread (it waits for fsync), then tells the core.
-pub(crate) async fn carry_out(
-    request: Request,
-    store: Arc<Store>,
-    realm: String,
-    events: &mpsc::Sender<Event>,
-) -> Reply {
-    let done = tokio::task::spawn_blocking(move || {
-        let reply = execute(&store, &realm, &SystemRandom::new(), &request);
-        let event = match &reply {
-            Reply::Created { user, .. }
-            | Reply::PasswordReset { user, .. }
-            | Reply::Renamed { user } => Extension::parse(&user.extension)
-                .ok()
-                .and_then(|e| store.user(&e).ok().flatten())
-                .map(Event::UserChanged),
-            Reply::Removed { extension } => {
-                Extension::parse(extension).ok().map(Event::UserRemoved)
-            }
-            Reply::BansLifted { scopes } => Some(Event::BansLifted(
-                scopes.iter().filter_map(|s| s.parse().ok()).collect(),
-            )),
-            Reply::Users { .. }
-            | Reply::OwnerPasswordSet
-            | Reply::Bans { .. }
-            | Reply::CertificateRenewed { .. }
-            | Reply::Failed { .. } => None,
-        };
-        (reply, event)
-    })
-    .await;
-    match done {
-        Ok((reply, event)) => {
-            if let Some(event) = event {
-                match &event {
-                    Event::UserChanged(user) => info!(extension = %user.extension, "user saved"),
-                    Event::UserRemoved(extension) => info!(%extension, "user removed"),
-                    Event::BansLifted(scopes) => {
-                        for scope in scopes {
-                            info!(%scope, "ban lifted");
-                        }
-                    }
-                    _ => {}
-                }
-                let _ = events.send(event).await;
-            }
-            reply
-        }
-        Err(error) => Reply::Failed {
-            message: format!("the server failed to carry out the request: {error}"),
         },
     }
 }

@@ -2,13 +2,16 @@
 
 mod admission;
 mod bans;
-pub mod certificate;
+mod bindings;
+pub mod changes;
+mod clock;
 mod control;
+pub mod inbox;
 mod partial;
+mod security;
 mod server;
 pub mod socket;
 mod stream;
 pub mod tls;
 
-pub(crate) use control::carry_out;
-pub use server::{CoreHandle, CoreJob, DATABASE_NAME, Event, now_ms, serve};
+pub use server::serve;

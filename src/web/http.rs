@@ -189,7 +189,7 @@ impl Handler for Router {
 }
 
 /// Decides [`Admission`] per request (the core's ban table and flood limiter, see
-/// [`crate::net::CoreHandle`]).
+/// [`crate::net::inbox::CoreHandle`]).
 pub trait Gate: Send + Sync {
     fn admit(&self, remote: SocketAddr) -> Pin<Box<dyn Future<Output = Admission> + Send + '_>>;
 }

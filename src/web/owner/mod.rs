@@ -20,8 +20,8 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use super::http::{Handler, Reply, Request, Response};
-use crate::net::CoreHandle;
-use crate::net::certificate::CurrentCertificate;
+use crate::certificate::CurrentCertificate;
+use crate::net::inbox::CoreHandle;
 use crate::store::Store;
 use html::field;
 use sessions::{COOKIE, Session, Sessions, same_secret};
@@ -120,9 +120,7 @@ impl OwnerPages {
         if !verified.await.unwrap_or(false) {
             let remote = request.remote;
             self.core
-                .ask(move |core, now_ms| {
-                    core.web_authentication_failed(remote, "owner password", now_ms)
-                })
+                .ask(move |core, now| core.web_authentication_failed(remote, "owner password", now))
                 .await;
             return login_form(request, Some("Wrong password."), 403);
         }

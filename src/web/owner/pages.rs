@@ -1,5 +1,5 @@
 //! The pages behind the login: Overview, Phones, Extensions and Security. Each reads the core
-//! once through [`CoreHandle::ask`](crate::net::CoreHandle::ask); changes go through the same
+//! once through [`CoreHandle::ask`](crate::net::inbox::CoreHandle::ask); changes go through the same
 //! requests as the control socket, so the store and the core learn of them as from the CLI.
 
 use std::fmt::Write as _;
@@ -8,7 +8,7 @@ use super::html::{self, escape, field, form};
 use super::{OwnerPages, chart};
 use crate::control::{Reply, Request as Control};
 use crate::core::bans::Utc;
-use crate::net::carry_out;
+use crate::net::changes::carry_out;
 use crate::web::http::{Request, Response};
 use crate::web::status::CertificateInfo;
 
@@ -22,16 +22,20 @@ fn ok(title: &str, csrf: &str, body: &str) -> Response {
 }
 
 pub async fn overview(pages: &OwnerPages, csrf: &str) -> Response {
-    let asked = pages.core.ask(|core, now_ms| {
+    let asked = pages.core.ask(|core, now| {
         let history = core.history();
         let today = history
-            .last_day(now_ms)
+            .last_day(now.wall_ms)
             .iter()
             .rev()
-            .take(minutes_today(now_ms))
+            .take(minutes_today(now.wall_ms))
             .map(|m| m.calls)
             .sum::<u32>();
-        (core.counts(now_ms), today, history.last_day(now_ms))
+        (
+            core.counts(now.wall_ms),
+            today,
+            history.last_day(now.wall_ms),
+        )
     });
     let Some((counts, calls_today, day)) = asked.await else {
         return stopping();
@@ -95,7 +99,7 @@ fn resident_memory() -> String {
 pub async fn phones(pages: &OwnerPages, csrf: &str) -> Response {
     let Some((phones, now)) = pages
         .core
-        .ask(|core, now_ms| (core.phones(now_ms), now_ms))
+        .ask(|core, now| (core.phones(now.wall_ms), now.wall_ms))
         .await
     else {
         return stopping();
@@ -271,7 +275,7 @@ pub async fn change_extension(pages: &OwnerPages, csrf: &str, request: &Request)
 pub async fn security(pages: &OwnerPages, csrf: &str) -> Response {
     let asked = pages
         .core
-        .ask(|core, now_ms| (core.bans_in_force(now_ms), core.history().events()));
+        .ask(|core, now| (core.bans_in_force(now.wall_ms), core.history().events()));
     let Some((bans, events)) = asked.await else {
         return stopping();
     };
@@ -304,7 +308,7 @@ pub async fn security(pages: &OwnerPages, csrf: &str) -> Response {
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 Utc(event.at_ms),
                 event.address,
-                event.event.as_str()
+                event.name
             );
         }
         body.push_str("</table>");
