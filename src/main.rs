@@ -91,6 +91,14 @@ enum UserAction {
     Remove { extension: String },
     /// Give an extension a new random password, shown once.
     Passwd { extension: String },
+    /// Show a new provisioning link for an extension (as a URL and a QR code); the old link
+    /// stops working.
+    Provision {
+        extension: String,
+        /// End the extension's link without making a new one.
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -133,6 +141,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 UserAction::List => Request::ListUsers,
                 UserAction::Remove { extension } => Request::RemoveUser { extension },
                 UserAction::Passwd { extension } => Request::ResetPassword { extension },
+                UserAction::Provision { extension, revoke } => {
+                    Request::ProvisionUser { extension, revoke }
+                }
             };
             let reply = manage(&config, &request)?;
             Ok(print_reply(&config, &reply))
@@ -211,9 +222,35 @@ fn setup(
 
 fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
     match reply {
-        Reply::Created { user, password } => {
+        Reply::Created {
+            user,
+            password,
+            token,
+        } => {
             println!("Created extension {}.", describe(user));
             print_phone_settings(config, user, password);
+            println!();
+            print!("{}", hotline::setup::provisioning_link(config, user, token));
+        }
+        Reply::Provisioned {
+            user,
+            token,
+            password,
+        } => {
+            if let Some(password) = password {
+                println!(
+                    "Extension {} had a password from before provisioning links, which vendor \
+                     files cannot carry: it has a new one now. Phones set up by hand need it \
+                     (or the link).",
+                    describe(user)
+                );
+                print_phone_settings(config, user, password);
+                println!();
+            }
+            print!("{}", hotline::setup::provisioning_link(config, user, token));
+        }
+        Reply::LinkRevoked { extension } => {
+            println!("The provisioning link of extension {extension} no longer works.")
         }
         Reply::PasswordReset { user, password } => {
             println!("New password for extension {}.", describe(user));

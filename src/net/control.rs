@@ -15,10 +15,19 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::server::Event;
-use crate::control::{MAX_MESSAGE, Reply, Request, decode_request, encode_reply, execute};
+use crate::control::{
+    Accounts, MAX_MESSAGE, Reply, Request, decode_request, encode_reply, execute,
+};
 use crate::core::user::Extension;
 use crate::store::Store;
 use crate::web::RenewRequest;
+use crate::web::provision::password::PasswordKey;
+
+/// The realm and password key user management needs (see [`Accounts`]).
+pub struct UserKeys {
+    pub realm: String,
+    pub passwords: PasswordKey,
+}
 
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,7 +36,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn listen(
     path: &Path,
     store: Arc<Store>,
-    realm: String,
+    users: Arc<UserKeys>,
     events: mpsc::Sender<Event>,
     renewals: Option<mpsc::Sender<RenewRequest>>,
 ) -> anyhow::Result<()> {
@@ -49,9 +58,9 @@ pub fn listen(
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let (store, realm) = (store.clone(), realm.clone());
+                    let (store, users) = (store.clone(), users.clone());
                     let (events, renewals) = (events.clone(), renewals.clone());
-                    tokio::spawn(serve(stream, store, realm, events, renewals));
+                    tokio::spawn(serve(stream, store, users, events, renewals));
                 }
                 Err(error) => warn!(%error, "control socket accept failed"),
             }
@@ -63,7 +72,7 @@ pub fn listen(
 async fn serve(
     mut stream: UnixStream,
     store: Arc<Store>,
-    realm: String,
+    users: Arc<UserKeys>,
     events: mpsc::Sender<Event>,
     renewals: Option<mpsc::Sender<RenewRequest>>,
 ) {
@@ -73,7 +82,7 @@ async fn serve(
     let reply = match tokio::time::timeout(READ_TIMEOUT, read).await {
         Ok(Ok(_)) => match decode_request(&bytes) {
             Ok(Request::RenewCertificate) => renew(renewals).await,
-            Ok(request) => carry_out(request, store, realm, &events).await,
+            Ok(request) => carry_out(request, store, users, &events).await,
             Err(error) => Reply::Failed {
                 message: error.to_string(),
             },
@@ -121,18 +130,26 @@ async fn renew(renewals: Option<mpsc::Sender<RenewRequest>>) -> Reply {
 async fn carry_out(
     request: Request,
     store: Arc<Store>,
-    realm: String,
+    users: Arc<UserKeys>,
     events: &mpsc::Sender<Event>,
 ) -> Reply {
     let done = tokio::task::spawn_blocking(move || {
-        let reply = execute(&store, &realm, &SystemRandom::new(), &request);
+        let accounts = Accounts {
+            realm: &users.realm,
+            passwords: &users.passwords,
+        };
+        let reply = execute(&store, &accounts, &SystemRandom::new(), &request);
         let event = match &reply {
-            Reply::Created { user, .. } | Reply::PasswordReset { user, .. } => {
-                Extension::parse(&user.extension)
-                    .ok()
-                    .and_then(|e| store.user(&e).ok().flatten())
-                    .map(Event::UserChanged)
-            }
+            Reply::Created { user, .. }
+            | Reply::PasswordReset { user, .. }
+            | Reply::Provisioned {
+                user,
+                password: Some(_),
+                ..
+            } => Extension::parse(&user.extension)
+                .ok()
+                .and_then(|e| store.user(&e).ok().flatten())
+                .map(Event::UserChanged),
             Reply::Removed { extension } => {
                 Extension::parse(extension).ok().map(Event::UserRemoved)
             }
@@ -140,6 +157,8 @@ async fn carry_out(
                 scopes.iter().filter_map(|s| s.parse().ok()).collect(),
             )),
             Reply::Users { .. }
+            | Reply::Provisioned { .. }
+            | Reply::LinkRevoked { .. }
             | Reply::Bans { .. }
             | Reply::CertificateRenewed { .. }
             | Reply::Failed { .. } => None,

@@ -20,6 +20,7 @@ use crate::core::user::{Extension, User};
 use crate::core::{Action, ConnectionId, Core, Flow, Inbound};
 use crate::sip::Transport;
 use crate::store::Store;
+use crate::web::provision::password::PasswordKey;
 
 /// The database file in the data directory.
 pub const DATABASE_NAME: &str = "hotline.redb";
@@ -67,6 +68,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store =
         Arc::new(Store::open(&data_dir.join(DATABASE_NAME)).context("cannot open the database")?);
     let secret = store.install_secret()?;
+    let passwords = PasswordKey::load_or_create(&data_dir, &ring::rand::SystemRandom::new())?;
     let users = store.users()?;
     let bindings = store.bindings()?;
     let bans = store.bans(now_ms())?;
@@ -140,10 +142,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let socket_path = data_dir.join(crate::control::SOCKET_NAME);
+    let user_keys = Arc::new(control::UserKeys {
+        realm: config.domain.clone(),
+        passwords: passwords.clone(),
+    });
     control::listen(
         &socket_path,
         store.clone(),
-        config.domain.clone(),
+        user_keys,
         events.clone(),
         renewals,
     )?;

@@ -11,6 +11,7 @@ pub mod challenges;
 pub mod dns;
 pub mod http;
 mod listener;
+pub mod provision;
 pub mod renewal;
 pub mod status;
 
