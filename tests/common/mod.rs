@@ -884,4 +884,6 @@ fn tls_stream(
 
 // ---- Network namespaces: more source addresses than `::1` (tests/common/netns.rs) ----------
 
+pub mod baresip;
+pub mod linphone;
 pub mod netns;
