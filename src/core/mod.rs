@@ -13,6 +13,7 @@ pub mod scanners;
 pub mod security;
 pub mod transaction;
 pub mod user;
+pub mod web;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -444,10 +445,20 @@ impl Core {
 
     /// Counts an authentication failure toward a ban of its source.
     fn count_failure(&mut self, flow: &Flow, now_ms: u64) {
-        if let Some(ban) = self.bans.record_failure(flow.remote.ip(), now_ms) {
-            security::report(
+        self.count_failure_from(flow.remote, flow.transport, now_ms);
+    }
+
+    fn count_failure_from(
+        &mut self,
+        remote: SocketAddr,
+        transport: impl fmt::Display,
+        now_ms: u64,
+    ) {
+        if let Some(ban) = self.bans.record_failure(remote.ip(), now_ms) {
+            security::report_from(
                 security::Event::Banned,
-                flow,
+                remote,
+                transport,
                 format_args!(
                     "scope={} until={} failures={}",
                     ban.scope,

@@ -3,6 +3,7 @@
 //! written bare (no brackets, no port) so that a filter's `<ADDR>` matches it.
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use tracing::warn;
 
@@ -32,14 +33,26 @@ impl Event {
     }
 }
 
+/// The transport word of events from the web side.
+pub const HTTPS: &str = "https";
+
 /// Logs `event` from `flow` with `detail` (`key=value` pairs).
 pub fn report(event: Event, flow: &Flow, detail: fmt::Arguments<'_>) {
+    report_from(event, flow.remote, flow.transport, detail);
+}
+
+/// Logs `event` from `remote` over `transport` (a SIP transport, or [`HTTPS`]).
+pub fn report_from(
+    event: Event,
+    remote: SocketAddr,
+    transport: impl fmt::Display,
+    detail: fmt::Arguments<'_>,
+) {
     warn!(
         target: "hotline::security",
-        "{} address={} port={} transport={} {detail}",
+        "{} address={} port={} transport={transport} {detail}",
         event.as_str(),
-        flow.remote.ip(),
-        flow.remote.port(),
-        flow.transport,
+        remote.ip(),
+        remote.port(),
     );
 }

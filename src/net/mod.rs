@@ -8,4 +8,4 @@ pub mod socket;
 mod stream;
 pub mod tls;
 
-pub use server::{DATABASE_NAME, now_ms, serve};
+pub use server::{CoreHandle, CoreJob, DATABASE_NAME, Event, now_ms, serve};

@@ -2,6 +2,7 @@
 //! ticks and user changes; transports and the control socket talk to it over a channel.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,6 +18,7 @@ use crate::config::Config;
 use crate::core::bans::Scope;
 use crate::core::registrar::Binding;
 use crate::core::user::{Extension, User};
+use crate::core::web::Admission;
 use crate::core::{Action, ConnectionId, Core, Flow, Inbound};
 use crate::sip::Transport;
 use crate::store::Store;
@@ -30,12 +32,64 @@ const EVENT_QUEUE: usize = 4096;
 
 /// What transports and the control socket tell the core task.
 pub enum Event {
-    Message { bytes: Vec<u8>, flow: Flow },
-    Opened { id: ConnectionId, outlet: Outlet },
+    Message {
+        bytes: Vec<u8>,
+        flow: Flow,
+    },
+    Opened {
+        id: ConnectionId,
+        outlet: Outlet,
+    },
     Closed(ConnectionId),
     UserChanged(User),
     UserRemoved(Extension),
     BansLifted(Vec<Scope>),
+    /// Work for the core from the web side (see [`CoreHandle`]).
+    Web(CoreJob),
+}
+
+/// A closure run by the core task on the core, with the current time.
+pub type CoreJob = Box<dyn FnOnce(&mut Core, u64) + Send>;
+
+/// The web side's way into the core task: handlers read and change state through the same
+/// event loop as SIP, between two messages, so there is no second source of truth.
+#[derive(Clone)]
+pub struct CoreHandle(mpsc::Sender<Event>);
+
+impl CoreHandle {
+    pub fn new(events: mpsc::Sender<Event>) -> CoreHandle {
+        CoreHandle(events)
+    }
+
+    /// Runs `job` on the core and returns what it returns; `None` when the server is stopping.
+    pub async fn ask<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Core, u64) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: CoreJob = Box::new(move |core, now_ms| {
+            let _ = reply.send(job(core, now_ms));
+        });
+        self.0.send(Event::Web(job)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Tells the core about a change already written to the store.
+    pub async fn tell(&self, event: Event) {
+        let _ = self.0.send(event).await;
+    }
+}
+
+impl crate::web::http::Gate for CoreHandle {
+    fn admit(
+        &self,
+        remote: SocketAddr,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Admission> + Send + '_>> {
+        Box::pin(async move {
+            let admission = self.ask(move |core, now_ms| core.admit_web(remote, now_ms));
+            admission.await.unwrap_or(Admission::Drop)
+        })
+    }
 }
 
 /// Where to send bytes for a flow.
@@ -74,7 +128,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let bans = store.bans(now_ms())?;
     info!(domain = %config.domain, users = users.len(), bindings = bindings.len(), bans = bans.len(), "database loaded");
 
-    let identity = if config.listen.tls.is_empty() && !config.acme.enabled {
+    let identity = if config.listen.tls.is_empty() && !config.acme.enabled && !config.web.enabled {
         None
     } else {
         let files = config
@@ -138,7 +192,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(stream::accept(listener, transport, acceptor, context));
     }
     let renewals = match &identity {
-        Some(identity) => crate::web::start(&config, identity.current.clone())?,
+        Some(identity) => crate::web::start(
+            &config,
+            identity.current.clone(),
+            CoreHandle::new(events.clone()),
+        )?,
         None => None,
     };
     let socket_path = data_dir.join(crate::control::SOCKET_NAME);
@@ -202,6 +260,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     for scope in &scopes {
                         core.lift_ban(scope);
                     }
+                }
+                Event::Web(job) => {
+                    job(&mut core, now_ms());
+                    ban_writer.save(core.take_new_bans());
                 }
             },
             () = &mut timer, if timer_at.is_some() => {

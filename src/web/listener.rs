@@ -1,6 +1,6 @@
 //! The web listeners: HTTPS (ACME TLS-ALPN-01 validation, and HTTP for the pages) and plain
 //! HTTP (HTTP-01 validation). Each caps its open connections and gives every connection
-//! [`http::READ_TIMEOUT`] for its handshake and request.
+//! [`http::READ_TIMEOUT`] for its handshake; [`http::serve`] bounds the rest.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use super::challenges::ACME_TLS_ALPN;
-use super::http::{self, Handler};
+use super::http::{self, Gate, Handler};
 
 /// Open connections per listener; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 64;
@@ -22,11 +22,12 @@ pub fn spawn_https(
     listener: TcpListener,
     mut config: rustls::ServerConfig,
     handler: Arc<dyn Handler>,
+    gate: Option<Arc<dyn Gate>>,
 ) {
     config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
-    spawn(listener, move |tcp| {
-        let (acceptor, handler) = (acceptor.clone(), handler.clone());
+    spawn(listener, move |tcp, remote| {
+        let (acceptor, handler, gate) = (acceptor.clone(), handler.clone(), gate.clone());
         async move {
             let handshake = tokio::time::timeout(http::READ_TIMEOUT, acceptor.accept(tcp));
             let tls = match handshake.await {
@@ -38,22 +39,21 @@ pub fn spawn_https(
                 debug!("TLS-ALPN-01 validation handshake");
                 return;
             }
-            http::serve(tls, handler.as_ref()).await;
+            http::serve(tls, remote, handler, gate).await;
         }
     });
 }
 
 /// Serves plain HTTP on `listener`.
 pub fn spawn_http(listener: TcpListener, handler: Arc<dyn Handler>) {
-    spawn(listener, move |tcp| {
-        let handler = handler.clone();
-        async move { http::serve(tcp, handler.as_ref()).await }
+    spawn(listener, move |tcp, remote| {
+        http::serve(tcp, remote, handler.clone(), None)
     });
 }
 
 fn spawn<F, Fut>(listener: TcpListener, connection: F)
 where
-    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    F: Fn(tokio::net::TcpStream, std::net::SocketAddr) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -63,8 +63,8 @@ where
                 return;
             };
             match listener.accept().await {
-                Ok((tcp, _)) => {
-                    let served = connection(tcp);
+                Ok((tcp, remote)) => {
+                    let served = connection(tcp, remote);
                     tokio::spawn(async move {
                         served.await;
                         drop(permit);

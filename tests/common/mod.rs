@@ -160,6 +160,12 @@ impl Server {
         self.dir.path().join("data")
     }
 
+    /// The HTTPS listener's address (a server with `[web]` enabled on `[::1]:0`).
+    pub fn https_address(&self) -> SocketAddr {
+        let line = self.wait_for_log("listening transport=HTTPS");
+        listener(&line).expect("HTTPS listener line").1
+    }
+
     /// Waits for a log line containing `needle` (since the last start) and returns it.
     pub fn wait_for_log(&self, needle: &str) -> String {
         self.wait_for_logs(needle, 1).pop().expect("one line")
@@ -857,7 +863,7 @@ fn ha1(algorithm: Algorithm, extension: &str, password: &str) -> String {
 }
 
 /// The server's generated self-signed certificate as the only root.
-fn generated_root(server: &Server) -> rustls::RootCertStore {
+pub fn generated_root(server: &Server) -> rustls::RootCertStore {
     let certificate = server.data_dir().join("tls/cert.pem");
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_file_iter(&certificate).expect("read cert.pem") {
@@ -867,7 +873,7 @@ fn generated_root(server: &Server) -> rustls::RootCertStore {
 }
 
 /// A TLS client that trusts only `roots` and checks the certificate is for `hotline.test`.
-fn tls_stream(
+pub fn tls_stream(
     roots: rustls::RootCertStore,
     tcp: TcpStream,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
@@ -887,3 +893,7 @@ fn tls_stream(
 pub mod baresip;
 pub mod linphone;
 pub mod netns;
+
+// ---- HTTPS: the web listener (tests/common/web.rs) ------------------------------------------
+
+pub mod web;
