@@ -60,12 +60,17 @@ impl TestCa {
         self.dir.path().join("hosts")
     }
 
-    /// The configuration that serves the issued certificate and HTTPS on `[::1]:<https>`.
+    /// The configuration that serves the issued certificate, and HTTPS on `[::1]:<https>`.
+    /// The ports are fixed: the links and the files name them.
     fn toml(&self, https: u16) -> String {
         format!(
             "[tls]\ncertificate = \"{0}/cert.pem\"\nprivate_key = \"{0}/key.pem\"\n\
-             [web]\nhttps = [\"[::1]:{https}\"]\n",
-            self.dir.path().display()
+             [web]\nenabled = true\nhttps = [\"[::1]:{https}\"]\n\
+             [listen]\nudp = [\"[::1]:{1}\"]\ntcp = [\"[::1]:{2}\"]\ntls = [\"[::1]:{3}\"]\n",
+            self.dir.path().display(),
+            free_port(),
+            free_port(),
+            free_port(),
         )
     }
 }
@@ -144,6 +149,11 @@ fn linphone_sets_itself_up_from_its_link_and_calls_baresip_with_srtp() {
     let ca = TestCa::new();
     let https = free_port();
     let server = Server::start(&format!("{}{MD5_ONLY}", ca.toml(https)));
+    // baresip insists on reading a CA file where the generated certificate would be (it never
+    // verifies with it).
+    let tls = server.data_dir().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::copy(ca.root(), tls.join("cert.pem")).unwrap();
     let (bob, _) = add_user(&server, "1001", "Bob");
     let (_, link) = add_user(&server, "1002", "Carol");
     assert_eq!(link, format!("https://{DOMAIN}:{https}{}", path_of(&link)));
@@ -154,7 +164,10 @@ fn linphone_sets_itself_up_from_its_link_and_calls_baresip_with_srtp() {
     // name) against the test CA.
     caller.registered(&server);
     caller.command("status register");
-    caller.wait_for(&format!("registered, identity=\"Carol\" <sip:1002@{DOMAIN}>"));
+    caller.wait_for(&format!(
+        "registered, identity=\"Carol\" <sip:1002@{DOMAIN}>"
+    ));
+    caller.use_files();
 
     caller.command(&format!("call sip:1001@{DOMAIN}"));
     let incoming = callee.event("CALL_INCOMING");

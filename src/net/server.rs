@@ -22,6 +22,7 @@ use crate::core::web::Admission;
 use crate::core::{Action, ConnectionId, Core, Flow, Inbound};
 use crate::sip::Transport;
 use crate::store::Store;
+use crate::web::provision::Provisioning;
 use crate::web::provision::password::PasswordKey;
 
 /// The database file in the data directory.
@@ -196,6 +197,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             &config,
             identity.current.clone(),
             CoreHandle::new(events.clone()),
+            Arc::new(Provisioning::new(
+                Arc::new(config.clone()),
+                store.clone(),
+                passwords.clone(),
+            )),
         )?,
         None => None,
     };

@@ -47,6 +47,7 @@ pub fn start(
     config: &Config,
     current: Arc<CurrentCertificate>,
     core: CoreHandle,
+    provisioning: Arc<provision::Provisioning>,
 ) -> anyhow::Result<Option<mpsc::Sender<RenewRequest>>> {
     let acme = config.acme.enabled && config.tls.certificate.is_none();
     if !acme && !config.web.enabled {
@@ -69,7 +70,11 @@ pub fn start(
         https: config.web.enabled || (acme && config.acme.challenge == ChallengeKind::TlsAlpn01),
         http: acme && config.acme.challenge == ChallengeKind::Http01,
     };
-    let pages = Arc::new(routes(config, core.clone()));
+    let links = provision::Links {
+        provisioning,
+        core: core.clone(),
+    };
+    let pages = Arc::new(routes(config, core.clone()).route(provision::link::PATH_PREFIX, links));
     let gate: Arc<dyn Gate> = Arc::new(core);
     bind_listeners(
         config,

@@ -175,11 +175,16 @@ impl Linphone {
             output,
             _dir: dir,
         };
-        // No sound card here: files instead, and a voice as the microphone, so that Linphone
-        // sends RTP that the other phone can authenticate.
-        phone.command("soundcard use files");
-        phone.command(&format!("play {VOICE}"));
+        phone.use_files();
         phone
+    }
+
+    /// No sound card here: files instead, and a voice as the microphone, so that Linphone
+    /// sends RTP that the other phone can authenticate. Remote provisioning restarts the
+    /// core, which forgets this: say it again once provisioned.
+    pub fn use_files(&mut self) {
+        self.command("soundcard use files");
+        self.command(&format!("play {VOICE}"));
     }
 
     /// [`Linphone::launch`] trusting the server's certificate (its chain, see [`Trust`]), then

@@ -3,8 +3,8 @@
 //!
 //! Under `/p/<token>` ([`link`]):
 //!
-//! - nothing more: the format the client asks for by its `User-Agent` (Linphone, Yealink,
-//!   Grandstream), else the plain settings card;
+//! - nothing more: the format of the client, known by its `User-Agent`: Yealink, Grandstream,
+//!   the plain settings card for a browser, else Linphone's XML;
 //! - `linphone.xml` ([`linphone`]), any `*.cfg` (Yealink asks for `y0000000000xx.cfg` and
 //!   `<mac>.cfg`, [`yealink`]), `cfg*.xml` (Grandstream asks for `cfg<mac>.xml`,
 //!   [`grandstream`]), `settings.txt` (the card);
@@ -31,8 +31,9 @@ use ring::hmac;
 use tracing::warn;
 
 use crate::config::Config;
+use crate::net::CoreHandle;
 use crate::store::Store;
-use crate::web::http::{Request, Response};
+use crate::web::http::{Handler, Reply, Request, Response};
 use account::PhoneAccount;
 use directory::Directory;
 use password::PasswordKey;
@@ -67,10 +68,13 @@ impl Provisioning {
         }
     }
 
-    /// Answers a request whose path starts with [`link::PATH_PREFIX`].
+    /// Answers a GET or HEAD whose path starts with [`link::PATH_PREFIX`]. Reads the store:
+    /// blocks on its file.
     pub fn answer(&self, request: &Request) -> Answer {
-        let path = request.target.split('?').next().unwrap_or_default();
-        let rest = path.strip_prefix(link::PATH_PREFIX).unwrap_or_default();
+        let rest = request
+            .path()
+            .strip_prefix(link::PATH_PREFIX)
+            .unwrap_or_default();
         let (token, file) = rest.split_once('/').unwrap_or((rest, ""));
         let well_formed = token.len() == link::TOKEN_LEN
             && token
@@ -86,13 +90,8 @@ impl Provisioning {
                 failed_link: true,
             };
         };
-        let user_agent = request
-            .headers
-            .iter()
-            .find(|(name, _)| name == "user-agent")
-            .map_or("", |(_, value)| value.as_str());
         let response = self
-            .file(&account, file, user_agent)
+            .file(&account, file, Client::of(request))
             .unwrap_or_else(Response::not_found);
         Answer {
             response,
@@ -130,30 +129,29 @@ impl Provisioning {
         })
     }
 
-    fn file(&self, account: &PhoneAccount, file: &str, user_agent: &str) -> Option<Response> {
-        let document = |content_type, body: String| Response {
-            status: 200,
-            content_type,
-            body: body.into_bytes(),
-        };
+    fn file(&self, account: &PhoneAccount, file: &str, client: Client) -> Option<Response> {
+        let document = |content_type, body: String| Response::new(200, content_type, body);
         const XML: &str = "text/xml; charset=utf-8";
         const TEXT: &str = "text/plain; charset=utf-8";
         if let Some(name) = file.strip_prefix("directory/") {
             return self.directory(Directory::from_file(name)?, account);
         }
-        let agent = user_agent.to_ascii_lowercase();
-        Some(match file {
-            "" if agent.contains("linphone") => document(XML, linphone::config(account)),
-            "" if agent.contains("yealink") => document(TEXT, yealink::config(account)?),
-            "" if agent.contains("grandstream") => document(XML, grandstream::config(account)?),
-            "" | "settings.txt" => document(TEXT, account::card(account)),
-            "linphone.xml" => document(XML, linphone::config(account)),
-            "phonebook.xml" => return self.directory(Directory::Grandstream, account),
-            "certificate.pem" => document("application/x-pem-file", account.self_signed.clone()?),
-            name if name.ends_with(".cfg") && !name.contains('/') => {
+        Some(match (file, client) {
+            ("", Client::Yealink) => document(TEXT, yealink::config(account)?),
+            ("", Client::Grandstream) => document(XML, grandstream::config(account)?),
+            ("", Client::Browser) | ("settings.txt", _) => document(TEXT, account::card(account)),
+            ("", Client::Linphone) => document(XML, linphone::config(account)),
+            ("linphone.xml", _) => document(XML, linphone::config(account)),
+            ("phonebook.xml", _) => return self.directory(Directory::Grandstream, account),
+            ("certificate.pem", _) => {
+                document("application/x-pem-file", account.self_signed.clone()?)
+            }
+            (name, _) if name.ends_with(".cfg") && !name.contains('/') => {
                 document(TEXT, yealink::config(account)?)
             }
-            name if name.starts_with("cfg") && name.ends_with(".xml") && !name.contains('/') => {
+            (name, _)
+                if name.starts_with("cfg") && name.ends_with(".xml") && !name.contains('/') =>
+            {
                 document(XML, grandstream::config(account)?)
             }
             _ => return None,
@@ -166,10 +164,70 @@ impl Provisioning {
             .users()
             .map_err(|error| warn!(%error, "cannot read the users for the directory"))
             .ok()?;
-        Some(Response {
-            status: 200,
-            content_type: directory.content_type(),
-            body: directory.render(&users, &account.server).into_bytes(),
+        let body = directory.render(&users, &account.server);
+        Some(Response::new(200, directory.content_type(), body))
+    }
+}
+
+/// Who fetches the bare link, which decides the format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Client {
+    Yealink,
+    Grandstream,
+    /// A person with a browser: the settings card.
+    Browser,
+    /// Everything else: the Linphone apps and liblinphone, which may not say who they are
+    /// (linphonec sends `User-Agent: Unknown`).
+    Linphone,
+}
+
+impl Client {
+    fn of(request: &Request) -> Client {
+        let agent = request
+            .header("user-agent")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let accept = request.header("accept").unwrap_or_default();
+        if agent.contains("yealink") {
+            Client::Yealink
+        } else if agent.contains("grandstream") {
+            Client::Grandstream
+        } else if agent.contains("mozilla") || accept.contains("text/html") {
+            Client::Browser
+        } else {
+            Client::Linphone
+        }
+    }
+}
+
+/// The handler of [`link::PATH_PREFIX`] on the HTTPS listener: answers from the store on a
+/// blocking thread, and reports a link that is not one to the core's ban table.
+pub struct Links {
+    pub provisioning: Arc<Provisioning>,
+    pub core: CoreHandle,
+}
+
+impl Handler for Links {
+    fn handle(&self, request: Request) -> Reply<'_> {
+        Box::pin(async move {
+            // Nothing under /p/ takes a body: other methods learn nothing, not even whether
+            // the link is one.
+            if request.method != hyper::Method::GET && request.method != hyper::Method::HEAD {
+                return Response::not_found();
+            }
+            let remote = request.remote;
+            let provisioning = self.provisioning.clone();
+            let answer = tokio::task::spawn_blocking(move || provisioning.answer(&request)).await;
+            let Ok(answer) = answer else {
+                return Response::not_found();
+            };
+            if answer.failed_link {
+                let failed = move |core: &mut crate::core::Core, now_ms| {
+                    core.web_authentication_failed(remote, "provisioning link", now_ms)
+                };
+                self.core.ask(failed).await;
+            }
+            answer.response
         })
     }
 }

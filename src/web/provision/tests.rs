@@ -306,10 +306,17 @@ impl Network {
     }
 
     fn get(&self, path: &str, user_agent: &str) -> Answer {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(
+            hyper::header::USER_AGENT,
+            hyper::header::HeaderValue::from_str(user_agent).unwrap(),
+        );
         self.provisioning.answer(&Request {
-            method: "GET".into(),
+            method: hyper::Method::GET,
             target: path.into(),
-            headers: vec![("user-agent".into(), user_agent.into())],
+            headers,
+            body: bytes::Bytes::new(),
+            remote: "[2001:db8::1]:40000".parse().unwrap(),
         })
     }
 }
@@ -341,6 +348,8 @@ fn a_link_serves_its_extension_in_the_format_asked_for() {
     let grandstream = network.get(&format!("/p/{token}/cfg000b82123456.xml"), "");
     assert!(body(&grandstream).contains(&format!("<P34>{password}</P34>")));
     let card = network.get(&format!("/p/{token}?x=1"), "Mozilla/5.0");
+    let unknown = network.get(&format!("/p/{token}"), "Unknown");
+    assert_eq!(unknown.response.body, linphone.response.body);
     assert!(
         body(&card).contains(&format!("password:   {password}")),
         "{}",
@@ -480,7 +489,7 @@ fn a_password_from_before_links_is_renewed_by_provisioning() {
     else {
         panic!("not provisioned with a new password");
     };
-    let card = body(&network.get(&format!("/p/{token}"), ""));
+    let card = body(&network.get(&format!("/p/{token}/settings.txt"), ""));
     assert!(card.contains(&password), "{card}");
     // Provisioning again keeps the (now derivable) password.
     assert!(matches!(
