@@ -101,8 +101,9 @@ fn add_user(server: &Server, extension: &str, name: &str) -> (String, String) {
 }
 
 /// One HTTPS GET of `path` from the server at `[::1]:<port>`, as a client that trusts only
-/// `root` and checks the name hotline.test; returns the status and the body.
-fn get(port: u16, root: &Path, path: &str, user_agent: &str) -> (u16, String) {
+/// `root` and checks the name hotline.test; returns the status and the body, or `None` when the
+/// server closed the connection without an answer.
+fn get(port: u16, root: &Path, path: &str) -> Option<(u16, String)> {
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_file_iter(root).unwrap() {
         roots.add(der.unwrap()).unwrap();
@@ -119,19 +120,20 @@ fn get(port: u16, root: &Path, path: &str, user_agent: &str) -> (u16, String) {
     let mut tls = rustls::StreamOwned::new(connection, tcp);
     write!(
         tls,
-        "GET {path} HTTP/1.1\r\nHost: {DOMAIN}\r\nUser-Agent: {user_agent}\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {DOMAIN}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut answer = Vec::new();
     let _ = tls.read_to_end(&mut answer);
     let answer = String::from_utf8(answer).unwrap();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    let status = answer.split(' ').nth(1)?.parse().ok()?;
+    // Without the date, which may change between two answers.
+    let head = answer
+        .split_once("\r\n\r\n")
+        .map_or(&answer[..], |(h, _)| h);
+    let lines: Vec<&str> = head.lines().filter(|l| !l.starts_with("date:")).collect();
     let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_owned())
+    Some((status, format!("{}\n\n{body}", lines.join("\n"))))
 }
 
 /// The path of a link (`/p/<token>`).
@@ -180,4 +182,78 @@ fn linphone_sets_itself_up_from_its_link_and_calls_baresip_with_srtp() {
     assert_eq!(field(&callee.event("CALL_RTPESTAB"), "param"), "audio");
     caller.command("terminate");
     callee.event("CALL_CLOSED");
+}
+
+/// Every way of presenting a link that is not one (a wrong token, one character off, a revoked
+/// link, a guessed extension, a flood of guesses) gets the very 404 of any other missing page,
+/// is logged as an authentication failure without the token, and counts toward a ban of the
+/// source, which then gets no answer at all, even for a good link.
+#[test]
+fn links_that_are_not_links_get_404_and_a_ban() {
+    let ca = TestCa::new();
+    let https = free_port();
+    let failures = 12;
+    let server = Server::start(&format!(
+        "{}[bans]\nfailures = {failures}\n",
+        ca.toml(https)
+    ));
+    let (_, alice) = add_user(&server, "1000", "Alice");
+    let (_, bob) = add_user(&server, "1001", "Bob");
+    let fetch = |path: &str| get(https, &ca.root(), path);
+    assert_eq!(
+        fetch(&format!("{}/settings.txt", path_of(&alice)))
+            .unwrap()
+            .0,
+        200
+    );
+    let (status, not_found) = fetch("/no-such-page").unwrap();
+    assert_eq!(status, 404);
+    // The phone book follows the users at once.
+    let directory = format!("{}/directory/yealink.xml", path_of(&alice));
+    let (_, before) = fetch(&directory).unwrap();
+    assert!(before.contains("<Name>Bob</Name>"), "{before}");
+    add_user(&server, "1002", "Carol & Dave");
+    let (_, after) = fetch(&directory).unwrap();
+    assert!(after.contains("<Name>Carol &amp; Dave</Name>"), "{after}");
+
+    // Bob's link revoked; Alice's token one character off, and cut short; guesses.
+    let output = server.hotline(&["user", "provision", "1001", "--revoke"]);
+    assert!(output.status.success(), "{output:?}");
+    let token = &path_of(&alice)[3..];
+    let last = token.len() - 1;
+    let off = format!(
+        "{}{}",
+        &token[..last],
+        if token.ends_with('A') { 'B' } else { 'A' }
+    );
+    let mut wrong = vec![
+        path_of(&bob).to_owned(),
+        format!("/p/{off}"),
+        format!("/p/{}", &token[..last]),
+        format!("/p/{off}/directory/yealink.xml"),
+        "/p/1000".to_owned(),
+        "/p/1001/settings.txt".to_owned(),
+    ];
+    // The flood: guesses of the right form, as fast as one connection each allows.
+    wrong.extend((0..failures as usize - wrong.len()).map(|i| format!("/p/{i:0>43}")));
+    for (count, path) in wrong.iter().enumerate() {
+        assert_eq!(fetch(path), Some((404, not_found.clone())), "{path}");
+        let failed = server.wait_for_logs("authentication failed", count + 1);
+        assert!(
+            failed[count].contains("transport=https what=provisioning link"),
+            "{}",
+            failed[count]
+        );
+    }
+    server.wait_for_log("banned address=::1");
+    assert_eq!(
+        fetch(path_of(&alice)),
+        None,
+        "a banned source gets no answer"
+    );
+    let log = server.log_lines().join("\n");
+    assert!(
+        !log.contains(token) && !log.contains(&off),
+        "a token was logged"
+    );
 }

@@ -1411,6 +1411,17 @@ pub fn provisioning_link(config: &Config, user: &UserSummary, token: &str) -> St
         user.extension
     );
     text.push_str(&wrap(&hint, WIDTH));
+    let https_runs = config.web.enabled
+        || (config.acme.enabled
+            && config.tls.certificate.is_none()
+            && config.acme.challenge == crate::config::ChallengeKind::TlsAlpn01);
+    if !https_runs {
+        text.push_str(&wrap(
+            "Note: the HTTPS listener is off, so phones cannot fetch the link yet: set \
+             `enabled = true` in [web] of the configuration and restart hotline.\n",
+            WIDTH,
+        ));
+    }
     text
 }
 
