@@ -9,14 +9,13 @@ mod common;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use common::baresip::{Phone, SECURE_AUDIO, SRTP_MANDATORY, field, require_baresip};
 use common::linphone::{Linphone, SRTP_NEGOTIATED, require_linphonec};
-use common::{DOMAIN, Server};
+use common::{DOMAIN, Server, tls_stream};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use tempfile::TempDir;
 
 /// A CA of the test's own and a certificate it issued for `hotline.test` and `::1`, which the
@@ -108,16 +107,7 @@ fn get(port: u16, root: &Path, path: &str) -> Option<(u16, String)> {
     for der in CertificateDer::pem_file_iter(root).unwrap() {
         roots.add(der.unwrap()).unwrap();
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from(DOMAIN).unwrap();
-    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let tcp = TcpStream::connect(("::1", port)).unwrap();
-    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    let mut tls = tls_stream(roots, TcpStream::connect(("::1", port)).unwrap());
     write!(
         tls,
         "GET {path} HTTP/1.1\r\nHost: {DOMAIN}\r\nConnection: close\r\n\r\n"
