@@ -176,6 +176,12 @@ pub struct Limits {
     pub max_connections: usize,
     /// Open TCP and TLS connections from one IPv6 address.
     pub max_connections_per_address: usize,
+    /// `[prefix length, connections]` from all the addresses of one IPv6 prefix.
+    pub max_connections_per_prefix: Vec<(u8, usize)>,
+    /// Seconds a connection may stay anonymous: until a request on it passes Digest. CRLF
+    /// keep-alives do not extend it. When every connection is taken, the oldest anonymous one
+    /// gives way to a new one; a phone's never does.
+    pub anonymous_timeout: u64,
     /// Seconds a connection may stay silent before it is closed. Phones keep theirs alive with
     /// CRLF pings or re-registrations, so this is longer than `registrar.max_expires`.
     pub idle_timeout: u64,
@@ -187,6 +193,9 @@ pub struct Limits {
     /// Proxied transactions past their final response, kept in a few bytes each to absorb
     /// retransmissions: about 100 per call/s.
     pub max_lingering_transactions: usize,
+    /// Proxied transactions in progress from one /64 (and so from any one address in it): no
+    /// source can take the whole table from the phones.
+    pub max_transactions_per_prefix: usize,
 }
 
 /// Banning sources that fail authentication again and again (see [`crate::core::bans`]).
@@ -324,7 +333,7 @@ impl Flood {
 impl Default for Auth {
     fn default() -> Auth {
         Auth {
-            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            algorithms: vec![Algorithm::Md5],
             nonce_ttl: 300,
             max_tracked_nonces: 4096,
         }
@@ -338,11 +347,14 @@ impl Default for Limits {
             max_headers: 64,
             max_vias: 70,
             max_connections: 1024,
-            max_connections_per_address: 32,
+            max_connections_per_address: 16,
+            max_connections_per_prefix: vec![(64, 32), (56, 64), (48, 128)],
+            anonymous_timeout: 30,
             idle_timeout: 3660,
             partial_message_timeout: 10,
             max_transactions: 16 * 1024,
             max_lingering_transactions: 80 * 1024,
+            max_transactions_per_prefix: 2048,
         }
     }
 }
@@ -462,16 +474,18 @@ impl Config {
                 "use [\"MD5\", \"SHA-256\"], [\"SHA-256\", \"MD5\"] or one of them",
             );
         }
-        if let Some((length, _)) = self
-            .flood
-            .per_prefix
-            .iter()
-            .find(|(l, n)| *l == 0 || *l >= 128 || *n == 0)
-        {
+        if let Some(length) = invalid_prefix(&self.flood.per_prefix) {
             return invalid(
                 "flood.per_prefix",
                 &format!("has the prefix length {length} or a limit of 0"),
                 "give [length, limit] pairs with lengths from 1 to 127, such as [[64, 120], [48, 400]]",
+            );
+        }
+        if let Some(length) = invalid_prefix(&self.limits.max_connections_per_prefix) {
+            return invalid(
+                "limits.max_connections_per_prefix",
+                &format!("has the prefix length {length} or a limit of 0"),
+                "give [length, connections] pairs with lengths from 1 to 127, such as [[64, 32], [48, 128]]",
             );
         }
         if self.flood.capacity > 1 << 20 {
@@ -519,6 +533,7 @@ impl Config {
                 self.limits.max_connections_per_address as u64,
             ),
             ("limits.idle_timeout", self.limits.idle_timeout),
+            ("limits.anonymous_timeout", self.limits.anonymous_timeout),
             (
                 "limits.partial_message_timeout",
                 self.limits.partial_message_timeout,
@@ -530,6 +545,10 @@ impl Config {
             (
                 "limits.max_lingering_transactions",
                 self.limits.max_lingering_transactions as u64,
+            ),
+            (
+                "limits.max_transactions_per_prefix",
+                self.limits.max_transactions_per_prefix as u64,
             ),
             ("bans.window", self.bans.window),
             ("bans.duration", self.bans.duration),
@@ -626,6 +645,15 @@ impl Config {
     }
 }
 
+/// The first prefix length of `[length, limit]` pairs that is out of 1..=127 or has a limit of
+/// 0.
+fn invalid_prefix<N: PartialEq + Default>(pairs: &[(u8, N)]) -> Option<u8> {
+    pairs
+        .iter()
+        .find(|(length, limit)| !(1..128).contains(length) || *limit == N::default())
+        .map(|(length, _)| *length)
+}
+
 /// The kernel's hostname; no libc or NSS needed (the appliance binary is static).
 fn hostname() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
@@ -710,5 +738,16 @@ mod tests {
                 .to_string()
                 .starts_with("`limits.max_headers`")
         );
+
+        for pairs in ["[[64, 0]]", "[[128, 4]]", "[[0, 4]]"] {
+            let text =
+                format!("domain = \"x.org\"\n[limits]\nmax_connections_per_prefix = {pairs}\n");
+            config = Config::parse(&text).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(
+                error.starts_with("`limits.max_connections_per_prefix`"),
+                "{error}"
+            );
+        }
     }
 }

@@ -20,6 +20,14 @@ pub enum Event {
     Banned,
     /// A request from a known scanner, dropped (logged once per source and window).
     Scanner,
+    /// A request refused before authentication: a Route or To tag that claims a dialog hotline
+    /// did not make, a CANCEL of someone else's call, relaying, a loop. Counted like an
+    /// authentication failure.
+    Refused,
+    /// An address or prefix kept opening connections beyond its limit.
+    ConnectionLimit,
+    /// An address or prefix kept opening connections that never authenticated.
+    AnonymousExpired,
 }
 
 impl Event {
@@ -29,6 +37,9 @@ impl Event {
             Event::Flood => "flood detected",
             Event::Banned => "banned",
             Event::Scanner => "scanner detected",
+            Event::Refused => "request refused",
+            Event::ConnectionLimit => "connection limit reached",
+            Event::AnonymousExpired => "anonymous connections expired",
         }
     }
 }

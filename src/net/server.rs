@@ -165,7 +165,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         outlets.insert(id, Outlet::Datagram(socket.clone()));
         tokio::spawn(receive_datagrams(socket, id, max_message, events.clone()));
     }
-    let admission = stream::Admission::new(&config.limits);
+    let connections = stream::Connections::new(&config.limits, &config.flood);
+    tokio::spawn(connections.clone().expire());
     let streams = config
         .listen
         .tcp
@@ -187,7 +188,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let context = stream::Context {
             events: events.clone(),
             ids: ids.clone(),
-            admission: admission.clone(),
+            connections: connections.clone(),
             limits: config.limits.clone(),
         };
         tokio::spawn(stream::accept(listener, transport, acceptor, context));
@@ -250,6 +251,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     core.handle(Inbound { bytes: &bytes, flow }, now_ms(), &mut actions);
                     for action in actions.drain(..) {
                         execute(action, &outlets, default_udp);
+                    }
+                    for connection in core.take_authenticated() {
+                        connections.authenticated(connection);
                     }
                     ban_writer.save(core.take_new_bans());
                 }
