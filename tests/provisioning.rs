@@ -14,8 +14,8 @@ use common::baresip::{Phone, SECURE_AUDIO, SRTP_MANDATORY, field, require_baresi
 use common::linphone::{Linphone, SRTP_NEGOTIATED, require_linphonec};
 use common::{DOMAIN, Server, tls_stream};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
-use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use tempfile::TempDir;
 
 /// A CA of the test's own and a certificate it issued for `hotline.test` and `::1`, which the
