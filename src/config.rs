@@ -750,4 +750,30 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn acme_errors_name_the_key() {
+        let check = |text: &str| {
+            let config = Config::parse(&format!("domain = \"x.org\"\n{text}")).unwrap();
+            config.validate().unwrap_err().to_string()
+        };
+        let err = check("[acme]\nenabled = true\ndirectory = \"http://ca.test/dir\"\n");
+        assert!(err.starts_with("`acme.directory`"), "{err}");
+        let err = check("[acme]\nenabled = true\ncontact = [\"me@x.org\"]\n");
+        assert!(
+            err.starts_with("`acme.contact`") && err.contains("mailto:"),
+            "{err}"
+        );
+        let err = check("[acme]\nenabled = true\n[web]\nhttps = []\n");
+        assert!(err.starts_with("`web.https`"), "{err}");
+        let err = check("[acme]\nenabled = true\nchallenge = \"http-01\"\n[web]\nhttp = []\n");
+        assert!(err.starts_with("`web.http`"), "{err}");
+        let err = check("[web]\nhttps = [\"0.0.0.0:443\"]\n");
+        assert!(err.starts_with("`web`") && err.contains("IPv6"), "{err}");
+        let err = Config::parse("[acme]\nchallenge = \"dns-01\"\n").unwrap_err();
+        assert!(err.contains("challenge"), "{err}");
+        // Off, the web listeners may be left empty.
+        let config = Config::parse("domain = \"x.org\"\n[web]\nhttps = []\n").unwrap();
+        config.validate().unwrap();
+    }
 }

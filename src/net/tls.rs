@@ -22,7 +22,7 @@ use rustls::{InconsistentKeys, ServerConfig};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer};
 
-pub use super::certificate::CurrentCertificate;
+use super::certificate::CurrentCertificate;
 
 /// TLS 1.0 and 1.1 are broken; rustls does not implement them, and this list keeps it that way.
 const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
@@ -239,7 +239,7 @@ fn pem_error(path: &Path, error: pem::Error) -> TlsError {
     }
 }
 
-pub fn fingerprint(der: &[u8]) -> String {
+fn fingerprint(der: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, der)
         .as_ref()
         .iter()
@@ -257,18 +257,6 @@ fn generate(
     domain: &str,
 ) -> Result<(), TlsError> {
     let (certificate_pem, key_pem) = self_signed(domain)?;
-    write_pair(dir, certificate, &certificate_pem, private_key, &key_pem)
-}
-
-/// Writes a certificate and its key into `dir` (created owner-only), each file atomically, the
-/// key first and owner-only, and syncs the directory.
-pub fn write_pair(
-    dir: &Path,
-    certificate: &Path,
-    certificate_pem: &str,
-    private_key: &Path,
-    key_pem: &str,
-) -> Result<(), TlsError> {
     let write_error = |source: io::Error| TlsError::Write {
         path: dir.to_owned(),
         source,

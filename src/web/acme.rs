@@ -8,19 +8,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, ChallengeType, HttpClient,
-    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy,
 };
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, SanType};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject as _;
 use serde::{Deserialize, Serialize};
 
+use super::ca::CaClient;
 use super::challenges::{Challenges, Host};
 use crate::config::{self, ChallengeKind};
 use crate::net::tls::{self, TlsError};
@@ -271,6 +267,13 @@ impl Client {
         let path = self.certificate_file();
         tls::create_private_dir(&self.dir)?;
         tls::write_atomically(&path, (chain + &key.serialize_pem()).as_bytes(), 0o600)?;
+        // The renamed entry must survive a power cut too.
+        fs::File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|source| TlsError::Write {
+                path: self.dir.clone(),
+                source,
+            })?;
         Ok(tls::load_certified_key(&path, &path)?)
     }
 
@@ -283,8 +286,11 @@ impl Client {
             directory: directory.clone(),
             reason: error.to_string(),
         };
-        let builder =
-            || http_client(self.acme.directory_root.as_deref()).map(Account::builder_with_http);
+        let builder = || {
+            let client = CaClient::new(self.acme.directory_root.as_deref())
+                .map_err(|error| instant_acme::Error::Other(Box::new(error)))?;
+            Ok::<_, instant_acme::Error>(Account::builder_with_http(Box::new(client)))
+        };
         let account_error = |reason: String| AcmeError::Account {
             path: path.clone(),
             reason,
@@ -323,36 +329,6 @@ impl Client {
         tls::write_atomically(&path, text.as_bytes(), 0o600)?;
         Ok(account)
     }
-}
-
-/// HTTPS to the CA: names resolved by [`super::dns`], the CA verified against the system's
-/// roots, or against `root` alone.
-fn http_client(root: Option<&Path>) -> Result<Box<dyn HttpClient>, instant_acme::Error> {
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match root {
-        None => builder.with_platform_verifier(),
-        Some(root) => {
-            let der = CertificateDer::from_pem_file(root)
-                .map_err(|error| instant_acme::Error::Other(error.into()))?;
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(der)
-                .map_err(|error| instant_acme::Error::Other(error.into()))?;
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|error| instant_acme::Error::Other(error.into()))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            builder.with_tls_config(config)
-        }
-    };
-    let mut http = HttpConnector::new_with_resolver(super::dns::Resolver);
-    http.enforce_http(false);
-    let connector = builder.https_only().enable_http1().wrap_connector(http);
-    let client: hyper_util::client::legacy::Client<_, BodyWrapper<Bytes>> =
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
-    Ok(Box::new(client))
 }
 
 fn read_account(path: &Path) -> Result<Option<StoredAccount>, String> {

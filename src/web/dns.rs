@@ -3,11 +3,8 @@
 //! rules out systemd-resolved's IPv4 stub: hotline asks the network's DNS servers itself, as
 //! systemd-resolved learned them (router advertisements or DHCPv6).
 
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -208,32 +205,6 @@ fn skip_name(message: &[u8], mut at: usize) -> Option<usize> {
             _ if length & 0xc0 == 0 => at += 1 + usize::from(length),
             _ => return None,
         }
-    }
-}
-
-/// The ACME client's name resolution (hyper's resolver interface): AAAA only, since the
-/// appliance speaks IPv6 only.
-#[derive(Clone, Debug, Default)]
-pub struct Resolver;
-
-impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for Resolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = DnsError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, DnsError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), DnsError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
-        Box::pin(async move {
-            let addresses = lookup_aaaa(name.as_str()).await?;
-            let addresses: Vec<SocketAddr> = addresses
-                .into_iter()
-                .map(|ip| SocketAddr::new(ip.into(), 0))
-                .collect();
-            Ok(addresses.into_iter())
-        })
     }
 }
 

@@ -8,6 +8,7 @@
 //! serve from, so no connection is dropped.
 
 pub mod acme;
+mod ca;
 pub mod challenges;
 pub mod dns;
 pub mod http;
@@ -119,7 +120,10 @@ pub fn renew_without_server(config: &Config) -> anyhow::Result<String> {
         let pages = Arc::new(Router::default());
         let current = identity.current.clone();
         bind_listeners(config, listeners, &client.challenges, current, pages, None)?;
-        renew(&client, None).await.map_err(|error| anyhow!(error))
+        let mut state = RenewalState::load(&client.dir);
+        renew(&client, None, &mut state)
+            .await
+            .map_err(|error| anyhow!(error))
     })
 }
 
@@ -189,14 +193,15 @@ impl Handler for Http01 {
 }
 
 /// Renews when due (see [`renewal`]) or when asked; sleeps at most an hour at a time, so that a
-/// wall clock set by NTP long after boot is taken into account.
+/// wall clock set by NTP long after boot is taken into account. The state is kept in memory
+/// too, so that a data directory that cannot be written never turns the backoff off.
 async fn renew_forever(
     client: acme::Client,
     current: Arc<CurrentCertificate>,
     mut requests: mpsc::Receiver<RenewRequest>,
 ) {
+    let mut state = RenewalState::load(&client.dir);
     loop {
-        let state = RenewalState::load(&client.dir);
         let due = CertificateInfo::read(&client.certificate_file())
             .filter(|info| info.covers(&client.hosts))
             .map(|info| renewal::renewal_due(info.not_before_ms, info.not_after_ms));
@@ -211,7 +216,7 @@ async fn renew_forever(
         } else {
             None
         };
-        let outcome = renew(&client, Some(&current)).await;
+        let outcome = renew(&client, Some(&current), &mut state).await;
         if let Some(reply) = reply {
             let _ = reply.send(outcome);
         }
@@ -223,8 +228,8 @@ async fn renew_forever(
 async fn renew(
     client: &acme::Client,
     current: Option<&CurrentCertificate>,
+    state: &mut RenewalState,
 ) -> Result<String, String> {
-    let mut state = RenewalState::load(&client.dir);
     let renewal = CertificateInfo::read(&client.certificate_file()).is_some();
     let now = now_ms();
     let outcome = match client.obtain().await {

@@ -509,14 +509,25 @@ impl Client {
         }
     }
 
-    /// A TCP or TLS client connected to `remote`.
+    /// A TCP or TLS client connected to `remote` (TLS verified against the server's generated
+    /// certificate).
     fn over_stream(server: &Server, transport: Transport, remote: SocketAddr) -> Client {
+        let roots = (transport == Transport::Tls).then(|| generated_root(server));
+        Client::over_tcp(transport, remote, roots)
+    }
+
+    /// A TCP client connected to `remote`, or with `roots` a TLS client trusting only them.
+    fn over_tcp(
+        transport: Transport,
+        remote: SocketAddr,
+        roots: Option<rustls::RootCertStore>,
+    ) -> Client {
         let tcp = TcpStream::connect(remote).expect("connect TCP");
         tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         let local = tcp.local_addr().unwrap();
-        let stream: Box<dyn Stream> = match transport {
-            Transport::Tls => Box::new(tls_stream(generated_root(server), tcp)),
-            _ => Box::new(tcp),
+        let stream: Box<dyn Stream> = match roots {
+            Some(roots) => Box::new(tls_stream(roots, tcp)),
+            None => Box::new(tcp),
         };
         let received = Vec::new();
         Client {
@@ -531,19 +542,7 @@ impl Client {
     /// Opens a TLS connection to `server` that trusts only `roots` and checks the
     /// certificate is for `hotline.test`.
     pub fn connect_tls(server: &Server, roots: rustls::RootCertStore) -> Client {
-        let tcp = TcpStream::connect(server.address(Transport::Tls)).expect("connect TCP");
-        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        let local = tcp.local_addr().unwrap();
-        Client {
-            transport: Transport::Tls,
-            channel: Channel::Stream {
-                stream: Box::new(tls_stream(roots, tcp)),
-                received: Vec::new(),
-            },
-            local,
-            call_id: unique("call-"),
-            cseq: 0,
-        }
+        Client::over_tcp(Transport::Tls, server.address(Transport::Tls), Some(roots))
     }
 
     /// A TCP or TLS client whose connection comes from `source`, an address of the network
@@ -888,6 +887,16 @@ fn ha1(algorithm: Algorithm, extension: &str, password: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The server's generated self-signed certificate as the only root.
+fn generated_root(server: &Server) -> rustls::RootCertStore {
+    let certificate = server.data_dir().join("tls/cert.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_file_iter(&certificate).expect("read cert.pem") {
+        roots.add(der.expect("PEM certificate")).expect("root");
+    }
+    roots
+}
+
 /// A TLS client that trusts only `roots` and checks the certificate is for `hotline.test`.
 pub fn tls_stream(
     roots: rustls::RootCertStore,
@@ -904,16 +913,6 @@ pub fn client_hello(server: &Server) -> Vec<u8> {
         client.write_tls(&mut hello).expect("write the ClientHello");
     }
     hello
-}
-
-/// The server's generated self-signed certificate as the only root.
-pub fn generated_root(server: &Server) -> rustls::RootCertStore {
-    let certificate = server.data_dir().join("tls/cert.pem");
-    let mut roots = rustls::RootCertStore::empty();
-    for der in CertificateDer::pem_file_iter(&certificate).expect("read cert.pem") {
-        roots.add(der.expect("PEM certificate")).expect("root");
-    }
-    roots
 }
 
 fn tls_client(roots: rustls::RootCertStore) -> rustls::ClientConnection {
