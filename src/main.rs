@@ -109,6 +109,14 @@ enum UserAction {
         #[arg(long, short)]
         name: String,
     },
+    /// Show a new provisioning link for an extension (as a URL and a QR code); the old link
+    /// stops working.
+    Provision {
+        extension: String,
+        /// End the extension's link without making a new one.
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -155,6 +163,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     extension,
                     display_name: name,
                 },
+                UserAction::Provision { extension, revoke } => {
+                    Request::ProvisionUser { extension, revoke }
+                }
             };
             let reply = manage(&config, &request)?;
             Ok(print_reply(&config, &reply))
@@ -262,9 +273,35 @@ fn setup(
 
 fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
     match reply {
-        Reply::Created { user, password } => {
+        Reply::Created {
+            user,
+            password,
+            token,
+        } => {
             println!("Created extension {}.", describe(user));
             print_phone_settings(config, user, password);
+            println!();
+            print!("{}", hotline::setup::provisioning_link(config, user, token));
+        }
+        Reply::Provisioned {
+            user,
+            token,
+            password,
+        } => {
+            if let Some(password) = password {
+                println!(
+                    "Extension {} had a password from before provisioning links, which vendor \
+                     files cannot carry: it has a new one now. Phones set up by hand need it \
+                     (or the link).",
+                    describe(user)
+                );
+                print_phone_settings(config, user, password);
+                println!();
+            }
+            print!("{}", hotline::setup::provisioning_link(config, user, token));
+        }
+        Reply::LinkRevoked { extension } => {
+            println!("The provisioning link of extension {extension} no longer works.")
         }
         Reply::PasswordReset { user, password } => {
             println!("New password for extension {}.", describe(user));

@@ -8,23 +8,39 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use super::inbox::Event;
-use crate::control::{Reply, Request, execute};
+use crate::control::{Accounts, Reply, Request, execute};
 use crate::core::user::Extension;
 use crate::store::Store;
+use crate::web::provision::password::PasswordKey;
+
+/// The realm and password key user management needs (see [`Accounts`]).
+pub struct UserKeys {
+    pub realm: String,
+    pub passwords: PasswordKey,
+}
 
 /// Executes the request on a blocking thread (it waits for fsync), then tells the core.
 pub async fn carry_out(
     request: Request,
     store: Arc<Store>,
-    realm: String,
+    users: Arc<UserKeys>,
     events: &mpsc::Sender<Event>,
 ) -> Reply {
     let done = tokio::task::spawn_blocking(move || {
-        let reply = execute(&store, &realm, &SystemRandom::new(), &request);
+        let accounts = Accounts {
+            realm: &users.realm,
+            passwords: &users.passwords,
+        };
+        let reply = execute(&store, &accounts, &SystemRandom::new(), &request);
         let event = match &reply {
             Reply::Created { user, .. }
             | Reply::PasswordReset { user, .. }
-            | Reply::Renamed { user } => Extension::parse(&user.extension)
+            | Reply::Renamed { user }
+            | Reply::Provisioned {
+                user,
+                password: Some(_),
+                ..
+            } => Extension::parse(&user.extension)
                 .ok()
                 .and_then(|e| store.user(&e).ok().flatten())
                 .map(Event::UserChanged),
@@ -35,6 +51,8 @@ pub async fn carry_out(
                 scopes.iter().filter_map(|s| s.parse().ok()).collect(),
             )),
             Reply::Users { .. }
+            | Reply::Provisioned { .. }
+            | Reply::LinkRevoked { .. }
             | Reply::OwnerPasswordSet
             | Reply::Bans { .. }
             | Reply::CertificateRenewed { .. }

@@ -13,7 +13,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::changes::carry_out;
+use super::changes::{UserKeys, carry_out};
 use super::inbox::Event;
 use crate::control::{MAX_MESSAGE, Reply, Request, decode_request, encode_reply};
 use crate::store::Store;
@@ -26,7 +26,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn listen(
     path: &Path,
     store: Arc<Store>,
-    realm: String,
+    users: Arc<UserKeys>,
     events: mpsc::Sender<Event>,
     renewals: Option<mpsc::Sender<RenewRequest>>,
 ) -> anyhow::Result<()> {
@@ -48,9 +48,9 @@ pub fn listen(
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let (store, realm) = (store.clone(), realm.clone());
+                    let (store, users) = (store.clone(), users.clone());
                     let (events, renewals) = (events.clone(), renewals.clone());
-                    tokio::spawn(serve(stream, store, realm, events, renewals));
+                    tokio::spawn(serve(stream, store, users, events, renewals));
                 }
                 Err(error) => warn!(%error, "control socket accept failed"),
             }
@@ -62,7 +62,7 @@ pub fn listen(
 async fn serve(
     mut stream: UnixStream,
     store: Arc<Store>,
-    realm: String,
+    users: Arc<UserKeys>,
     events: mpsc::Sender<Event>,
     renewals: Option<mpsc::Sender<RenewRequest>>,
 ) {
@@ -72,7 +72,7 @@ async fn serve(
     let reply = match tokio::time::timeout(READ_TIMEOUT, read).await {
         Ok(Ok(_)) => match decode_request(&bytes) {
             Ok(Request::RenewCertificate) => renew(renewals).await,
-            Ok(request) => carry_out(request, store, realm, &events).await,
+            Ok(request) => carry_out(request, store, users, &events).await,
             Err(error) => Reply::Failed {
                 message: error.to_string(),
             },

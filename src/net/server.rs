@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use super::bans::BanWriter;
 use super::bindings::BindingWriter;
+use super::changes::UserKeys;
 use super::clock::Clock;
 use super::inbox::{CoreHandle, Event, Ids, Outlet};
 use super::security;
@@ -24,6 +25,8 @@ use crate::core::{self, ConnectionId, Core, Flow, Inbound, Output, Transmit};
 use crate::data_dir::DataDir;
 use crate::sip::Transport;
 use crate::store::Store;
+use crate::web::provision::Provisioning;
+use crate::web::provision::password::PasswordKey;
 
 /// Messages queued for the core before transports wait.
 const EVENT_QUEUE: usize = 4096;
@@ -34,6 +37,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     data_dir.create()?;
     let store = Arc::new(Store::open(&data_dir.database()).context("cannot open the database")?);
     let secret = store.install_secret()?;
+    let passwords = PasswordKey::load_or_create(data_dir.path(), &ring::rand::SystemRandom::new())?;
     let users = store.users()?;
     let bindings = store.bindings()?;
     let bans = store.bans(wall_ms())?;
@@ -103,12 +107,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         };
         tokio::spawn(stream::accept(listener, transport, acceptor, context));
     }
+    let user_keys = Arc::new(UserKeys {
+        realm: config.domain.clone(),
+        passwords: passwords.clone(),
+    });
     let renewals = match &identity {
         Some(identity) => crate::web::start(
             &config,
             identity.current.clone(),
             CoreHandle::new(events.clone()),
             store.clone(),
+            user_keys.clone(),
+            Arc::new(Provisioning::new(
+                Arc::new(config.clone()),
+                store.clone(),
+                passwords.clone(),
+            )),
         )?,
         None => None,
     };
@@ -116,7 +130,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     control::listen(
         &socket_path,
         store.clone(),
-        config.domain.clone(),
+        user_keys,
         events.clone(),
         renewals,
     )?;

@@ -1,11 +1,11 @@
 //! The HTTPS side (DESIGN.md): the web listeners, and the certificate hotline obtains and renews
 //! from an ACME CA for them and for SIP over TLS.
 //!
-//! The HTTPS listener answers TLS-ALPN-01 validations and, behind [`http::Router`], the pages
-//! (see [`routes`]), which reach the core through [`CoreHandle`]; the plain HTTP listener
-//! answers HTTP-01 validations. A renewal task keeps the
-//! certificate current and swaps it into [`CurrentCertificate`], which both TLS listeners
-//! serve from, so no connection is dropped.
+//! The HTTPS listener answers TLS-ALPN-01 validations and, behind [`http::Router`], the
+//! provisioning links ([`provision`]) and the owner's pages ([`owner`]), which reach the core
+//! through [`CoreHandle`]; the plain HTTP listener answers HTTP-01 validations. A renewal task
+//! keeps the certificate current and swaps it into [`CurrentCertificate`], which both TLS
+//! listeners serve from, so no connection is dropped.
 
 pub mod acme;
 mod ca;
@@ -14,6 +14,7 @@ pub mod dns;
 pub mod http;
 mod listener;
 pub mod owner;
+pub mod provision;
 pub mod renewal;
 pub mod status;
 
@@ -29,6 +30,7 @@ use crate::clock::wall_ms as now_ms;
 use crate::config::{ChallengeKind, Config};
 use crate::core::bans::Utc;
 use crate::data_dir::DataDir;
+use crate::net::changes::UserKeys;
 use crate::net::inbox::CoreHandle;
 use crate::net::{socket, tls};
 use crate::store::Store;
@@ -53,6 +55,8 @@ pub fn start(
     current: Arc<CurrentCertificate>,
     core: CoreHandle,
     store: Arc<Store>,
+    users: Arc<UserKeys>,
+    provisioning: Arc<provision::Provisioning>,
 ) -> anyhow::Result<Option<mpsc::Sender<RenewRequest>>> {
     let acme = config.acme.enabled && config.tls.certificate.is_none();
     if !acme && !config.web.enabled {
@@ -75,7 +79,15 @@ pub fn start(
         https: config.web.enabled || (acme && config.acme.challenge == ChallengeKind::TlsAlpn01),
         http: acme && config.acme.challenge == ChallengeKind::Http01,
     };
-    let pages = Arc::new(routes(config, core.clone(), store, current.clone()));
+    let links = provision::Links {
+        provisioning,
+        core: core.clone(),
+    };
+    let owner = OwnerPages::new(core.clone(), store, users, current.clone());
+    let pages = Router::default()
+        .route(provision::link::PATH_PREFIX, links)
+        .route("/", owner);
+    let pages = Arc::new(pages);
     let gate: Arc<dyn Gate> = Arc::new(core);
     bind_listeners(
         config,
@@ -91,17 +103,6 @@ pub fn start(
     let (requests, inbox) = mpsc::channel(4);
     tokio::spawn(renew_forever(client, current, inbox));
     Ok(Some(requests))
-}
-
-/// The HTTPS side's pages, by path prefix: the owner's pages take what no other route does.
-fn routes(
-    config: &Config,
-    core: CoreHandle,
-    store: Arc<Store>,
-    current: Arc<CurrentCertificate>,
-) -> Router {
-    let owner = OwnerPages::new(core, store, config.domain.clone(), current);
-    Router::default().route("/", owner)
 }
 
 /// `hotline cert renew` while no server runs: binds the challenge listener itself.

@@ -418,11 +418,11 @@ fn responses_match(key: &hmac::Key, expected: &str, given: &str) -> bool {
 /// Compares in time independent of the contents, by comparing HMACs of both with ring's
 /// constant-time check: `ring::constant_time` is deprecated, and a hand-written loop is at the
 /// optimiser's mercy.
-pub(super) fn constant_time_eq(key: &hmac::Key, a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(key: &hmac::Key, a: &[u8], b: &[u8]) -> bool {
     hmac::verify(key, a, hmac::sign(key, b).as_ref()).is_ok()
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(2 * bytes.len());
     for byte in bytes {

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use super::http::{Handler, Reply, Request, Response};
 use crate::certificate::CurrentCertificate;
+use crate::net::changes::UserKeys;
 use crate::net::inbox::CoreHandle;
 use crate::store::Store;
 use html::field;
@@ -32,7 +33,8 @@ const LOGIN_COOKIE: &str = "hotline_login";
 pub struct OwnerPages {
     core: CoreHandle,
     store: Arc<Store>,
-    realm: String,
+    /// The realm and password key that user changes need.
+    users: Arc<UserKeys>,
     certificate: Arc<CurrentCertificate>,
     sessions: Mutex<Sessions>,
     /// One argon2 verification at a time: each takes 16 MiB and a core for a while.
@@ -44,13 +46,13 @@ impl OwnerPages {
     pub fn new(
         core: CoreHandle,
         store: Arc<Store>,
-        realm: String,
+        users: Arc<UserKeys>,
         certificate: Arc<CurrentCertificate>,
     ) -> OwnerPages {
         OwnerPages {
             core,
             store,
-            realm,
+            users,
             certificate,
             sessions: Mutex::default(),
             verifying: Semaphore::new(1),

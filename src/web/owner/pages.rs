@@ -63,7 +63,7 @@ pub async fn overview(pages: &OwnerPages, csrf: &str) -> Response {
         });
     let uptime = pages.started.elapsed().as_secs();
     let rows = [
-        ("Domain", pages.realm.clone()),
+        ("Domain", pages.users.realm.clone()),
         ("Certificate valid until", expiry),
         (
             "Up for",
@@ -245,12 +245,12 @@ pub async fn change_extension(pages: &OwnerPages, csrf: &str, request: &Request)
     let reply = carry_out(
         control,
         pages.store.clone(),
-        pages.realm.clone(),
+        pages.users.clone(),
         pages.core.events(),
     )
     .await;
     let notice = match reply {
-        Reply::Created { user, password } | Reply::PasswordReset { user, password } => format!(
+        Reply::Created { user, password, .. } | Reply::PasswordReset { user, password } => format!(
             "<div class=\"notice\"><p>The password of extension {} ({}) is shown this once:</p>\
              <p class=\"secret\">{}</p></div>",
             escape(&user.extension),
@@ -319,8 +319,8 @@ pub async fn security(pages: &OwnerPages, csrf: &str) -> Response {
 pub async fn lift_ban(pages: &OwnerPages, csrf: &str, request: &Request) -> Response {
     let scope = field(&request.body, "scope").unwrap_or_default();
     let control = Control::RemoveBan { scope };
-    let (store, realm) = (pages.store.clone(), pages.realm.clone());
-    if let Reply::Failed { message } = carry_out(control, store, realm, pages.core.events()).await {
+    let (store, users) = (pages.store.clone(), pages.users.clone());
+    if let Reply::Failed { message } = carry_out(control, store, users, pages.core.events()).await {
         let body = format!("<p class=\"error\">{}</p>", escape(&message));
         return Response::html(400, html::page("Security", Some(csrf), &body));
     }
