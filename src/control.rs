@@ -19,6 +19,7 @@ use ring::rand::SecureRandom;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::backup::Records;
 use crate::core::bans::{Ban, ScopeError, Target};
 use crate::core::user::{Extension, User, new_password};
 use crate::store::{Store, StoreError};
@@ -54,6 +55,8 @@ pub enum Request {
     RemoveBan {
         scope: String,
     },
+    /// Every record of the database, from one read transaction: for `hotline backup`.
+    Snapshot,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +83,9 @@ pub enum Reply {
     /// The scopes whose bans were lifted.
     BansLifted {
         scopes: Vec<String>,
+    },
+    Snapshot {
+        records: Records,
     },
     /// A message for the person at the CLI: what is wrong and how to fix it.
     Failed {
@@ -161,6 +167,12 @@ pub fn execute(store: &Store, realm: &str, rng: &dyn SecureRandom, request: &Req
             })
             .map_err(|error| error.to_string()),
         Request::RemoveBan { scope } => remove_ban(store, scope),
+        Request::Snapshot => store
+            .snapshot(crate::net::now_ms())
+            .map(|snapshot| Reply::Snapshot {
+                records: Records::from(&snapshot),
+            })
+            .map_err(|error| error.to_string()),
     };
     result.unwrap_or_else(|message| Reply::Failed { message })
 }
@@ -355,6 +367,7 @@ mod tests {
             Request::RemoveBan {
                 scope: "2001:db8:1:2::/64".into(),
             },
+            Request::Snapshot,
         ]
     }
 
@@ -388,6 +401,22 @@ mod tests {
             },
             Reply::BansLifted {
                 scopes: vec!["::1/128".into(), "::/64".into()],
+            },
+            Reply::Snapshot {
+                records: Records::default(),
+            },
+            Reply::Snapshot {
+                records: Records {
+                    install_secret: Some("00".repeat(32)),
+                    users: vec![crate::backup::UserRecord {
+                        extension: "1000".into(),
+                        display_name: "Alice \"Desk\"".into(),
+                        realm: "example.org".into(),
+                        ha1_md5: "00".repeat(16),
+                        ha1_sha256: "00".repeat(32),
+                    }],
+                    ..Records::default()
+                },
             },
         ]
     }

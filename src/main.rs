@@ -38,6 +38,29 @@ enum Command {
         #[command(subcommand)]
         action: BanAction,
     },
+    /// Write a backup: users (their password hashes), bans, bindings, the configuration, the TLS
+    /// certificate and key, the install secret. Works whether or not the server is running.
+    Backup {
+        /// The file to write, readable by its owner only.
+        file: PathBuf,
+        #[command(flatten)]
+        encryption: Encryption,
+    },
+    /// Restore a backup on a new card: every extension keeps its password. Stop the server
+    /// first. Writes the configuration (default /etc/hotline/hotline.toml) and the data directory.
+    Restore {
+        file: PathBuf,
+        /// The passphrase of an encrypted backup is on the first line of this file (otherwise
+        /// it is asked on the terminal).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Restore into this data directory rather than the backup configuration's `data_dir`.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Replace the extensions of a database that has some already.
+        #[arg(long)]
+        replace: bool,
+    },
     /// The first-boot wizard: domain, IPv6 check, TLS certificate, first extensions. Writes the
     /// configuration (default /etc/hotline/hotline.toml), creates the users and starts
     /// hotline.service. Run it again at any time: the users are kept.
@@ -49,6 +72,16 @@ enum Command {
         #[arg(long)]
         no_service: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct Encryption {
+    /// Encrypt with a passphrase, asked on the terminal.
+    #[arg(long)]
+    encrypt: bool,
+    /// Encrypt with the passphrase on the first line of this file.
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -110,6 +143,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(hotline::net::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Backup { file, encryption } => {
+            let config = Config::load(path)?;
+            backup(path, &config, &file, &encryption)
+        }
+        Command::Restore {
+            file,
+            passphrase_file,
+            data_dir,
+            replace,
+        } => {
+            let options = hotline::backup::Restore {
+                config_path: path.map_or_else(
+                    || PathBuf::from(hotline::setup::DEFAULT_CONFIG),
+                    Path::to_owned,
+                ),
+                data_dir,
+                replace,
+            };
+            restore(&options, &file, passphrase_file.as_deref())
+        }
         Command::User { action } => {
             let config = Config::load(path)?;
             let request = match action {
@@ -139,6 +192,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Asks the running server, or opens the database when no server runs.
 fn manage(config: &Config, request: &Request) -> anyhow::Result<Reply> {
     hotline::setup::manage(&config.data_dir, config.realm(), request)
+}
+
+/// `hotline backup FILE`.
+fn backup(
+    config_path: Option<&Path>,
+    config: &Config,
+    file: &Path,
+    encryption: &Encryption,
+) -> anyhow::Result<ExitCode> {
+    use hotline::backup::{self, passphrase};
+    let passphrase = match (&encryption.passphrase_file, encryption.encrypt) {
+        (Some(path), _) => Some(passphrase::from_file(path)?),
+        (None, true) => Some(passphrase::ask(true)?),
+        (None, false) => None,
+    };
+    if let Some(passphrase) = &passphrase
+        && passphrase.chars().count() < passphrase::MIN_LEN
+    {
+        anyhow::bail!(
+            "the passphrase is shorter than {} characters: choose a longer one",
+            passphrase::MIN_LEN
+        );
+    }
+    let taken = backup::take(config_path, config)?;
+    let text = taken.encode(passphrase.as_deref())?;
+    backup::write_file(file, &text)
+        .with_context(|| format!("cannot write the backup {}", file.display()))?;
+    println!("{}", backup::summary(&taken, file, passphrase.is_some()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hotline restore FILE`.
+fn restore(
+    options: &hotline::backup::Restore,
+    file: &Path,
+    passphrase_file: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    use hotline::backup::{self, Backup, passphrase};
+    let text = backup::read_file(file)?;
+    let passphrase = match (Backup::is_encrypted(&text), passphrase_file) {
+        (false, _) => None,
+        (true, Some(path)) => Some(passphrase::from_file(path)?),
+        (true, None) => Some(passphrase::ask(false)?),
+    };
+    let taken = Backup::decode(&text, passphrase.as_deref())?;
+    let restored = backup::restore(options, &taken)?;
+    println!("{}", backup::restored_summary(&restored, options));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `hotline setup`: on the terminal, or from an answers file.
@@ -202,6 +303,10 @@ fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
         }
         Reply::Failed { message } => {
             eprintln!("hotline: {message}");
+            return ExitCode::FAILURE;
+        }
+        Reply::Snapshot { .. } => {
+            eprintln!("hotline: the server answered with a snapshot, which was not asked for");
             return ExitCode::FAILURE;
         }
     }

@@ -109,7 +109,10 @@ async fn carry_out(
             Reply::BansLifted { scopes } => Some(Event::BansLifted(
                 scopes.iter().filter_map(|s| s.parse().ok()).collect(),
             )),
-            Reply::Users { .. } | Reply::Bans { .. } | Reply::Failed { .. } => None,
+            Reply::Users { .. }
+            | Reply::Bans { .. }
+            | Reply::Snapshot { .. }
+            | Reply::Failed { .. } => None,
         };
         (reply, event)
     })

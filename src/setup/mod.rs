@@ -8,6 +8,7 @@
 //! The same steps read their answers from a person at a terminal ([`Dialog`] over any `BufRead`
 //! and `Write`, so tests drive it from memory) or from an answers file ([`Answers`], TOML).
 
+mod backup;
 mod file;
 mod ipv6;
 #[cfg(test)]
@@ -30,7 +31,7 @@ use crate::net::tls::{self, TlsIdentity};
 use crate::sip::Host;
 use crate::store::Store;
 
-pub use file::{TEMPLATE, render};
+pub use file::{TEMPLATE, render, write as write_config};
 pub use ipv6::{InterfaceAddress, Reach, parse_if_inet6};
 
 /// Where the appliance keeps its configuration (the systemd unit reads it there).
@@ -56,6 +57,8 @@ pub struct Environment {
     pub addresses: Vec<InterfaceAddress>,
     /// `systemctl`, when systemd runs this machine.
     pub systemctl: Option<PathBuf>,
+    /// The home directory, where the wizard offers to write a backup.
+    pub home: Option<PathBuf>,
 }
 
 impl Environment {
@@ -77,6 +80,7 @@ impl Environment {
             hostname,
             addresses,
             systemctl,
+            home: backup::home(),
         }
     }
 }
@@ -111,6 +115,12 @@ pub struct Answers {
     pub renew_passwords: Option<bool>,
     /// Enable and start hotline.service (default yes).
     pub service: Option<bool>,
+    /// Restore this backup file (`hotline backup`) instead of asking the other questions.
+    pub restore: Option<PathBuf>,
+    /// The passphrase of an encrypted `restore` file is this file's first line.
+    pub passphrase_file: Option<PathBuf>,
+    /// Write a backup to this file at the end.
+    pub backup: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -274,6 +284,10 @@ pub fn run(
         dialog
             .say("It exists already: its values are the defaults, and the extensions are kept.")?;
     }
+    let set_up = existing.domain.is_some();
+    if let Some(outcome) = backup::offer_restore(options, environment, dialog, answers, set_up)? {
+        return Ok(outcome);
+    }
 
     heading(dialog, 1, "Domain")?;
     let suggested = existing
@@ -324,7 +338,9 @@ pub fn run(
         domain_changed,
         fingerprint: identity.map(|identity| identity.fingerprint_sha256),
     };
-    finish(options, environment, dialog, plan)
+    let outcome = finish(options, environment, dialog, plan)?;
+    backup::offer_backup(options, environment, dialog, answers, &outcome.config)?;
+    Ok(outcome)
 }
 
 fn heading(dialog: &mut Dialog<'_>, step: usize, title: &str) -> io::Result<()> {
@@ -1149,7 +1165,7 @@ fn write_and_create(
 /// file it makes there (a new certificate, a new database) would be root's, unreadable by the
 /// service: under systemd's `DynamicUser=` the service's user owns the directory, and systemd
 /// re-owns its contents only when the directory's owner changes.
-fn give_to_data_dir_owner(data_dir: &Path) -> anyhow::Result<()> {
+pub fn give_to_data_dir_owner(data_dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::{MetadataExt as _, lchown};
     let cannot = |path: &Path| {
         format!(

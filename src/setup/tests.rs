@@ -21,6 +21,7 @@ fn environment(hostname: &str, if_inet6: &str) -> Environment {
         hostname: Some(hostname.to_owned()),
         addresses: parse_if_inet6(if_inet6),
         systemctl: None,
+        home: None,
     }
 }
 
@@ -453,7 +454,7 @@ fn run_writes_the_configuration_and_keeps_users_when_run_again() {
     first_config(&dir);
     let env = environment("raspberrypi", IF_INET6);
     // Domain: Enter (the global address), TLS: Enter, two extensions, done.
-    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n1000 Alice\n1001 Bob\n\n");
+    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n\n1000 Alice\n1001 Bob\n\nno\n");
     let outcome = outcome.unwrap();
     assert_eq!(outcome.config.domain, "[2001:db8:1:2::5]");
     assert_eq!(outcome.passwords.len(), 2);
@@ -481,7 +482,7 @@ fn run_writes_the_configuration_and_keeps_users_when_run_again() {
     assert_eq!(users[0].realm, "[2001:db8:1:2::5]");
 
     // Again: the domain is the default now, the users are kept with their hashes.
-    let (again, screen) = run_on_terminal(&dir, &env, "\n\n1002 Carol\n\n");
+    let (again, screen) = run_on_terminal(&dir, &env, "\n\n1002 Carol\n\n\n");
     let again = again.unwrap();
     assert!(screen.contains("Domain [[2001:db8:1:2::5]]"), "{screen}");
     assert!(screen.contains("Kept, with their passwords: 1000 (Alice), 1001 (Bob)."));
@@ -497,13 +498,13 @@ fn a_new_domain_offers_new_passwords() {
     let dir = TempDir::new().unwrap();
     first_config(&dir);
     let env = environment("pbx.example.org", "");
-    let (outcome, _) = run_on_terminal(&dir, &env, "\n\n1000 Alice\n1001 Bob\n\n");
+    let (outcome, _) = run_on_terminal(&dir, &env, "\n\n\n1000 Alice\n1001 Bob\n\n\n");
     let first = outcome.unwrap();
     assert_eq!(first.config.domain, "pbx.example.org");
 
     // A new domain: a new certificate by default, and the question of new passwords; "no"
     // leaves the users as they were.
-    let input = "sip.example.org\n\n\nmaybe\nno\n";
+    let input = "sip.example.org\n\n\nmaybe\nno\n\n";
     let (outcome, screen) = run_on_terminal(&dir, &env, input);
     let outcome = outcome.unwrap();
     assert!(screen.contains("`self-signed` or `new` [new]"), "{screen}");
@@ -516,7 +517,7 @@ fn a_new_domain_offers_new_passwords() {
     assert!(users_in(&dir).iter().all(|u| u.realm == "pbx.example.org"));
 
     // Run again, the users' hashes still name the old domain: the question comes again.
-    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n\n\n");
+    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n\n\n\n");
     let outcome = outcome.unwrap();
     assert!(screen.contains("Domain [sip.example.org]"), "{screen}");
     assert!(
@@ -621,4 +622,44 @@ fn files_made_as_root_go_to_the_owner_of_the_data_directory() {
         let metadata = std::fs::metadata(data_dir.join(path)).unwrap();
         assert_eq!((metadata.uid(), metadata.gid()), (4321, 4322), "{path}");
     }
+}
+
+#[test]
+fn a_backup_made_at_the_end_restores_at_the_start_on_a_new_card() {
+    let old = TempDir::new().unwrap();
+    first_config(&old);
+    let env = Environment {
+        home: Some(old.path().to_owned()),
+        ..environment("pbx.example.org", "")
+    };
+    // No restore, the defaults, one extension, then Enter: the backup in the home directory.
+    let (outcome, screen) = run_on_terminal(&old, &env, "\n\n\n1000 Alice\n\n\n");
+    outcome.unwrap();
+    let file = old.path().join("hotline.backup");
+    assert!(
+        screen.contains(&format!("Backup file, or `no` [{}]", file.display())),
+        "{screen}"
+    );
+    assert!(screen.contains("scp 'root@[ADDRESS]:"), "{screen}");
+    let text = std::fs::read_to_string(&file).unwrap();
+
+    // The new card: its own paths, so the backup's configuration names the new data directory.
+    let new = TempDir::new().unwrap();
+    first_config(&new);
+    let old_data = old.path().join("data").display().to_string();
+    let new_data = new.path().join("data").display().to_string();
+    let moved = new.path().join("hotline.backup");
+    std::fs::write(&moved, text.replace(&old_data, &new_data)).unwrap();
+    let input = format!("{}\n", moved.display());
+    let (outcome, screen) = run_on_terminal(&new, &environment("other", ""), &input);
+    let outcome = outcome.unwrap();
+    assert!(screen.contains("Restored 1 extensions"), "{screen}");
+    assert!(
+        screen.contains("Back, with their passwords: 1000 (Alice)."),
+        "{screen}"
+    );
+    assert_eq!(outcome.config.domain, "pbx.example.org");
+    assert_eq!(users_in(&new), users_in(&old));
+    let certificate = |dir: &TempDir| std::fs::read(dir.path().join("data/tls/cert.pem")).unwrap();
+    assert_eq!(certificate(&new), certificate(&old));
 }

@@ -1,6 +1,6 @@
 //! The `users` table.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Store, StoreError, bindings};
 use crate::core::user::{Extension, User};
@@ -13,15 +13,7 @@ pub(super) const USERS: TableDefinition<&str, UserValue> = TableDefinition::new(
 impl Store {
     /// All users, sorted by extension.
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(USERS)?;
-        table
-            .iter()?
-            .map(|entry| {
-                let (key, value) = entry?;
-                decode(key.value(), value.value())
-            })
-            .collect()
+        all(&self.db.begin_read()?)
     }
 
     pub fn user(&self, extension: &Extension) -> Result<Option<User>, StoreError> {
@@ -69,7 +61,19 @@ impl Store {
     }
 }
 
-fn encode(user: &User) -> (&str, &str, &[u8], &[u8]) {
+/// Every user, as `txn` sees them.
+pub(super) fn all(txn: &ReadTransaction) -> Result<Vec<User>, StoreError> {
+    let table = txn.open_table(USERS)?;
+    table
+        .iter()?
+        .map(|entry| {
+            let (key, value) = entry?;
+            decode(key.value(), value.value())
+        })
+        .collect()
+}
+
+pub(super) fn encode(user: &User) -> (&str, &str, &[u8], &[u8]) {
     (
         &user.display_name,
         &user.realm,
