@@ -14,8 +14,11 @@ use tracing_subscriber::prelude::*;
 
 /// A SIP registrar and proxy for a small private phone network, IPv6 end to end.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(about, disable_version_flag = true)]
 struct Cli {
+    /// Print the version, and the Debian package's when installed from one.
+    #[arg(long, short = 'V')]
+    version: bool,
     /// The configuration file (default: the built-in defaults, see config/hotline.toml).
     #[arg(long, short, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -125,6 +128,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    use hotline::version;
+    if cli.version {
+        println!("{}", version::describe(version::package().as_deref()));
+        return Ok(ExitCode::SUCCESS);
+    }
     let path = cli.config.as_deref();
     let command = cli.command.unwrap_or(Command::Serve);
     match command {
@@ -136,6 +144,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             let config = Config::load(path)?;
             init_logging(&config.log.level)?;
+            let package = hotline::version::package();
+            tracing::info!(
+                version = %hotline::version::VERSION,
+                package = %package.as_deref().unwrap_or("none"),
+                "hotline starting"
+            );
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
