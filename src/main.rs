@@ -216,19 +216,8 @@ fn backup(
     encryption: &Encryption,
 ) -> anyhow::Result<ExitCode> {
     use hotline::backup::{self, passphrase};
-    let passphrase = match (&encryption.passphrase_file, encryption.encrypt) {
-        (Some(path), _) => Some(passphrase::from_file(path)?),
-        (None, true) => Some(passphrase::ask(true)?),
-        (None, false) => None,
-    };
-    if let Some(passphrase) = &passphrase
-        && passphrase.chars().count() < passphrase::MIN_LEN
-    {
-        anyhow::bail!(
-            "the passphrase is shorter than {} characters: choose a longer one",
-            passphrase::MIN_LEN
-        );
-    }
+    let passphrase =
+        passphrase::for_new_backup(encryption.passphrase_file.as_deref(), encryption.encrypt)?;
     let taken = backup::take(config_path, config)?;
     let text = taken.encode(passphrase.as_deref())?;
     backup::write_file(file, &text)

@@ -9,6 +9,20 @@ use anyhow::{Context as _, bail};
 /// Shortest passphrase accepted for a new backup.
 pub const MIN_LEN: usize = 8;
 
+/// The passphrase of a new backup: from `file`, or asked (twice) on the terminal when `ask`;
+/// `None` for an unencrypted backup. At least [`MIN_LEN`] characters.
+pub fn for_new_backup(file: Option<&Path>, ask: bool) -> anyhow::Result<Option<String>> {
+    let passphrase = match (file, ask) {
+        (Some(path), _) => from_file(path)?,
+        (None, true) => self::ask(true)?,
+        (None, false) => return Ok(None),
+    };
+    if passphrase.chars().count() < MIN_LEN {
+        bail!("the passphrase is shorter than {MIN_LEN} characters: choose a longer one");
+    }
+    Ok(Some(passphrase))
+}
+
 /// The first line of `path`.
 pub fn from_file(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
@@ -23,13 +37,8 @@ pub fn ask(confirm: bool) -> anyhow::Result<String> {
         bail!("no terminal to ask the passphrase on: give it with --passphrase-file FILE");
     }
     let first = read_hidden("Passphrase: ", &mut stdin.lock())?;
-    if confirm {
-        if first.chars().count() < MIN_LEN {
-            bail!("the passphrase is shorter than {MIN_LEN} characters: choose a longer one");
-        }
-        if read_hidden("The same passphrase again: ", &mut stdin.lock())? != first {
-            bail!("the two passphrases differ: run the command again");
-        }
+    if confirm && read_hidden("The same passphrase again: ", &mut stdin.lock())? != first {
+        bail!("the two passphrases differ: run the command again");
     }
     Ok(first)
 }
