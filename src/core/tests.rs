@@ -9,9 +9,14 @@ const T0: u64 = 1_800_000_000_000;
 pub(super) const DOMAIN: &str = "hotline.test";
 pub(super) const PASSWORD: &str = "1234567890";
 
+/// Both algorithms offered, so that SHA-256 (opt-in) is tested too.
 fn config() -> Config {
     Config {
         domain: DOMAIN.to_owned(),
+        auth: crate::config::Auth {
+            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            ..crate::config::Auth::default()
+        },
         ..Config::default()
     }
 }

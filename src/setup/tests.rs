@@ -395,7 +395,7 @@ fn written_file_is_the_documented_one_with_the_values() {
 
     // Keys the wizard does not ask about stay, and PEM files take the commented lines.
     let mut table: toml::Table =
-        toml::from_str("aliases = [\"sip.example.org\"]\n[auth]\nalgorithms = [\"MD5\"]\n")
+        toml::from_str("aliases = [\"sip.example.org\"]\n[auth]\nalgorithms = [\"SHA-256\"]\n")
             .unwrap();
     let mut config = config;
     config.tls.certificate = Some("/etc/ssl/chain.pem".into());
@@ -408,7 +408,10 @@ fn written_file_is_the_documented_one_with_the_values() {
     );
     let written = Config::parse(&text).unwrap();
     assert_eq!(written.aliases, ["sip.example.org"]);
-    assert_eq!(written.auth.algorithms, [crate::core::auth::Algorithm::Md5]);
+    assert_eq!(
+        written.auth.algorithms,
+        [crate::core::auth::Algorithm::Sha256]
+    );
     assert_eq!(written.tls, config.tls);
 }
 
@@ -434,7 +437,7 @@ fn first_config(dir: &TempDir) {
         &path,
         format!(
             "data_dir = \"{}\"\n[listen]\nudp = [\"[::1]:0\"]\ntcp = []\ntls = [\"[::1]:0\"]\n\
-             [auth]\nalgorithms = [\"MD5\"]\n",
+             [auth]\nalgorithms = [\"SHA-256\", \"MD5\"]\n",
             data_dir.display()
         ),
     )
@@ -469,7 +472,7 @@ fn run_writes_the_configuration_and_keeps_users_when_run_again() {
     assert_eq!(written, outcome.config);
     assert_eq!(
         written.auth.algorithms.len(),
-        1,
+        2,
         "a key set by hand is kept"
     );
     assert!(written.listen.tcp.is_empty());

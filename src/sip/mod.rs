@@ -8,6 +8,7 @@ mod name_addr;
 mod params;
 mod response;
 mod rewrite;
+mod sdes;
 mod sdp;
 mod transport;
 mod uri;

@@ -156,6 +156,11 @@ impl Server {
         }
     }
 
+    /// The server's process id, to read its memory from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -867,5 +872,7 @@ fn tls_stream(
 
 // ---- Network namespaces: more source addresses than `::1` (tests/common/netns.rs) ----------
 
+pub mod baresip;
+pub mod linphone;
 pub mod netns;
 pub mod sipp;
