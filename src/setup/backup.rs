@@ -66,10 +66,14 @@ pub(super) fn offer_restore(
         data_dir: None,
         replace: false,
     };
-    let restored = backup::restore(&restore, &taken)?;
+    let restored = backup::restore(&restore, &taken);
+    // Started again whether or not the restore worked, so that a failed one leaves hotline running.
+    let started =
+        systemctl.map(|systemctl| systemctl_run(systemctl, &["enable", "--now", SERVICE]));
+    let restored = restored?;
     let mut text = backup::restored_summary(&restored, &restore);
-    if let Some(systemctl) = systemctl {
-        systemctl_run(systemctl, &["enable", "--now", SERVICE])?;
+    if let Some(started) = started {
+        started?;
         text = format!(
             "{}\nhotline is started ({SERVICE}), and starts at every boot.",
             text.lines()

@@ -666,3 +666,74 @@ fn a_backup_made_at_the_end_restores_at_the_start_on_a_new_card() {
     let certificate = |dir: &TempDir| std::fs::read(dir.path().join("data/tls/cert.pem")).unwrap();
     assert_eq!(certificate(&new), certificate(&old));
 }
+
+#[test]
+fn a_restore_from_an_answers_file_stops_and_starts_the_service() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let old = TempDir::new().unwrap();
+    first_config(&old);
+    let options = Options {
+        config_path: old.path().join("etc/hotline.toml"),
+        answers: Some((
+            old.path().join("answers.toml"),
+            Answers {
+                domain: Some("pbx.example.org".into()),
+                extensions: vec!["1000 Alice".into()],
+                backup: Some(old.path().join("hotline.backup")),
+                ..Answers::default()
+            },
+        )),
+        service: false,
+    };
+    from_file(|dialog| run(&options, &environment("pbx", ""), dialog))
+        .0
+        .unwrap();
+
+    // The new card's paths in the backup's configuration.
+    let new = TempDir::new().unwrap();
+    let file = new.path().join("hotline.backup");
+    let text = std::fs::read_to_string(old.path().join("hotline.backup")).unwrap();
+    let (old_data, new_data) = (old.path().join("data"), new.path().join("data"));
+    let text = text.replace(&*old_data.to_string_lossy(), &new_data.to_string_lossy());
+    std::fs::write(&file, text).unwrap();
+    let log = new.path().join("systemctl.log");
+    let systemctl = new.path().join("systemctl");
+    std::fs::write(
+        &systemctl,
+        format!("#!/bin/sh\necho \"$*\" >> {}\nexit 0\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = Environment {
+        systemctl: Some(systemctl),
+        ..environment("other", "")
+    };
+    let options = Options {
+        config_path: new.path().join("etc/hotline.toml"),
+        answers: Some((
+            new.path().join("answers.toml"),
+            Answers {
+                restore: Some(file),
+                ..Answers::default()
+            },
+        )),
+        service: true,
+    };
+    let (outcome, screen) = from_file(|dialog| run(&options, &env, dialog));
+    let outcome = outcome.unwrap();
+    assert!(
+        screen.contains("hotline is started (hotline.service)"),
+        "{screen}"
+    );
+    assert_eq!(outcome.config.domain, "pbx.example.org");
+    assert_eq!(users_in(&new), users_in(&old));
+    let started = "stop hotline.service\nenable --now hotline.service\n";
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), started);
+
+    // Again: the database holds extensions now, so the restore is refused, and the service is
+    // started again all the same.
+    let (outcome, _) = from_file(|dialog| run(&options, &env, dialog));
+    let error = format!("{:#}", outcome.unwrap_err());
+    assert!(error.contains("add --replace"), "{error}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), started.repeat(2));
+}
