@@ -142,6 +142,7 @@ async fn carry_out(
             Reply::Users { .. }
             | Reply::Bans { .. }
             | Reply::CertificateRenewed { .. }
+            | Reply::Snapshot { .. }
             | Reply::Failed { .. } => None,
         };
         (reply, event)

@@ -24,6 +24,7 @@
 
 mod bans;
 mod bindings;
+mod snapshot;
 mod users;
 
 use std::fs::OpenOptions;
@@ -39,6 +40,8 @@ use redb::{
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::core::user::Extension;
+
+pub use snapshot::Snapshot;
 
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;

@@ -198,12 +198,7 @@ impl Server {
 
     /// Runs `hotline --config <this server's file> ARGS…` to completion.
     pub fn hotline(&self, args: &[&str]) -> Output {
-        binary()
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("run hotline")
+        hotline(&self.config, args)
     }
 
     /// `hotline user add EXT --name NAME`; returns the password it shows.
@@ -312,6 +307,16 @@ fn write_config(dir: &Path, host: &str, extra_toml: &str) -> PathBuf {
     );
     std::fs::write(&config, text).expect("write the configuration");
     config
+}
+
+/// Runs `hotline --config CONFIG ARGS…` to completion.
+pub fn hotline(config: &Path, args: &[&str]) -> Output {
+    binary()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run hotline")
 }
 
 /// The binary under test.
@@ -962,3 +967,4 @@ pub fn fail2ban_regex(lines: &[String]) -> String {
 pub mod baresip;
 pub mod linphone;
 pub mod netns;
+pub mod sipp;

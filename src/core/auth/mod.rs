@@ -422,7 +422,7 @@ pub(super) fn constant_time_eq(key: &hmac::Key, a: &[u8], b: &[u8]) -> bool {
     hmac::verify(key, a, hmac::sign(key, b).as_ref()).is_ok()
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(2 * bytes.len());
     for byte in bytes {
