@@ -29,7 +29,7 @@ impl Namespace {
             .collect();
         let mut batch = String::from("link set lo up\n");
         for address in &addresses {
-            batch.push_str(&format!("-6 address add {address}/128 dev lo nodad\n"));
+            batch.push_str(&format!("address add {address}/128 dev lo nodad\n"));
         }
         ip(&["-n", &namespace.name, "-batch", "-"], Some(&batch))?;
         Ok((namespace, addresses))
