@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hotline::config::Config;
 use hotline::core::auth::{
-    Algorithm, Authenticator, Credentials, ResponseInput, Verdict, parse_credentials, response_hex,
+    Algorithm, Attempt, Authenticator, Credentials, Peer, ResponseInput, Verdict,
+    parse_credentials, response_hex,
 };
 use hotline::core::user::{Extension, User};
 use hotline::core::{Action, Core, Flow, Inbound};
@@ -256,7 +257,8 @@ fn digest(c: &mut Criterion) {
             4096,
             T0,
         );
-        let nonce = auth.challenges(DOMAIN, T0, false)[0].nonce.clone();
+        let peer = Peer::new("2001:db8::a".parse().unwrap(), Transport::Udp);
+        let nonce = auth.challenges(DOMAIN, &peer, T0, false)[0].nonce.clone();
         let now = T0 + 10;
         let mut count: u32 = 0;
         let name = format!("verify/{}", algorithm.as_str());
@@ -282,14 +284,14 @@ fn digest(c: &mut Criterion) {
                     let mut authenticated = 0;
                     let start = Instant::now();
                     for credentials in &credentials {
-                        let verdict = auth.verify(
-                            black_box(credentials),
-                            "REGISTER",
-                            REQUEST_URI,
-                            DOMAIN,
-                            Some(&user),
-                            now,
-                        );
+                        let attempt = Attempt {
+                            method: "REGISTER",
+                            request_uri: REQUEST_URI,
+                            realm: DOMAIN,
+                            client: peer,
+                        };
+                        let verdict =
+                            auth.verify(black_box(credentials), &attempt, Some(&user), now);
                         authenticated += u64::from(black_box(verdict) == Verdict::Authenticated);
                     }
                     elapsed += start.elapsed();

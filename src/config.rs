@@ -147,6 +147,9 @@ pub struct Limits {
     /// Proxied transactions past their final response, kept in a few bytes each to absorb
     /// retransmissions: about 100 per call/s.
     pub max_lingering_transactions: usize,
+    /// Proxied transactions in progress from one /64 (and so from any one address in it): no
+    /// source can take the whole table from the phones.
+    pub max_transactions_per_prefix: usize,
 }
 
 /// Banning sources that fail authentication again and again (see [`crate::core::bans`]).
@@ -275,6 +278,7 @@ impl Default for Limits {
             partial_message_timeout: 10,
             max_transactions: 16 * 1024,
             max_lingering_transactions: 80 * 1024,
+            max_transactions_per_prefix: 2048,
         }
     }
 }
@@ -461,6 +465,10 @@ impl Config {
             (
                 "limits.max_lingering_transactions",
                 self.limits.max_lingering_transactions as u64,
+            ),
+            (
+                "limits.max_transactions_per_prefix",
+                self.limits.max_transactions_per_prefix as u64,
             ),
             ("bans.window", self.bans.window),
             ("bans.duration", self.bans.duration),

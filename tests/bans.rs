@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::io;
 use std::process::Output;
 use std::time::Duration;
 
+use common::netns::in_network_namespace;
 use common::{Client, DOMAIN, Server, Transport};
 use hotline::core::auth::Algorithm;
 
@@ -22,13 +22,6 @@ const CONFIG: &str = "[bans]\nfailures = 3\n[log]\nlevel = \"info,hotline::net=d
 const SILENCE: Duration = Duration::from_millis(300);
 
 const DROPPING: &str = "dropping messages from a banned source";
-
-unsafe extern "C" {
-    /// unshare(2) of the C library that std links anyway: std cannot enter a new namespace.
-    safe fn unshare(flags: i32) -> i32;
-}
-
-const CLONE_NEWNET: i32 = 0x4000_0000;
 
 fn contact_header(client: &Client) -> String {
     format!("Contact: {}\r\n", client.contact("1000"))
@@ -173,37 +166,4 @@ fn scanners_get_no_reply_and_one_log_line() {
         "{}",
         lines[0]
     );
-}
-
-/// Runs `body` on a thread of its own in a new network namespace whose loopback interface has
-/// `addresses` besides `::1`, so that clients can come from several sources while the server
-/// listens on `[::1]` as always. Processes started from that thread (the server, `ip`) inherit
-/// the namespace; the rest of the test process keeps the host's.
-fn in_network_namespace(addresses: &[&str], body: impl FnOnce() + Send) {
-    std::thread::scope(|scope| {
-        let thread = scope.spawn(|| {
-            assert_eq!(
-                unshare(CLONE_NEWNET),
-                0,
-                "unshare(CLONE_NEWNET): {}; this test needs root",
-                io::Error::last_os_error()
-            );
-            ip(&["link", "set", "lo", "up"]);
-            for address in addresses {
-                ip(&["-6", "addr", "add", &format!("{address}/128"), "dev", "lo"]);
-            }
-            body();
-        });
-        if let Err(panic) = thread.join() {
-            std::panic::resume_unwind(panic);
-        }
-    });
-}
-
-fn ip(args: &[&str]) {
-    let output = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `ip` (apt-get install iproute2): {e}"));
-    assert!(output.status.success(), "ip {args:?}: {output:?}");
 }

@@ -611,3 +611,46 @@ fn foreign_domain_is_403() {
     let invite = Invite::to(&format!("sip:{CALLEE}@example.com"));
     assert_eq!(refused(&setup, &invite).0, 403);
 }
+
+/// A dialog outlives a restart of hotline on the same ports: the callee's INFO to the caller
+/// (which carries the caller's tag as To tag) and the caller's INFO pass before, the re-INVITE,
+/// its ACK and the BYE after, all along the signed Record-Route, which the restarted server
+/// still verifies with the same secret although its dialog table is empty (the callee's
+/// binding, from the store, says where it is).
+#[test]
+fn a_dialog_outlives_a_restart_of_hotline() {
+    let listen = format!(
+        "[listen]\nudp = [\"[::1]:{}\"]\ntcp = [\"[::1]:{}\"]\ntls = [\"[::1]:{}\"]\n\
+         [log]\nlevel = \"info,hotline::core::proxy=debug\"\n",
+        free_udp_port(),
+        free_tcp_port(),
+        free_tcp_port()
+    );
+    let mut setup = Setup::start(&listen);
+    let sipp = setup.sipp("restart");
+    let callee = sipp.callee("callee", "callee_dialog.xml", Transport::Udp, 1);
+    let caller = sipp.caller("caller", "caller_dialog.xml", Transport::Udp, CALLEE);
+    // The callee registers again once it has answered the caller's INFO, the caller's last
+    // request before its pause of 2 s.
+    setup
+        .server
+        .wait_for_logs("transport=UDP extension=1001 contacts=", 2);
+    // Only the SIPp directory lives on: the server is restarted under the peers' feet.
+    let Sipp { dir, call_id, .. } = sipp;
+    setup.server.restart();
+    let sipp = Sipp {
+        setup: &setup,
+        dir,
+        call_id,
+    };
+    sipp.expect_success(vec![caller, callee]);
+    let lines = setup.server.log_lines();
+    for method in ["\"INVITE\"", "\"BYE\""] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("routing in-dialog request") && l.contains(method)),
+            "{method} after the restart: {lines:#?}"
+        );
+    }
+}

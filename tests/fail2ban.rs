@@ -19,7 +19,9 @@ fn filter_matches_security_events_and_nothing_else() {
         "fail2ban is not installed: run .ci/run (or apt-get install fail2ban)"
     );
     // Low enough for the end of the test to flood, high enough for its first part.
-    let server = Server::start("[flood]\nper_address = 30\nper_prefix = [[64, 1000]]\n");
+    let server = Server::start(
+        "[flood]\nper_address = 30\nper_prefix = [[64, 1000]]\n[bans]\nfailures = 10\n",
+    );
     let password = server.user_add("1000", "Alice");
     let mut client = Client::connect(&server, Transport::Udp);
     let ok = client.register("1000", &password, Algorithm::Md5, "");
@@ -38,6 +40,14 @@ fn filter_matches_security_events_and_nothing_else() {
         Some(403)
     );
     server.wait_for_logs("authentication failed", 4);
+    // A BYE that claims a dialog hotline never made.
+    let mut claimer = Client::connect(&server, Transport::Tcp);
+    let aor = format!("sip:1000@{}", common::DOMAIN);
+    let claim = claimer
+        .request("BYE", &aor, &aor, "")
+        .replace(&format!("To: <{aor}>"), &format!("To: <{aor}>;tag=x"));
+    assert_eq!(claimer.send(&claim).status(), Some(481));
+    server.wait_for_log("request refused");
     let mut flooder = Client::connect(&server, Transport::Udp);
     let request = flooder.request(
         "OPTIONS",
@@ -65,7 +75,7 @@ fn filter_matches_security_events_and_nothing_else() {
         .log_lines()
         .into_iter()
         .partition(|line| line.contains("hotline::security"));
-    assert!(events.len() >= 5, "{events:?}");
+    assert!(events.len() >= 6, "{events:?}");
     assert!(
         others.iter().any(|l| l.contains("registered")),
         "{others:?}"

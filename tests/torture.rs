@@ -367,16 +367,16 @@ const CASES: &[Case] = &[
         .rewrite(REGISTER_USER_5118)
         .register()
         .check(|r| bound(r, "<sip:caller@[2001:db8::1]>;")),
-    case("via-received-param-with-delim", "5118 §4.5", Valid, Reply(403),
-        "BYE (To tag) with received=[2001:db8::9:255]: parsed; not routed through hotline, 403"),
+    case("via-received-param-with-delim", "5118 §4.5", Valid, Reply(481),
+        "BYE (To tag) with received=[2001:db8::9:255]: parsed; in no dialog hotline signed, 481"),
     case("via-received-param-no-delim", "5118 §4.5", Valid, Reply(200),
         "OPTIONS to [2001:db8::10] with received=2001:db8::9:255: a ping of hotline, 200"),
     case("ipv6-in-sdp", "5118 §4.6", Valid, Reply(407),
         "INVITE to user@[2001:db8::10] with IPv6 SDP: challenged. The RFC's Content-Length \
          (268) is not its body's (251) and is corrected")
         .rewrite(&[("Content-Length: 268\r\n", "Content-Length: 251\r\n")]),
-    case("mult-ip-in-header", "5118 §4.7", Valid, Reply(403),
-        "BYE (To tag) with IPv6 and IPv4 Vias, to host.example.net: relaying refused"),
+    case("mult-ip-in-header", "5118 §4.7", Valid, Reply(481),
+        "BYE (To tag) with IPv6 and IPv4 Vias, to host.example.net: in no dialog hotline signed, 481"),
     case("mult-ip-in-sdp", "5118 §4.8", Valid, Reply(407),
         "INVITE to user@[2001:db8::10] with IPv4 and IPv6 c= lines: challenged. Content-Length \
          181 corrected to the body's 189")
@@ -876,7 +876,11 @@ fn every_corpus_file_has_a_case() {
 
 #[test]
 fn rfc4475_and_rfc5118_over_udp_and_tcp() {
-    let server = Server::start("[limits]\npartial_message_timeout = 1\n[log]\nlevel = \"debug\"\n");
+    // Many cases are refused before authentication (another domain, Proxy-Require…), each a
+    // failure toward a ban of ::1: the most the configuration allows keeps the run unbanned.
+    let server = Server::start(
+        "[limits]\npartial_message_timeout = 1\n[bans]\nfailures = 100\n[log]\nlevel = \"debug\"\n",
+    );
     let password = server.user_add(EXTENSION, "Torture");
     let mut failures = Vec::new();
     let mut table = String::new();

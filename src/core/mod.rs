@@ -8,9 +8,12 @@ pub mod limits;
 pub mod lingering;
 pub mod proxy;
 pub mod registrar;
+pub mod route_sign;
 pub mod sanity;
 pub mod scanners;
 pub mod security;
+mod share;
+mod stateless;
 pub mod transaction;
 pub mod user;
 
@@ -18,18 +21,20 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 
-use self::auth::{Authenticator, Rejection, Verdict, parse_credentials};
+use self::auth::{Attempt, Authenticator, Peer, Rejection, Verdict, parse_credentials};
 use self::bans::{Ban, Bans, Scope, Utc};
 use self::dialog::Dialogs;
 use self::limits::{Limiter, Verdict as FloodVerdict};
 use self::proxy::Calls;
 use self::registrar::{Binding, RegisterError, Registrar};
+use self::route_sign::RouteSigner;
 use self::scanners::Sightings;
+use self::stateless::Answer;
 use self::transaction::{Key, ServerTransactions, Timers};
 use self::user::{Extension, User};
 
@@ -127,6 +132,8 @@ pub struct Core {
     ring_timeout_ms: u64,
     users: HashMap<Extension, User>,
     auth: Authenticator,
+    /// Signs the Record-Route of the dialogs hotline makes, and checks the Routes that claim one.
+    route_signer: RouteSigner,
     registrar: Registrar,
     transactions: ServerTransactions,
     calls: Calls,
@@ -165,11 +172,13 @@ impl Core {
                 config.auth.max_tracked_nonces,
                 now_ms,
             ),
+            route_signer: RouteSigner::new(&secret),
             registrar: Registrar::new(config.registrar.clone(), bindings, now_ms),
             transactions: ServerTransactions::new(config.limits.max_transactions),
             calls: Calls::new(
                 Timers::default(),
                 config.limits.max_transactions,
+                config.limits.max_transactions_per_prefix,
                 config.limits.max_lingering_transactions,
                 now_ms,
             ),
@@ -268,7 +277,8 @@ impl Core {
             }
             return;
         }
-        // Requests answered here keep their response for retransmissions over UDP.
+        // Requests answered here after authentication keep their response for retransmissions
+        // over UDP.
         let cached = key.filter(|_| flow.transport == Transport::Udp);
         if let Some(response) = cached.as_ref().and_then(|k| self.transactions.response(k)) {
             actions.push(Action::Send {
@@ -277,23 +287,28 @@ impl Core {
             });
             return;
         }
-        let reply = match sane {
-            Err(refusal) => Reply::new(refusal.status, refusal.reason),
+        let answer = match sane {
+            Err(refusal) => Answer::Stateless(Reply::new(refusal.status, refusal.reason)),
             Ok(()) => match method {
                 Method::Register => self.register(&message, &flow, now_ms),
                 Method::Cancel => self.proxy_cancel(&message, &via, flow, now_ms, actions),
                 // What is left is an OPTIONS ping of the server itself.
-                _ => Reply::new(200, "OK")
-                    .with("Allow", ALLOW)
-                    .with("Accept", "application/sdp"),
+                _ => Answer::Stateless(
+                    Reply::new(200, "OK")
+                        .with("Allow", ALLOW)
+                        .with("Accept", "application/sdp"),
+                ),
             },
         };
-        if reply.status >= 300 && !reply.is_challenge() {
+        let Answer::Stateful(reply) = answer else {
+            self.answer_statelessly(&message, &flow, answer, now_ms, actions);
+            return;
+        };
+        if reply.status >= 300 {
             self.log_refusal(&message, &flow, reply.status, reply.reason);
         }
         let response = reply.build(&message, flow.remote);
-        // A challenge is stateless (RFC 3261 §8.2.7): a retransmission gets a new one.
-        if let Some(key) = cached.filter(|_| !reply.is_challenge()) {
+        if let Some(key) = cached {
             self.transactions.complete(key, response.clone(), now_ms);
         }
         actions.push(Action::Send {
@@ -354,29 +369,51 @@ impl Core {
     }
 
     /// The registrar of RFC 3261 §10.3.
-    fn register(&mut self, request: &Message, flow: &Flow, now_ms: u64) -> Reply {
+    fn register(&mut self, request: &Message, flow: &Flow, now_ms: u64) -> Answer {
         let request_uri = request.request_uri().and_then(|u| Uri::parse(u).ok());
         if !request_uri.is_some_and(|u| self.is_local(&u.host)) {
-            return Reply::new(403, "Domain Not Served");
+            return Answer::Refused(Reply::new(403, "Domain Not Served"));
         }
         if let Some(required) = request.header(HeaderName::Require) {
-            return Reply::new(420, "Bad Extension").with("Unsupported", required);
+            return Answer::Refused(Reply::new(420, "Bad Extension").with("Unsupported", required));
         }
         let to = request.to().and_then(|t| t.parsed_uri().ok());
         let Some(to) = to.filter(|t| self.is_local(&t.host)) else {
-            return Reply::new(403, "Domain Not Served");
+            return Answer::Refused(Reply::new(403, "Domain Not Served"));
         };
         let extension = match self.authenticate(request, flow, now_ms, AuthKind::Registrar) {
             Ok(extension) => extension,
-            Err(reply) => return reply,
+            Err(reply) => return Answer::Stateless(reply),
         };
+        Answer::Stateful(self.bind(&extension, &to, request, flow, now_ms))
+    }
+
+    /// Applies an authenticated REGISTER.
+    fn bind(
+        &mut self,
+        extension: &Extension,
+        to: &Uri<'_>,
+        request: &Message,
+        flow: &Flow,
+        now_ms: u64,
+    ) -> Reply {
         if to.user != Some(extension.as_str()) {
             return Reply::new(403, "Forbidden: To is not the authenticated user");
         }
-        match self.registrar.register(&extension, request, *flow, now_ms) {
+        if self.is_forbidden_contact(flow.remote.ip(), flow.remote.port()) {
+            security::report(
+                security::Event::Refused,
+                flow,
+                format_args!(
+                    "method=\"REGISTER\" status=403 reason=\"source may not be bound\" user={extension:?}"
+                ),
+            );
+            return Reply::new(403, "Forbidden: Source Address Not Allowed");
+        }
+        match self.registrar.register(extension, request, *flow, now_ms) {
             Ok(()) => {
                 let mut reply = Reply::new(200, "OK");
-                for binding in self.registrar.contacts(&extension, now_ms) {
+                for binding in self.registrar.contacts(extension, now_ms) {
                     let expires = binding.remaining_secs(now_ms);
                     reply = reply.with(
                         "Contact",
@@ -410,25 +447,28 @@ impl Core {
             .filter_map(|value| parse_credentials(value).ok())
             .find(|c| c.realm == realm);
         let Some(credentials) = credentials else {
-            return Err(self.challenge(kind, now_ms, false));
+            return Err(self.challenge(kind, flow, now_ms, false));
         };
         let user = Extension::parse(&credentials.username)
             .ok()
             .and_then(|e| self.users.get(&e));
         let method = request.method_text().unwrap_or_default();
         let uri = request.request_uri().unwrap_or_default();
-        match self
-            .auth
-            .verify(&credentials, method, uri, realm, user, now_ms)
-        {
+        let attempt = Attempt {
+            method,
+            request_uri: uri,
+            realm,
+            client: Peer::new(flow.remote.ip(), flow.transport),
+        };
+        match self.auth.verify(&credentials, &attempt, user, now_ms) {
             Verdict::Authenticated => match user {
                 Some(user) => Ok(user.extension.clone()),
-                None => Err(self.challenge(kind, now_ms, false)),
+                None => Err(self.challenge(kind, flow, now_ms, false)),
             },
-            Verdict::Stale => Err(self.challenge(kind, now_ms, true)),
+            Verdict::Stale => Err(self.challenge(kind, flow, now_ms, true)),
             Verdict::Rejected(Rejection::InvalidNonce) => {
-                debug!(source = %flow.remote, "credentials with a nonce of another secret: challenging again");
-                Err(self.challenge(kind, now_ms, false))
+                info!(source = %flow.remote, transport = %flow.transport, user = ?credentials.username, "credentials with a nonce issued to another address or transport, or under another secret: challenging again");
+                Err(self.challenge(kind, flow, now_ms, false))
             }
             Verdict::Rejected(reason) => {
                 security::report(
@@ -481,9 +521,11 @@ impl Core {
         true
     }
 
-    fn challenge(&mut self, kind: AuthKind, now_ms: u64, stale: bool) -> Reply {
+    /// A challenge whose nonce only `flow`'s address and transport can use.
+    fn challenge(&mut self, kind: AuthKind, flow: &Flow, now_ms: u64, stale: bool) -> Reply {
         let mut reply = kind.challenge();
-        for challenge in self.auth.challenges(&self.domain, now_ms, stale) {
+        let peer = Peer::new(flow.remote.ip(), flow.transport);
+        for challenge in self.auth.challenges(&self.domain, &peer, now_ms, stale) {
             reply = reply.with(kind.challenge_header(), challenge.header_value());
         }
         reply
@@ -522,5 +564,7 @@ impl Core {
 mod bans_tests;
 #[cfg(test)]
 mod proxy_tests;
+#[cfg(test)]
+mod stranger_tests;
 #[cfg(test)]
 mod tests;

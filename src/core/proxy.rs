@@ -4,12 +4,15 @@
 //! dialogs that in-dialog requests are routed by.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 
 use tracing::{debug, info, warn};
 
 use super::dialog::Party;
 use super::lingering::{Lingerers, Reaction};
 use super::registrar::Flow;
+use super::share::Shares;
+use super::stateless::Answer;
 use super::transaction::{
     ClientInvite, ClientNonInvite, Echo, Key, Lingering, Output, ServerInvite, ServerNonInvite,
     TimerName, Timers,
@@ -17,7 +20,7 @@ use super::transaction::{
 use super::user::Extension;
 use super::{Action, AuthKind, Core, Reply};
 use crate::sip::{
-    Edit, HeaderName, Message, Method, NameAddr, Response, SrtpVerdict, Transport, Uri, Via,
+    Edit, HeaderName, Host, Message, Method, NameAddr, Response, SrtpVerdict, Transport, Uri, Via,
     ack_for, cancel_for, drop_first, request_uri_form, srtp_verdict,
 };
 
@@ -37,6 +40,8 @@ pub struct Calls {
     lingering: Lingerers,
     settings: Timers,
     capacity: usize,
+    /// Calls in progress per /64 of their upstream.
+    shares: Shares,
     /// Makes our branches unique across restarts (RFC 3261 §8.1.1.7).
     branch_prefix: String,
     next_branch: u64,
@@ -110,7 +115,13 @@ struct Call {
 }
 
 impl Calls {
-    pub fn new(settings: Timers, capacity: usize, lingering: usize, boot_ms: u64) -> Calls {
+    pub fn new(
+        settings: Timers,
+        capacity: usize,
+        per_prefix: usize,
+        lingering: usize,
+        boot_ms: u64,
+    ) -> Calls {
         Calls {
             calls: HashMap::new(),
             next_id: 0,
@@ -120,6 +131,7 @@ impl Calls {
             lingering: Lingerers::new(lingering),
             settings,
             capacity,
+            shares: Shares::new(per_prefix),
             branch_prefix: format!("z9hG4bK-hl{boot_ms:x}-"),
             next_branch: 0,
         }
@@ -151,6 +163,12 @@ impl Calls {
     /// When the next timer is due.
     pub fn next_timer(&self) -> Option<u64> {
         self.timers.first().map(|(at, _, _)| *at)
+    }
+
+    /// Whether a new call from `source` fits: the table has room, and the source's /64 holds
+    /// less than its share.
+    fn has_room_for(&self, source: IpAddr) -> bool {
+        self.calls.len() < self.capacity && self.shares.has_room(source)
     }
 
     /// A new branch: its number, and the Via parameter that carries it.
@@ -204,21 +222,18 @@ impl Core {
             }
             return;
         }
-        if self.calls.calls.len() >= self.calls.capacity {
-            let mut response = Response::to(&request, flow.remote, 503, "Service Unavailable");
-            response.header("Retry-After", 5);
-            warn!(source = %flow.remote, "proxy at its transaction limit: 503");
-            actions.push(Action::Send {
-                flow,
-                bytes: response.finish(),
-            });
-            return;
-        }
-        let route = self.route(&request, method, &flow, now);
-        if let Err(reply) = &route
-            && reply.is_challenge()
-        {
-            // Stateless, as RFC 3261 §8.2.7 allows: a retransmission just gets a new challenge.
+        // Only what passed authentication, or a signed dialog, may take a transaction.
+        let route = match self.route(&request, method, &flow, now) {
+            Ok(hops) => Ok(hops),
+            Err(Answer::Stateful(reply)) => Err(reply),
+            Err(answer) => {
+                self.answer_statelessly(&request, &flow, answer, now, actions);
+                return;
+            }
+        };
+        if !self.calls.has_room_for(flow.remote.ip()) {
+            warn!(source = %flow.remote, "proxy at its transaction limit, for all or for this source's prefix: 503");
+            let reply = Reply::new(503, "Service Unavailable").with("Retry-After", 5);
             actions.push(Action::Send {
                 flow,
                 bytes: reply.build(&request, flow.remote),
@@ -234,6 +249,7 @@ impl Core {
         let id = self.calls.next_id;
         self.calls.next_id += 1;
         self.calls.by_server.insert(via, id);
+        self.calls.shares.add(flow.remote.ip());
         let trying = (method == Method::Invite)
             .then(|| Response::to(&request, flow.remote, 100, "Trying").finish());
         let route = route.map_err(|reply| {
@@ -275,59 +291,84 @@ impl Core {
         self.put_back(id, call);
     }
 
-    /// Where a request goes, or the reply it gets from hotline itself.
+    /// Where a request goes, or how hotline itself answers it: statelessly for everything
+    /// decided before authentication (or before a dialog's signature is checked).
     fn route(
         &mut self,
         request: &Message,
         method: Method,
         flow: &Flow,
         now: u64,
-    ) -> Result<Vec<Hop>, Reply> {
+    ) -> Result<Vec<Hop>, Answer> {
         let max_forwards = match request.header(HeaderName::MaxForwards) {
             Some(value) => value.trim().parse::<u32>().unwrap_or(0),
             None => DEFAULT_MAX_FORWARDS + 1,
         };
         if max_forwards == 0 {
-            return Err(Reply::new(483, "Too Many Hops"));
+            return Err(Answer::Refused(Reply::new(483, "Too Many Hops")));
         }
         if let Some(required) = request.header(HeaderName::ProxyRequire) {
-            return Err(Reply::new(420, "Bad Extension").with("Unsupported", required));
+            return Err(Answer::Refused(
+                Reply::new(420, "Bad Extension").with("Unsupported", required),
+            ));
         }
         let routes: Vec<&str> = request.values(HeaderName::Route).collect();
         let ours = routes.iter().take_while(|r| self.is_our_route(r)).count();
         if ours < routes.len() {
-            return Err(Reply::new(403, "Relaying Forbidden"));
+            return Err(Answer::Refused(Reply::new(403, "Relaying Forbidden")));
         }
         let in_dialog = request.to().and_then(|t| t.tag()).is_some();
-        let offer = srtp_verdict(request.header(HeaderName::ContentType), request.body());
         if in_dialog {
-            if ours == 0 {
-                return Err(Reply::new(403, "Not Routed Through hotline"));
+            // Only a dialog hotline record-routed, proven by its signature: neither a To tag nor
+            // a phone's Contact, which anyone who was in a call with it knows, is enough.
+            if !self.route_signer.is_signed(request) {
+                return Err(Answer::Refused(Reply::new(
+                    481,
+                    "Call/Transaction Does Not Exist",
+                )));
             }
+            let offer = srtp_verdict(request.header(HeaderName::ContentType), request.body());
             if matches!(
                 offer,
                 SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_)
             ) {
                 self.log_insecure(request, flow, &offer);
-                return Err(Reply::new(488, "SRTP Required"));
+                return Err(Answer::Stateful(Reply::new(488, "SRTP Required")));
             }
             let uri = request.request_uri().unwrap_or_default();
+            debug!(source = %flow.remote, method = ?request.method_text().unwrap_or_default(), "routing in-dialog request");
             return match self.dialog_hop(request, uri) {
                 Some(flow) => Ok(vec![Hop {
                     uri: uri.to_owned(),
                     flow,
                 }]),
-                None => Err(Reply::new(404, "Not Found")),
+                None => Err(Answer::Stateful(Reply::new(404, "Not Found"))),
             };
         }
         let uri = request
             .request_uri()
             .and_then(|u| Uri::parse(u).ok())
-            .ok_or(Reply::new(400, "Bad Request-URI"))?;
+            .ok_or(Answer::Stateless(Reply::new(400, "Bad Request-URI")))?;
         if !self.is_local(&uri.host) {
-            return Err(Reply::new(403, "Relaying Forbidden"));
+            return Err(Answer::Refused(Reply::new(403, "Relaying Forbidden")));
         }
-        let caller = self.authenticate(request, flow, now, AuthKind::Proxy)?;
+        let caller = self
+            .authenticate(request, flow, now, AuthKind::Proxy)
+            .map_err(Answer::Stateless)?;
+        self.route_authenticated(request, method, flow, &uri, &caller, now)
+            .map_err(Answer::Stateful)
+    }
+
+    /// Where an authenticated request outside any dialog goes: the callee's contacts.
+    fn route_authenticated(
+        &mut self,
+        request: &Message,
+        method: Method,
+        flow: &Flow,
+        uri: &Uri<'_>,
+        caller: &Extension,
+        now: u64,
+    ) -> Result<Vec<Hop>, Reply> {
         let from_user = request
             .from()
             .and_then(|f| f.parsed_uri().ok())
@@ -336,14 +377,15 @@ impl Core {
             return Err(Reply::new(403, "From Is Not The Authenticated User"));
         }
         if method == Method::Invite {
-            match &offer {
+            let offer = &srtp_verdict(request.header(HeaderName::ContentType), request.body());
+            match offer {
                 SrtpVerdict::Secure => {}
                 SrtpVerdict::NoSdp => {
-                    self.log_insecure(request, flow, &offer);
+                    self.log_insecure(request, flow, offer);
                     return Err(Reply::new(488, "SDP Required"));
                 }
                 SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_) => {
-                    self.log_insecure(request, flow, &offer);
+                    self.log_insecure(request, flow, offer);
                     return Err(Reply::new(488, "SRTP Required"));
                 }
             }
@@ -375,7 +417,8 @@ impl Core {
         Ok(hops)
     }
 
-    /// The flow for an in-dialog request: the dialog's party with that Contact, else a binding.
+    /// The flow for an in-dialog request whose dialog signature verified: the dialog's party
+    /// with that Contact, else a binding (the dialog table is gone after a restart).
     fn dialog_hop(&self, request: &Message, uri: &str) -> Option<Flow> {
         let call_id = request.call_id()?;
         self.dialogs
@@ -452,10 +495,14 @@ impl Core {
             || matches!(request.method_text(), Some("SUBSCRIBE" | "REFER"));
         let mut prepend = vec![("Via", via)];
         if dialog_forming && !in_dialog {
+            let signature = self.route_signer.sign(
+                request.call_id().unwrap_or_default(),
+                request.from().and_then(|f| f.tag()).unwrap_or_default(),
+            );
             // RFC 5658: one entry per side when the transports differ, the callee's side first.
-            prepend.push(("Record-Route", self.record_route(out)));
+            prepend.push(("Record-Route", self.record_route(out, &signature)));
             if arrived != out {
-                prepend.push(("Record-Route", self.record_route(arrived)));
+                prepend.push(("Record-Route", self.record_route(arrived, &signature)));
             }
         }
         let max_forwards = request
@@ -650,7 +697,10 @@ impl Core {
     }
 
     /// A CANCEL from upstream (§16.10): answered at once, and the INVITE it names is answered
-    /// 487 while its branches are cancelled.
+    /// 487 while its branches are cancelled. RFC 3261 matches a CANCEL by branch alone, and
+    /// forbids challenging it; but branches are guessable and hotline passes the caller's Via
+    /// to every callee, so a CANCEL also has to come from the INVITE's own flow (address,
+    /// transport and connection) and name its Call-ID, From tag and CSeq number.
     pub(super) fn proxy_cancel(
         &mut self,
         request: &Message,
@@ -658,19 +708,27 @@ impl Core {
         flow: Flow,
         now: u64,
         actions: &mut Vec<Action>,
-    ) -> Reply {
+    ) -> Answer {
+        let unknown = || Answer::Refused(Reply::new(481, "Call/Transaction Does Not Exist"));
         let Some(invite) = Key::for_method(request, via, "INVITE") else {
-            return Reply::new(481, "Call/Transaction Does Not Exist");
+            return unknown();
         };
         let Some(id) = self.calls.by_server.get(&invite).copied() else {
             // An INVITE answered already: the CANCEL has nothing left to do (§9.2).
             return match self.calls.lingering.server(&invite) {
-                Some(_) => Reply::new(200, "OK"),
-                None => Reply::new(481, "Call/Transaction Does Not Exist"),
+                Some(Reaction::Resend(upstream, _)) if upstream != flow => unknown(),
+                Some(_) => Answer::Stateless(Reply::new(200, "OK")),
+                None => unknown(),
             };
         };
+        let from_caller = self.calls.calls.get(&id).is_some_and(|call| {
+            call.upstream == flow && call.request.as_ref().is_some_and(|i| same_call(i, request))
+        });
+        if !from_caller {
+            return unknown();
+        }
         let Some(mut call) = self.calls.calls.remove(&id) else {
-            return Reply::new(481, "Call/Transaction Does Not Exist");
+            return unknown();
         };
         if !call.answered
             && let Some(invite) = &call.request
@@ -682,7 +740,7 @@ impl Core {
             self.cancel_branches(id, &mut call, now, actions);
         }
         self.put_back(id, call);
-        Reply::new(200, "OK")
+        Answer::Stateful(Reply::new(200, "OK"))
     }
 
     /// An ACK: for our non-2xx final it ends the server transaction; an ACK for a 2xx is
@@ -717,7 +775,7 @@ impl Core {
             .take_while(|r| self.is_our_route(r))
             .count();
         let uri = request.request_uri().unwrap_or_default();
-        let hop = (ours > 0 && ours == routes)
+        let hop = (ours > 0 && ours == routes && self.route_signer.is_signed(request))
             .then(|| self.dialog_hop(request, uri))
             .flatten();
         let Some(hop_flow) = hop else {
@@ -955,6 +1013,7 @@ impl Core {
         for &(at, slot) in &call.timers {
             self.calls.timers.remove(&(at, id, slot));
         }
+        self.calls.shares.remove(call.upstream.remote.ip());
         if let Some(key) = &call.key {
             self.calls.by_server.remove(key);
         }
@@ -987,13 +1046,21 @@ impl Core {
         );
     }
 
-    /// A Route URI that names this server (loose routing, RFC 3261 §16.4).
-    fn is_our_route(&self, route: &str) -> bool {
+    /// A Route URI that names this server (loose routing, RFC 3261 §16.4): our domain or an
+    /// alias at one of our ports, or exactly one of our listening addresses. Not any IP literal,
+    /// which would make every phone's address "ours".
+    pub(super) fn is_our_route(&self, route: &str) -> bool {
         let Some(uri) = NameAddr::parse(route).and_then(|r| r.parsed_uri().ok()) else {
             return false;
         };
         let port = uri.port.unwrap_or(5060);
-        self.is_local(&uri.host) && self.listeners.iter().any(|(_, addr)| addr.port() == port)
+        self.listeners.iter().any(|(_, addr)| {
+            addr.port() == port
+                && match uri.host {
+                    Host::Ip(ip) => Host::Ip(addr.ip()).matches(&uri.host) && !ip.is_unspecified(),
+                    Host::Name(_) => self.is_local(&uri.host),
+                }
+        })
     }
 
     /// `host:port` at which this server is reached over `transport`.
@@ -1012,11 +1079,13 @@ impl Core {
         }
     }
 
-    fn record_route(&self, transport: Transport) -> String {
+    /// Our Record-Route entry, signed for its dialog (see [`super::route_sign`]).
+    fn record_route(&self, transport: Transport, signature: &str) -> String {
         let transport_param = transport.as_str().to_ascii_lowercase();
         format!(
-            "<sip:{};transport={transport_param};lr>",
-            self.advertised(transport)
+            "<sip:{};transport={transport_param};lr;{}={signature}>",
+            self.advertised(transport),
+            super::route_sign::PARAM
         )
     }
 }
@@ -1112,6 +1181,15 @@ fn reason(status: u16) -> &'static str {
 /// Whether Proxy-Authorization credentials are for our realm (and so consumed by us).
 fn credentials_for(value: &str, realm: &str) -> bool {
     super::auth::parse_credentials(value).is_ok_and(|c| c.realm == realm)
+}
+
+/// Whether a CANCEL names the INVITE's Call-ID, From tag and CSeq number.
+fn same_call(invite: &Message, cancel: &Message) -> bool {
+    let number = |m: &Message| m.cseq().map(|c| c.number);
+    invite.call_id() == cancel.call_id()
+        && invite.from().and_then(|f| f.tag()) == cancel.from().and_then(|f| f.tag())
+        && number(invite).is_some()
+        && number(invite) == number(cancel)
 }
 
 fn stable_hash(text: &str) -> u64 {

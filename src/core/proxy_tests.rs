@@ -7,13 +7,13 @@ use super::auth::Algorithm;
 use super::tests::{DOMAIN, PASSWORD, answer, challenges_of};
 use super::*;
 
-const T0: u64 = 1_800_000_000_000;
-const SDES: &str = "v=0\r\no=- 1 1 IN IP6 2001:db8::a\r\ns=-\r\nc=IN IP6 2001:db8::a\r\nt=0 0\r\n\
+pub(super) const T0: u64 = 1_800_000_000_000;
+pub(super) const SDES: &str = "v=0\r\no=- 1 1 IN IP6 2001:db8::a\r\ns=-\r\nc=IN IP6 2001:db8::a\r\nt=0 0\r\n\
     m=audio 4000 RTP/SAVP 0 8\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
 const PLAIN: &str = "v=0\r\no=- 1 1 IN IP6 2001:db8::a\r\ns=RTP/SAVP a=crypto\r\nc=IN IP6 2001:db8::a\r\nt=0 0\r\n\
     m=audio 4000 RTP/AVP 0 8\r\n";
 
-fn flow(address: &str, transport: Transport, connection: Option<u64>) -> Flow {
+pub(super) fn flow(address: &str, transport: Transport, connection: Option<u64>) -> Flow {
     Flow {
         transport,
         remote: address.parse().unwrap(),
@@ -21,37 +21,43 @@ fn flow(address: &str, transport: Transport, connection: Option<u64>) -> Flow {
     }
 }
 
-fn caller() -> Flow {
+pub(super) fn caller() -> Flow {
     flow("[2001:db8::a]:5070", Transport::Udp, Some(0))
 }
 
-fn phone_b() -> Flow {
+pub(super) fn phone_b() -> Flow {
     flow("[2001:db8::b]:5080", Transport::Udp, Some(0))
 }
 
-fn phone_c() -> Flow {
+pub(super) fn phone_c() -> Flow {
     flow("[2001:db8::c]:5090", Transport::Tcp, Some(7))
 }
 
-struct Net {
-    core: Core,
-    now: u64,
+pub(super) struct Net {
+    pub(super) core: Core,
+    pub(super) now: u64,
     /// Calls placed so far, to give each its own branches.
     placed: u32,
 }
 
-type Sent = Vec<(Flow, Message)>;
+pub(super) type Sent = Vec<(Flow, Message)>;
 
 impl Net {
-    fn new() -> Net {
+    pub(super) fn new() -> Net {
+        Net::configured(|_| {})
+    }
+
+    /// A core whose default configuration `change` adjusts.
+    pub(super) fn configured(change: impl FnOnce(&mut Config)) -> Net {
         let users = ["1000", "1001", "1002"]
             .iter()
             .map(|e| User::new(Extension::parse(e).unwrap(), e, DOMAIN, PASSWORD))
             .collect();
-        let config = Config {
+        let mut config = Config {
             domain: DOMAIN.to_owned(),
             ..Config::default()
         };
+        change(&mut config);
         let listeners: Vec<(Transport, SocketAddr)> = vec![
             (Transport::Udp, "[2001:db8::1]:5060".parse().unwrap()),
             (Transport::Tcp, "[2001:db8::1]:5060".parse().unwrap()),
@@ -72,7 +78,7 @@ impl Net {
     }
 
     /// Binds `extension` to a contact at `flow` (the registrar is tested elsewhere).
-    fn bind(&mut self, extension: &str, flow: Flow) {
+    pub(super) fn bind(&mut self, extension: &str, flow: Flow) {
         let contact = format!("sip:{extension}@{}", flow.remote);
         let text = format!(
             "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {r};branch=z9hG4bKr\r\n\
@@ -88,7 +94,7 @@ impl Net {
             .unwrap();
     }
 
-    fn send(&mut self, from: Flow, text: &str) -> Sent {
+    pub(super) fn send(&mut self, from: Flow, text: &str) -> Sent {
         let mut actions = Vec::new();
         let inbound = Inbound {
             bytes: text.as_bytes(),
@@ -99,12 +105,12 @@ impl Net {
     }
 
     /// Sends `response` (built by a phone) back through the core.
-    fn reply(&mut self, from: Flow, response: Vec<u8>) -> Sent {
+    pub(super) fn reply(&mut self, from: Flow, response: Vec<u8>) -> Sent {
         self.send(from, std::str::from_utf8(&response).unwrap())
     }
 
     /// Lets time pass, firing due timers in order.
-    fn advance(&mut self, ms: u64) -> Sent {
+    pub(super) fn advance(&mut self, ms: u64) -> Sent {
         let end = self.now + ms;
         let mut actions = Vec::new();
         while let Some(at) = self.core.next_timeout().filter(|at| *at <= end) {
@@ -115,21 +121,43 @@ impl Net {
         parse_all(actions)
     }
 
+    /// A call from 1000 that rings at phone B, bound as 1001: the INVITE phone B got, and the
+    /// Record-Route hotline put into it.
+    pub(super) fn ringing(&mut self) -> (Message, String) {
+        self.bind("1001", phone_b());
+        let sent = self.call("1001", SDES, "");
+        let forwarded = only(&sent, phone_b(), 0);
+        self.reply(
+            phone_b(),
+            respond(&forwarded, phone_b(), 180, "Ringing", ""),
+        );
+        let route = forwarded
+            .header(HeaderName::RecordRoute)
+            .unwrap()
+            .to_owned();
+        (forwarded, route)
+    }
+
     /// Places an authenticated INVITE from 1000 at the caller flow to `to`; returns what the
     /// core sent for the authenticated INVITE.
-    fn call(&mut self, to: &str, sdp: &str, extra: &str) -> Sent {
+    pub(super) fn call(&mut self, to: &str, sdp: &str, extra: &str) -> Sent {
+        self.call_from(caller(), to, sdp, extra)
+    }
+
+    /// Places an authenticated INVITE from 1000 at `from`.
+    pub(super) fn call_from(&mut self, from: Flow, to: &str, sdp: &str, extra: &str) -> Sent {
         self.placed += 1;
         let n = self.placed;
         let first = invite(to, &format!("z9hG4bK{n}i1"), 1, None, sdp, extra);
-        let sent = self.send(caller(), &first);
-        let challenge = only(&sent, caller(), 407);
+        let sent = self.send(from, &first);
+        let challenge = only(&sent, from, 407);
         let ack = format!(
             "ACK sip:{to}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bK{n}i1\r\n\
              From: <sip:1000@{DOMAIN}>;tag=caller\r\nTo: {}\r\nCall-ID: call-1\r\nCSeq: 1 ACK\r\n\r\n",
             challenge.header(HeaderName::To).unwrap()
         );
         assert!(
-            self.send(caller(), &ack).is_empty(),
+            self.send(from, &ack).is_empty(),
             "ACK of the 407 is absorbed"
         );
         let header = &challenges_of(&challenge, "Proxy-Authenticate")[0];
@@ -143,18 +171,25 @@ impl Net {
             sdp,
             extra,
         );
-        self.send(caller(), &second)
+        self.send(from, &second)
     }
 }
 
-fn parse_all(actions: Vec<Action>) -> Sent {
+pub(super) fn parse_all(actions: Vec<Action>) -> Sent {
     actions
         .into_iter()
         .map(|Action::Send { flow, bytes }| (flow, Message::parse(&bytes, 128).unwrap()))
         .collect()
 }
 
-fn invite(to: &str, branch: &str, cseq: u32, auth: Option<&str>, sdp: &str, extra: &str) -> String {
+pub(super) fn invite(
+    to: &str,
+    branch: &str,
+    cseq: u32,
+    auth: Option<&str>,
+    sdp: &str,
+    extra: &str,
+) -> String {
     let auth = auth
         .map(|a| format!("Proxy-Authorization: {a}\r\n"))
         .unwrap_or_default();
@@ -168,7 +203,7 @@ fn invite(to: &str, branch: &str, cseq: u32, auth: Option<&str>, sdp: &str, extr
 }
 
 /// The one message sent to `to` with `status` (or the request, for `status` 0).
-fn only(sent: &Sent, to: Flow, status: u16) -> Message {
+pub(super) fn only(sent: &Sent, to: Flow, status: u16) -> Message {
     let found: Vec<&Message> = sent
         .iter()
         .filter(|(f, m)| *f == to && m.status().unwrap_or(0) == status)
@@ -179,7 +214,13 @@ fn only(sent: &Sent, to: Flow, status: u16) -> Message {
 }
 
 /// What a phone answers to a request it received.
-fn respond(request: &Message, from: Flow, status: u16, reason: &str, sdp: &str) -> Vec<u8> {
+pub(super) fn respond(
+    request: &Message,
+    from: Flow,
+    status: u16,
+    reason: &str,
+    sdp: &str,
+) -> Vec<u8> {
     let mut response = Response::to(request, from.remote, status, reason);
     response.header("Contact", format!("<sip:callee@{}>", from.remote));
     match sdp {
@@ -207,9 +248,13 @@ fn a_call_is_set_up_and_torn_down() {
     );
     assert_eq!(forwarded.header(HeaderName::MaxForwards), Some("69"));
     assert_eq!(forwarded.header(HeaderName::ProxyAuthorization), None);
-    assert_eq!(
-        forwarded.header(HeaderName::RecordRoute),
-        Some("<sip:[2001:db8::1]:5060;transport=udp;lr>")
+    let record_route = forwarded
+        .header(HeaderName::RecordRoute)
+        .unwrap()
+        .to_owned();
+    assert!(
+        record_route.starts_with("<sip:[2001:db8::1]:5060;transport=udp;lr;hl="),
+        "{record_route}"
     );
     assert_eq!(forwarded.body(), SDES.as_bytes());
 
@@ -230,7 +275,7 @@ fn a_call_is_set_up_and_torn_down() {
         format!(
             "{method} sip:callee@[2001:db8::b]:5080 SIP/2.0\r\n\
              Via: SIP/2.0/UDP [2001:db8::a]:5070;branch={branch}\r\n\
-             Route: <sip:[2001:db8::1]:5060;transport=udp;lr>\r\nMax-Forwards: 70\r\n\
+             Route: {record_route}\r\nMax-Forwards: 70\r\n\
              From: \"Alice\" <sip:1000@{DOMAIN}>;tag=caller\r\nTo: {to}\r\nCall-ID: call-1\r\n\
              CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         )
@@ -311,10 +356,11 @@ fn an_answered_call_lingers_in_a_few_bytes() {
     let retransmission = invite("1001", "z9hG4bK1i2", 2, None, SDES, "");
     assert!(net.send(caller(), &retransmission).is_empty());
     let to = format!("<sip:1001@{DOMAIN}>;tag=b");
+    let route = forwarded.header(HeaderName::RecordRoute).unwrap();
     let bye = format!(
         "BYE sip:callee@[2001:db8::b]:5080 SIP/2.0\r\n\
          Via: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bKbye\r\n\
-         Route: <sip:[2001:db8::1]:5060;transport=udp;lr>\r\nMax-Forwards: 70\r\n\
+         Route: {route}\r\nMax-Forwards: 70\r\n\
          From: \"Alice\" <sip:1000@{DOMAIN}>;tag=caller\r\nTo: {to}\r\nCall-ID: call-1\r\n\
          CSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n"
     );
@@ -386,13 +432,7 @@ fn forking_rings_both_and_cancels_the_other_on_answer() {
 #[test]
 fn cancel_from_the_caller() {
     let mut net = Net::new();
-    net.bind("1001", phone_b());
-    let sent = net.call("1001", SDES, "");
-    let forwarded = only(&sent, phone_b(), 0);
-    net.reply(
-        phone_b(),
-        respond(&forwarded, phone_b(), 180, "Ringing", ""),
-    );
+    net.ringing();
     let cancel = format!(
         "CANCEL sip:1001@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bK1i2;rport\r\n\
          Max-Forwards: 70\r\nFrom: \"Alice\" <sip:1000@{DOMAIN}>;tag=caller\r\nTo: <sip:1001@{DOMAIN}>\r\n\

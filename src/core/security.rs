@@ -19,6 +19,10 @@ pub enum Event {
     Banned,
     /// A request from a known scanner, dropped (logged once per source and window).
     Scanner,
+    /// A request refused before authentication: a Route or To tag that claims a dialog hotline
+    /// did not make, a CANCEL of someone else's call, relaying, a loop. Counted like an
+    /// authentication failure.
+    Refused,
 }
 
 impl Event {
@@ -28,6 +32,7 @@ impl Event {
             Event::Flood => "flood detected",
             Event::Banned => "banned",
             Event::Scanner => "scanner detected",
+            Event::Refused => "request refused",
         }
     }
 }

@@ -13,6 +13,7 @@
 //! ```
 
 use std::ffi::OsStr;
+use std::io;
 use std::net::Ipv6Addr;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -88,6 +89,40 @@ impl Drop for Netns {
             );
         }
     }
+}
+
+unsafe extern "C" {
+    /// unshare(2) of the C library that std links anyway: std cannot enter a new namespace.
+    safe fn unshare(flags: i32) -> i32;
+}
+
+const CLONE_NEWNET: i32 = 0x4000_0000;
+
+/// Runs `body` on a thread of its own in a new network namespace whose loopback interface has
+/// `addresses` besides `::1`, so that clients can come from several sources while the server
+/// listens on `[::1]` as always. Processes started from that thread (the server, `ip`) inherit
+/// the namespace; the rest of the test process keeps the host's.
+pub fn in_network_namespace(addresses: &[&str], body: impl FnOnce() + Send) {
+    std::thread::scope(|scope| {
+        let thread = scope.spawn(|| {
+            assert_eq!(
+                unshare(CLONE_NEWNET),
+                0,
+                "unshare(CLONE_NEWNET): {}; this test needs root",
+                io::Error::last_os_error()
+            );
+            let up = ip(&["link", "set", "lo", "up"]);
+            assert!(up.status.success(), "ip link set lo up: {up:?}");
+            for address in addresses {
+                let added = ip(&["-6", "addr", "add", &format!("{address}/128"), "dev", "lo"]);
+                assert!(added.status.success(), "ip addr add {address}: {added:?}");
+            }
+            body();
+        });
+        if let Err(panic) = thread.join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
 }
 
 fn ip(args: &[&str]) -> Output {

@@ -2,13 +2,15 @@
 //! with 401 and `WWW-Authenticate`, a proxy with 407 and `Proxy-Authenticate`; both use this.
 //!
 //! Nonces are stateless: 56 hex digits of issue time (ms), a sequence number and a truncated
-//! HMAC-SHA256 over both and the realm, so challenging costs no memory. The only state is the last nonce-count of the nonces that authenticated, in a
+//! HMAC-SHA256 over both, the realm and the client's address and transport, so challenging
+//! costs no memory and credentials count only from the address that was challenged. The only state is the last nonce-count of the nonces that authenticated, in a
 //! bounded table, so that a captured request cannot be replayed.
 
 mod credentials;
 mod nonce;
 
 use std::fmt::{self, Write as _};
+use std::net::IpAddr;
 
 use md5::{Digest as _, Md5};
 use ring::{digest, hmac};
@@ -18,6 +20,34 @@ pub use self::credentials::{
 };
 use self::nonce::{NonceCountCheck, NonceCounts, NonceId};
 use super::user::User;
+use crate::sip::Transport;
+
+/// Who a nonce is issued to: the client's address and transport, without the port, which a
+/// phone's new TCP connection changes. A REGISTER from a forged source cannot use a nonce the
+/// forger was challenged with at its own address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer([u8; 17]);
+
+impl Peer {
+    pub fn new(address: IpAddr, transport: Transport) -> Peer {
+        let v6 = match address {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
+        let mut bytes = [0; 17];
+        bytes[..16].copy_from_slice(&v6.octets());
+        bytes[16] = match transport {
+            Transport::Udp => 1,
+            Transport::Tcp => 2,
+            Transport::Tls => 3,
+        };
+        Peer(bytes)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 /// How far in the future a nonce's issue time may lie, to absorb a clock stepped back a little.
 pub const MAX_CLOCK_SKEW_MS: u64 = 2_000;
@@ -93,6 +123,16 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
+/// What credentials are checked against: the request as received, the realm it was challenged
+/// in, and who sent it.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt<'a> {
+    pub method: &'a str,
+    pub request_uri: &'a str,
+    pub realm: &'a str,
+    pub client: Peer,
+}
+
 /// The outcome of [`Authenticator::verify`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -121,8 +161,9 @@ pub enum Rejection {
     RealmMismatch,
     /// The `uri` parameter is not the Request-URI.
     UriMismatch,
-    /// Not a nonce of this server for this realm (malformed, forged or from another secret).
-    /// Not necessarily hostile: a client may hold a nonce from before the secret changed.
+    /// Not a nonce of this server for this realm and client (malformed, forged, from another
+    /// secret, or issued to another address or transport). Not necessarily hostile: a client may
+    /// hold a nonce from before the secret changed, or from before its address changed.
     InvalidNonce,
     /// No such user: the reply must not differ from [`Rejection::WrongResponse`].
     UnknownUser,
@@ -171,13 +212,19 @@ impl Authenticator {
     /// the first they support, and many phones only know MD5 (and some only read the first
     /// challenge). All carry the same fresh nonce, which is unique even among nonces issued in
     /// the same millisecond.
-    pub fn challenges(&mut self, realm: &str, now_ms: u64, stale: bool) -> Vec<Challenge> {
+    pub fn challenges(
+        &mut self,
+        realm: &str,
+        client: &Peer,
+        now_ms: u64,
+        stale: bool,
+    ) -> Vec<Challenge> {
         let id = NonceId {
             issued_ms: now_ms,
             sequence: self.next_sequence,
         };
         self.next_sequence = self.next_sequence.wrapping_add(1);
-        let nonce = nonce::seal(&self.key, id, realm);
+        let nonce = nonce::seal(&self.key, id, realm, client.as_bytes());
         self.algorithms
             .iter()
             .map(|&algorithm| Challenge {
@@ -189,19 +236,17 @@ impl Authenticator {
             .collect()
     }
 
-    /// Verifies `creds` for a request with `method` and `request_uri`, challenged in `realm`.
+    /// Verifies `creds` for `attempt`, the request and who sent it.
     /// `user` is the user named by `creds.username`, or `None` if there is none: the work done is
     /// the same either way, so response time does not tell whether a user exists.
     pub fn verify(
         &mut self,
         creds: &Credentials<'_>,
-        method: &str,
-        request_uri: &str,
-        realm: &str,
+        attempt: &Attempt<'_>,
         user: Option<&User>,
         now_ms: u64,
     ) -> Verdict {
-        match self.check(creds, method, request_uri, realm, user, now_ms) {
+        match self.check(creds, attempt, user, now_ms) {
             Ok(verdict) => verdict,
             Err(rejection) => Verdict::Rejected(rejection),
         }
@@ -210,12 +255,16 @@ impl Authenticator {
     fn check(
         &mut self,
         creds: &Credentials<'_>,
-        method: &str,
-        request_uri: &str,
-        realm: &str,
+        attempt: &Attempt<'_>,
         user: Option<&User>,
         now_ms: u64,
     ) -> Result<Verdict, Rejection> {
+        let Attempt {
+            method,
+            request_uri,
+            realm,
+            client,
+        } = *attempt;
         if !self.algorithms.contains(&creds.algorithm) {
             return Err(Rejection::AlgorithmNotOffered);
         }
@@ -231,7 +280,8 @@ impl Authenticator {
         if creds.uri != request_uri {
             return Err(Rejection::UriMismatch);
         }
-        let id = nonce::open(&self.key, &creds.nonce, realm).ok_or(Rejection::InvalidNonce)?;
+        let id = nonce::open(&self.key, &creds.nonce, realm, client.as_bytes())
+            .ok_or(Rejection::InvalidNonce)?;
 
         let account = match user {
             None => Err(Rejection::UnknownUser),
@@ -344,11 +394,11 @@ fn responses_match(key: &hmac::Key, expected: &str, given: &str) -> bool {
 /// Compares in time independent of the contents, by comparing HMACs of both with ring's
 /// constant-time check: `ring::constant_time` is deprecated, and a hand-written loop is at the
 /// optimiser's mercy.
-fn constant_time_eq(key: &hmac::Key, a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(key: &hmac::Key, a: &[u8], b: &[u8]) -> bool {
     hmac::verify(key, a, hmac::sign(key, b).as_ref()).is_ok()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(2 * bytes.len());
     for byte in bytes {
@@ -382,7 +432,7 @@ mod tests {
     #[test]
     fn only_offered_algorithms_are_challenged_and_accepted() {
         let mut md5_only = Authenticator::new([42; 32], vec![Algorithm::Md5], TTL_SECS, 16, T0);
-        let challenges = md5_only.challenges(REALM, T0, false);
+        let challenges = md5_only.challenges(REALM, &peer(), T0, false);
         assert_eq!(challenges.len(), 1);
         assert_eq!(challenges[0].algorithm, Algorithm::Md5);
         let forged = Challenge {
@@ -403,6 +453,20 @@ mod tests {
 
     fn authenticator() -> Authenticator {
         Authenticator::new([42; 32], BOTH.to_vec(), TTL_SECS, 16, T0)
+    }
+
+    /// The client every test talks to, unless it says otherwise.
+    fn peer() -> Peer {
+        Peer::new("2001:db8::a".parse().unwrap(), Transport::Udp)
+    }
+
+    fn attempt<'a>(method: &'a str, request_uri: &'a str, realm: &'a str) -> Attempt<'a> {
+        Attempt {
+            method,
+            request_uri,
+            realm,
+            client: peer(),
+        }
     }
 
     /// Answers a challenge the way a phone does.
@@ -431,7 +495,7 @@ mod tests {
 
     fn verify_at(auth: &mut Authenticator, header: &str, user: Option<&User>, now: u64) -> Verdict {
         let creds = parse_credentials(header).unwrap();
-        auth.verify(&creds, "REGISTER", URI, REALM, user, now)
+        auth.verify(&creds, &attempt("REGISTER", URI, REALM), user, now)
     }
 
     #[test]
@@ -492,7 +556,7 @@ mod tests {
     #[test]
     fn challenges_prefer_sha256_and_share_a_fresh_nonce() {
         let mut auth = authenticator();
-        let [first, second] = pair(auth.challenges(REALM, T0, false));
+        let [first, second] = pair(auth.challenges(REALM, &peer(), T0, false));
         assert_eq!(
             (first.algorithm, second.algorithm),
             (Algorithm::Sha256, Algorithm::Md5)
@@ -505,7 +569,7 @@ mod tests {
                 first.nonce
             )
         );
-        let [again, _] = pair(auth.challenges(REALM, T0, true));
+        let [again, _] = pair(auth.challenges(REALM, &peer(), T0, true));
         assert_ne!(
             again.nonce, first.nonce,
             "same millisecond, different nonce"
@@ -541,7 +605,7 @@ mod tests {
         let mut auth = authenticator();
         let user = alice();
         // Both challenges carry one nonce, so its nonce-count goes on across algorithms.
-        for (nc, challenge) in (1..).zip(auth.challenges(REALM, T0, false)) {
+        for (nc, challenge) in (1..).zip(auth.challenges(REALM, &peer(), T0, false)) {
             let header = phone(&challenge, "1000", PASSWORD, nc);
             assert_eq!(
                 verify_at(&mut auth, &header, Some(&user), T0 + 10),
@@ -555,7 +619,7 @@ mod tests {
     #[test]
     fn upper_case_responses_are_accepted() {
         let mut auth = authenticator();
-        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
+        let [challenge, _] = pair(auth.challenges(REALM, &peer(), T0, false));
         let header = phone(&challenge, "1000", PASSWORD, 1);
         let creds = parse_credentials(&header).unwrap();
         let upper = creds.response.to_uppercase();
@@ -564,7 +628,7 @@ mod tests {
             ..creds
         };
         assert_eq!(
-            auth.verify(&creds, "REGISTER", URI, REALM, Some(&alice()), T0),
+            auth.verify(&creds, &attempt("REGISTER", URI, REALM), Some(&alice()), T0),
             Verdict::Authenticated
         );
     }
@@ -573,7 +637,7 @@ mod tests {
     fn wrong_password_and_unknown_user_are_rejected() {
         let mut auth = authenticator();
         let user = alice();
-        for challenge in auth.challenges(REALM, T0, false) {
+        for challenge in auth.challenges(REALM, &peer(), T0, false) {
             let wrong = phone(&challenge, "1000", "1234", 1);
             assert_eq!(
                 verify_at(&mut auth, &wrong, Some(&user), T0),
@@ -600,7 +664,7 @@ mod tests {
             "example.net",
             PASSWORD,
         );
-        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
+        let [challenge, _] = pair(auth.challenges(REALM, &peer(), T0, false));
         let header = phone(&challenge, "1000", PASSWORD, 1);
         assert_eq!(
             verify_at(&mut auth, &header, Some(&elsewhere), T0),
@@ -612,7 +676,7 @@ mod tests {
     fn tampered_and_foreign_nonces_are_rejected() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
+        let [challenge, _] = pair(auth.challenges(REALM, &peer(), T0, false));
         let mut bytes = challenge.nonce.clone().into_bytes();
         bytes[5] = if bytes[5] == b'0' { b'1' } else { b'0' };
         let tampered = Challenge {
@@ -624,7 +688,7 @@ mod tests {
             ..challenge.clone()
         };
         let mut other_server = Authenticator::new([43; 32], BOTH.to_vec(), TTL_SECS, 16, T0);
-        let [foreign, _] = pair(other_server.challenges(REALM, T0, false));
+        let [foreign, _] = pair(other_server.challenges(REALM, &peer(), T0, false));
         for challenge in [tampered, made_up, foreign] {
             let header = phone(&challenge, "1000", PASSWORD, 1);
             assert_eq!(
@@ -635,10 +699,39 @@ mod tests {
     }
 
     #[test]
+    fn a_nonce_counts_only_from_the_client_it_was_issued_to() {
+        let mut auth = authenticator();
+        let user = alice();
+        let [challenge, _] = pair(auth.challenges(REALM, &peer(), T0, false));
+        let header = phone(&challenge, "1000", PASSWORD, 1);
+        let creds = parse_credentials(&header).unwrap();
+        let elsewhere = Peer::new("2001:db8::66".parse().unwrap(), Transport::Udp);
+        let over_tcp = Peer::new("2001:db8::a".parse().unwrap(), Transport::Tcp);
+        for client in [elsewhere, over_tcp] {
+            assert_eq!(
+                auth.verify(
+                    &creds,
+                    &Attempt {
+                        client,
+                        ..attempt("REGISTER", URI, REALM)
+                    },
+                    Some(&user),
+                    T0
+                ),
+                Verdict::Rejected(Rejection::InvalidNonce)
+            );
+        }
+        assert_eq!(
+            auth.verify(&creds, &attempt("REGISTER", URI, REALM), Some(&user), T0),
+            Verdict::Authenticated
+        );
+    }
+
+    #[test]
     fn old_nonces_are_stale_only_with_the_right_password() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
+        let [challenge, _] = pair(auth.challenges(REALM, &peer(), T0, false));
         let right = phone(&challenge, "1000", PASSWORD, 1);
         let wrong = phone(&challenge, "1000", "1234", 1);
         let ttl_ms = TTL_SECS * 1000;
@@ -665,7 +758,7 @@ mod tests {
     fn nonce_counts_must_grow() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
+        let [challenge, _] = pair(auth.challenges(REALM, &peer(), T0, false));
         let first = phone(&challenge, "1000", PASSWORD, 1);
         assert_eq!(
             verify_at(&mut auth, &first, Some(&user), T0),
@@ -685,7 +778,7 @@ mod tests {
             verify_at(&mut auth, &second, Some(&user), T0 + 3),
             Verdict::Rejected(Rejection::NonceCountReplayed)
         );
-        let [fresh, _] = pair(auth.challenges(REALM, T0 + 4, false));
+        let [fresh, _] = pair(auth.challenges(REALM, &peer(), T0 + 4, false));
         let zero = phone(&fresh, "1000", PASSWORD, 0);
         assert_eq!(
             verify_at(&mut auth, &zero, Some(&user), T0 + 5),
@@ -697,7 +790,7 @@ mod tests {
     fn failed_attempts_do_not_use_up_a_nonce() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
+        let [challenge, _] = pair(auth.challenges(REALM, &peer(), T0, false));
         let wrong = phone(&challenge, "1000", "1234", 1);
         assert!(matches!(
             verify_at(&mut auth, &wrong, Some(&user), T0),
@@ -714,27 +807,30 @@ mod tests {
     fn realm_and_uri_must_match() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
+        let [challenge, _] = pair(auth.challenges(REALM, &peer(), T0, false));
         let header = phone(&challenge, "1000", PASSWORD, 1);
         let creds = parse_credentials(&header).unwrap();
         assert_eq!(
             auth.verify(
                 &creds,
-                "REGISTER",
-                "sip:example.org;transport=tcp",
-                REALM,
+                &attempt("REGISTER", "sip:example.org;transport=tcp", REALM),
                 Some(&user),
                 T0
             ),
             Verdict::Rejected(Rejection::UriMismatch)
         );
         assert_eq!(
-            auth.verify(&creds, "REGISTER", URI, "example.net", Some(&user), T0),
+            auth.verify(
+                &creds,
+                &attempt("REGISTER", URI, "example.net"),
+                Some(&user),
+                T0
+            ),
             Verdict::Rejected(Rejection::RealmMismatch)
         );
         // The digest covers the method, so the same credentials cannot authorize an INVITE.
         assert_eq!(
-            auth.verify(&creds, "INVITE", URI, REALM, Some(&user), T0),
+            auth.verify(&creds, &attempt("INVITE", URI, REALM), Some(&user), T0),
             Verdict::Rejected(Rejection::WrongResponse)
         );
     }
@@ -743,7 +839,7 @@ mod tests {
     fn qop_auth_with_cnonce_and_nc_is_required() {
         let mut auth = authenticator();
         let user = alice();
-        let [challenge, _] = pair(auth.challenges(REALM, T0, false));
+        let [challenge, _] = pair(auth.challenges(REALM, &peer(), T0, false));
         let header = phone(&challenge, "1000", PASSWORD, 1);
         let creds = parse_credentials(&header).unwrap();
         let cases = [
@@ -778,7 +874,7 @@ mod tests {
         ];
         for (creds, rejection) in cases {
             assert_eq!(
-                auth.verify(&creds, "REGISTER", URI, REALM, Some(&user), T0),
+                auth.verify(&creds, &attempt("REGISTER", URI, REALM), Some(&user), T0),
                 Verdict::Rejected(rejection)
             );
         }
@@ -788,9 +884,9 @@ mod tests {
     fn nonces_beyond_the_eviction_horizon_are_stale() {
         let mut auth = Authenticator::new([42; 32], BOTH.to_vec(), TTL_SECS, 1, T0);
         let user = alice();
-        let [old, _] = pair(auth.challenges(REALM, T0, false));
-        let [unused, _] = pair(auth.challenges(REALM, T0 + 1, false));
-        let [new, _] = pair(auth.challenges(REALM, T0 + 2, false));
+        let [old, _] = pair(auth.challenges(REALM, &peer(), T0, false));
+        let [unused, _] = pair(auth.challenges(REALM, &peer(), T0 + 1, false));
+        let [new, _] = pair(auth.challenges(REALM, &peer(), T0 + 2, false));
         for (challenge, nc) in [(&old, 1), (&new, 1)] {
             let header = phone(challenge, "1000", PASSWORD, nc);
             assert_eq!(
@@ -832,7 +928,7 @@ mod tests {
     #[test]
     fn nonces_from_before_a_restart_are_stale() {
         let mut before = authenticator();
-        let [challenge, _] = pair(before.challenges(REALM, T0, false));
+        let [challenge, _] = pair(before.challenges(REALM, &peer(), T0, false));
         let header = phone(&challenge, "1000", PASSWORD, 7);
         let mut after = Authenticator::new([42; 32], BOTH.to_vec(), TTL_SECS, 16, T0 + 60_000);
         assert_eq!(

@@ -1,8 +1,10 @@
 //! Stateless nonces, and the nonce-counts of the nonces that authenticated.
 //!
 //! A nonce is 56 lower-case hex digits: issue time in ms (8 bytes, big-endian), sequence number
-//! (4 bytes), then HMAC-SHA256(secret, issue time ‖ sequence ‖ realm) truncated to 16 bytes.
-//! Issuing one stores nothing, so asking for challenges cannot fill memory.
+//! (4 bytes), then HMAC-SHA256(secret, issue time ‖ sequence ‖ client ‖ realm) truncated to 16
+//! bytes, where the client is the address and transport the nonce was issued to. Issuing one
+//! stores nothing, so asking for challenges cannot fill memory, and a nonce opens only for the
+//! client it was issued to.
 
 use std::collections::BTreeMap;
 
@@ -32,17 +34,17 @@ impl NonceId {
     }
 }
 
-/// The nonce text for `id` in `realm`.
-pub(super) fn seal(key: &hmac::Key, id: NonceId, realm: &str) -> String {
+/// The nonce text for `id` in `realm`, issued to `client`.
+pub(super) fn seal(key: &hmac::Key, id: NonceId, realm: &str, client: &[u8]) -> String {
     let id_bytes = id.to_bytes();
     let mut nonce = hex(&id_bytes);
-    nonce.push_str(&hex(&mac(key, &id_bytes, realm)));
+    nonce.push_str(&hex(&mac(key, &id_bytes, realm, client)));
     nonce
 }
 
-/// The id of a nonce this server issued for `realm`; `None` for anything else: malformed,
-/// forged, issued for another realm or under another secret.
-pub(super) fn open(key: &hmac::Key, nonce: &str, realm: &str) -> Option<NonceId> {
+/// The id of a nonce this server issued for `realm` to `client`; `None` for anything else:
+/// malformed, forged, issued for another realm, to another client or under another secret.
+pub(super) fn open(key: &hmac::Key, nonce: &str, realm: &str, client: &[u8]) -> Option<NonceId> {
     if nonce.len() != NONCE_LEN {
         return None;
     }
@@ -57,12 +59,14 @@ pub(super) fn open(key: &hmac::Key, nonce: &str, realm: &str) -> Option<NonceId>
         issued_ms: u64::from_be_bytes(time.try_into().ok()?),
         sequence: u32::from_be_bytes(sequence.try_into().ok()?),
     };
-    constant_time_eq(key, &mac(key, id_bytes, realm), given_mac).then_some(id)
+    constant_time_eq(key, &mac(key, id_bytes, realm, client), given_mac).then_some(id)
 }
 
-fn mac(key: &hmac::Key, id_bytes: &[u8], realm: &str) -> [u8; MAC_LEN] {
+/// The client has a fixed length, so it cannot run into the realm.
+fn mac(key: &hmac::Key, id_bytes: &[u8], realm: &str, client: &[u8]) -> [u8; MAC_LEN] {
     let mut context = hmac::Context::with_key(key);
     context.update(id_bytes);
+    context.update(client);
     context.update(realm.as_bytes());
     let mut truncated = [0; MAC_LEN];
     for (out, tag) in truncated.iter_mut().zip(context.sign().as_ref()) {
@@ -177,27 +181,35 @@ mod tests {
     #[test]
     fn nonces_round_trip_and_resist_tampering() {
         let key = key();
-        let nonce = seal(&key, id(1_700_000_000_123, 42), "example.org");
+        let nonce = seal(&key, id(1_700_000_000_123, 42), "example.org", b"a");
         assert_eq!(nonce.len(), NONCE_LEN);
         assert!(nonce.starts_with("0000018bcfe5687b0000002a"), "{nonce}");
         assert_eq!(
-            open(&key, &nonce, "example.org"),
+            open(&key, &nonce, "example.org", b"a"),
             Some(id(1_700_000_000_123, 42))
         );
+        assert_eq!(open(&key, &nonce, "example.org", b"b"), None);
 
-        assert_eq!(open(&key, &nonce, "example.net"), None);
+        assert_eq!(open(&key, &nonce, "example.net", b"a"), None);
         let other_key = hmac::Key::new(hmac::HMAC_SHA256, &[8; 32]);
-        assert_eq!(open(&other_key, &nonce, "example.org"), None);
-        assert_eq!(open(&key, &nonce.to_uppercase(), "example.org"), None);
-        assert_eq!(open(&key, &nonce[1..], "example.org"), None);
-        assert_eq!(open(&key, &format!("{nonce}0"), "example.org"), None);
-        assert_eq!(open(&key, "", "example.org"), None);
-        assert_eq!(open(&key, &"é".repeat(NONCE_LEN / 2), "example.org"), None);
+        assert_eq!(open(&other_key, &nonce, "example.org", b"a"), None);
+        assert_eq!(open(&key, &nonce.to_uppercase(), "example.org", b"a"), None);
+        assert_eq!(open(&key, &nonce[1..], "example.org", b"a"), None);
+        assert_eq!(open(&key, &format!("{nonce}0"), "example.org", b"a"), None);
+        assert_eq!(open(&key, "", "example.org", b"a"), None);
+        assert_eq!(
+            open(&key, &"é".repeat(NONCE_LEN / 2), "example.org", b"a"),
+            None
+        );
         for at in 0..nonce.len() {
             let mut tampered = nonce.clone().into_bytes();
             tampered[at] = if tampered[at] == b'0' { b'1' } else { b'0' };
             let tampered = String::from_utf8(tampered).unwrap();
-            assert_eq!(open(&key, &tampered, "example.org"), None, "byte {at}");
+            assert_eq!(
+                open(&key, &tampered, "example.org", b"a"),
+                None,
+                "byte {at}"
+            );
         }
     }
 
