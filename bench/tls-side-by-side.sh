@@ -26,6 +26,8 @@
 #   -C RATES     call ladder (default 100,200,300,400,600,800,1000,1500,2000)
 #   -x N         re-runs of a failing step (default 1)
 #   -o DIR       output directory (default out/tls-side-by-side-<timestamp>)
+#   -P DIR       reuse the users of an earlier run's output directory (provisioning 10,000 users
+#                takes minutes)
 # Environment: HOTLINE_PORT (5160; TLS on +1), KAMAILIO_PORT (5060; TLS on +1; Kamailio's
 #   `myself` checks need the default port, as the From of its users has none).
 set -euo pipefail
@@ -36,15 +38,16 @@ REPO=$(cd "$HERE/.." && pwd)
 usage() { sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//;/^set -euo/d'; exit 2; }
 
 BINARY="" LOAD="" TESTS=memory,handshake,register,call TARGETS=hotline,kamailio
-PHONES="1000 5000 10000" HOLD=70 DUR=10 RETRIES=1 OUT=""
+PHONES="1000 5000 10000" HOLD=70 DUR=10 RETRIES=1 OUT="" PROVISIONED=""
 HANDSHAKE_RATES=100,200,400,600,800,1000,1500,2000
 REG_RATES=1000,2000,4000,6000,8000,10000,12000,16000
 CALL_RATES=100,200,300,400,600,800,1000,1500,2000
-while getopts "b:g:T:t:n:s:d:H:R:C:x:o:h" opt; do
+while getopts "b:g:T:t:n:s:d:H:R:C:x:o:P:h" opt; do
     case $opt in
         b) BINARY=$OPTARG ;; g) LOAD=$OPTARG ;; T) TESTS=$OPTARG ;; t) TARGETS=$OPTARG ;;
         n) PHONES=$OPTARG ;; s) HOLD=$OPTARG ;; d) DUR=$OPTARG ;; H) HANDSHAKE_RATES=$OPTARG ;;
         R) REG_RATES=$OPTARG ;; C) CALL_RATES=$OPTARG ;; x) RETRIES=$OPTARG ;; o) OUT=$OPTARG ;;
+        P) PROVISIONED=$(cd "$OPTARG" && pwd) ;;
         *) usage ;;
     esac
 done
@@ -130,14 +133,22 @@ EOF
 
 # --- users: hotline makes the passwords, once; every start copies the data directory ------------
 CSV=$OUT/users.csv
-echo "provisioning $USERS users ..." >&2
-echo SEQUENTIAL > "$CSV"
-for ((ext = 1000; ext < 1000 + USERS; ext++)); do
-    password=$("$BINARY" --config "$CONFIG" user add "$ext" | awk '$1 == "password:" { print $2 }')
-    [ -n "$password" ] || { echo "tls-side-by-side: no password printed for $ext" >&2; exit 1; }
-    echo "$ext;$password" >> "$CSV"
-done
-mv "$WORK/data" "$WORK/users-data"
+if [ -n "$PROVISIONED" ]; then
+    [ "$PROVISIONED" = "$OUT" ] || cp "$PROVISIONED/users.csv" "$CSV"
+    cp -a "$PROVISIONED/users-data" "$WORK/users-data"
+    (($(grep -c ';' "$CSV") >= USERS)) ||
+        { echo "tls-side-by-side: $PROVISIONED holds fewer than $USERS users" >&2; exit 1; }
+else
+    echo "provisioning $USERS users ..." >&2
+    echo SEQUENTIAL > "$CSV"
+    for ((ext = 1000; ext < 1000 + USERS; ext++)); do
+        password=$("$BINARY" --config "$CONFIG" user add "$ext" | awk '$1 == "password:" { print $2 }')
+        [ -n "$password" ] || { echo "tls-side-by-side: no password printed for $ext" >&2; exit 1; }
+        echo "$ext;$password" >> "$CSV"
+    done
+    mv "$WORK/data" "$WORK/users-data"
+    cp -a "$WORK/users-data" "$OUT/users-data"
+fi
 
 # start_target NAME: a fresh instance (no bindings); sets PID
 start_target() {
