@@ -32,8 +32,12 @@ value() {
             grep -m1 '^# held' "$f" 2> /dev/null | grep -o 'target_rss_kb=[0-9]*' |
                 awk -F= '{ printf "%.1f", $2 / 1024 }' ;;
         hold-*)
-            n=${metric#hold-}
-            grep -m1 '^RESULT hold' "$t.memory-$n" 2> /dev/null | awk '{ print $5 }' | tr -d ':' ;;
+            n=${metric#hold-} f=$t.memory-$n
+            if grep -q '^RESULT hold' "$f" 2> /dev/null; then
+                grep -m1 '^RESULT hold' "$f" | awk '{ print $5 }' | tr -d ':'
+            else
+                grep -m1 '^# connected' "$f" 2> /dev/null | awk '{ print "only", $3, "connected" }'
+            fi ;;
         handshake | register | call)
             grep -m1 "^RESULT $metric" "$t.$metric" 2> /dev/null |
                 sed -n 's/.*with 0 failures: \([0-9]*\)\/s.*/\1/p; s/.*with 0 failures: none.*/0/p' ;;
@@ -58,7 +62,7 @@ common_rate() {
     local best=""
     for t in "${targets[@]}"; do
         local r
-        r=$(value "$t" "$1")
+        r=$(value "$t" "$1" || true)
         [ -n "$r" ] || return 0
         if [ -z "$best" ] || ((r < best)); then best=$r; fi
     done
@@ -66,9 +70,7 @@ common_rate() {
 }
 
 metrics=(idle)
-for f in "${targets[0]}".memory-*; do
-    [ -f "$f" ] || continue
-    n=${f##*-}
+for n in $(ls "${targets[0]}".memory-* 2> /dev/null | sed 's/.*-//' | sort -n); do
     metrics+=("pss-$n" "per-$n" "rss-$n" "hold-$n")
 done
 metrics+=(handshake register call cpu-handshake cpu-register cpu-call top-handshake top-register top-call)
@@ -96,7 +98,7 @@ for m in "${metrics[@]}"; do
     printf '%-48s' "$(label "$m")"
     vals=()
     for t in "${targets[@]}"; do
-        v=$(value "$t" "$m")
+        v=$(value "$t" "$m" || true)
         vals+=("${v:--}")
         printf ' %28s' "${v:--}"
     done

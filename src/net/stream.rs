@@ -20,6 +20,13 @@ use crate::sip::{Frame, FramingError, Transport, next_frame};
 /// Messages queued for one connection before the core's sends to it are dropped.
 const OUTBOX: usize = 64;
 
+/// Bytes an idle connection can take in one read: a CRLF ping, or most of a REGISTER. Thousands
+/// of phones sit idle, so this, not `max_message_size`, is what each of them holds.
+const IDLE_READ: usize = 1024;
+
+/// Bytes read at once into a partial message.
+const PARTIAL_READ: usize = 4096;
+
 /// What every connection of a listener shares.
 pub struct Context {
     pub events: mpsc::Sender<Event>,
@@ -181,8 +188,9 @@ async fn read<R: AsyncRead + Unpin>(
     let max = context.limits.max_message_size;
     let partial_timeout = Duration::from_secs(context.limits.partial_message_timeout);
     let idle_timeout = Duration::from_secs(context.limits.idle_timeout);
-    let mut buffer: Vec<u8> = Vec::with_capacity(4096);
-    let mut chunk = vec![0u8; 16 * 1024];
+    // Only what has arrived and is not yet a whole message: an idle connection holds no buffer
+    // but the IDLE_READ bytes its next read needs.
+    let mut buffer: Vec<u8> = Vec::new();
     loop {
         loop {
             match next_frame(&buffer, max) {
@@ -214,16 +222,21 @@ async fn read<R: AsyncRead + Unpin>(
                 }
             }
         }
-        let (deadline, reason) = match buffer.is_empty() {
-            true => (idle_timeout, "idle timeout"),
-            false => (partial_timeout, "partial message timeout"),
+        let (deadline, reason, room) = match buffer.is_empty() {
+            true => {
+                buffer = Vec::new();
+                (idle_timeout, "idle timeout", IDLE_READ)
+            }
+            false => (partial_timeout, "partial message timeout", PARTIAL_READ),
         };
-        let read = tokio::time::timeout(deadline, reader.read(&mut chunk))
+        // Bounded: framing refuses a buffer past `max` that holds no whole message.
+        buffer.reserve(room);
+        let read = tokio::time::timeout(deadline, reader.read_buf(&mut buffer))
             .await
             .map_err(|_| reason)?;
         match read {
             Ok(0) => return Ok(()),
-            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
             Err(_) => return Err("read error"),
         }
     }
