@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::phone::{self, Failure, Phone, Retransmissions, Settings, User};
 use crate::proc;
 
-/// One step of a ladder.
+/// A ladder of rates, one step each.
 #[derive(Args)]
 pub struct Ladder {
     /// Rates per second, one step each, lowest first (`500,1000,2000`).
@@ -237,10 +237,9 @@ impl Ladder {
         let settings = target.settings.clone();
         let none = Rc::new(Retransmissions::default());
         let timeout = target.timeout;
-        self.climb("handshake", target, &none, |rate| {
+        self.climb("handshake", target, &none, || {
             let settings = settings.clone();
             let sources = target.sources.clone();
-            let _ = rate;
             Box::new(move |i| {
                 let settings = settings.clone();
                 let source = (!sources.is_empty()).then(|| sources[i as usize % sources.len()]);
@@ -256,7 +255,7 @@ impl Ladder {
         let retransmissions = Rc::new(Retransmissions::default());
         let phones = Rc::new(connect_all(target, &retransmissions).await?);
         let (expires, timeout) = (target.expires, target.timeout);
-        self.climb("register", target, &retransmissions, |_| {
+        self.climb("register", target, &retransmissions, || {
             let phones = phones.clone();
             Box::new(move |i| {
                 let phone = phones[i as usize % phones.len()].clone();
@@ -271,7 +270,7 @@ impl Ladder {
         let phones = Rc::new(connect_all(target, &retransmissions).await?);
         register_all(target, &phones, 500).await?;
         let timeout = target.timeout + hold;
-        self.climb("call", target, &retransmissions, |_| {
+        self.climb("call", target, &retransmissions, || {
             let phones = phones.clone();
             Box::new(move |i| {
                 let n = phones.len();
@@ -283,14 +282,14 @@ impl Ladder {
         .await
     }
 
-    /// Runs the ladder: each rate for `duration` seconds, `launcher(rate)` making the
+    /// Runs the ladder: each rate for `duration` seconds, `launcher()` making each step's
     /// operations; prints a line per step and the RESULT line of `bench/run.sh`.
     async fn climb(
         &self,
         name: &str,
         target: &Target,
         retransmissions: &Rc<Retransmissions>,
-        launcher: impl Fn(u32) -> Box<dyn FnMut(u64) -> Operation>,
+        launcher: impl Fn() -> Box<dyn FnMut(u64) -> Operation>,
     ) -> anyhow::Result<()> {
         println!(
             "## {name}/s, {} s per step, {} phones, target pids {:?}",
@@ -304,19 +303,21 @@ impl Ladder {
         );
         let mut best: Option<(u32, f64)> = None;
         let mut best_clean: Option<(u32, f64)> = None;
-        for (index, &rate) in self.rates.iter().enumerate() {
+        let mut first = true;
+        for &rate in &self.rates {
             let mut passed = false;
             for _ in 0..=self.retries {
-                if index > 0 || passed {
+                if !first {
                     tokio::time::sleep(Duration::from_secs(self.gap)).await;
                 }
+                first = false;
                 let clocks = Clocks::start(target, retransmissions);
                 let count = u64::from(rate) * self.duration;
                 let mut tally = pace(
                     rate,
                     count,
                     target.timeout + Duration::from_secs(2),
-                    launcher(rate),
+                    launcher(),
                 )
                 .await;
                 let wall = clocks.wall.elapsed().as_secs_f64();
