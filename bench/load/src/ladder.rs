@@ -76,6 +76,16 @@ struct Tally {
 }
 
 impl Tally {
+    fn record(&mut self, result: Result<Duration, Failure>) {
+        match result {
+            Ok(latency) => {
+                self.ok += 1;
+                self.latencies.push(latency);
+            }
+            Err(why) => *self.failures.entry(why).or_default() += 1,
+        }
+    }
+
     fn failed(&self) -> u64 {
         self.failures.values().sum()
     }
@@ -119,14 +129,7 @@ async fn pace(
             running.set(running.get() + 1);
             tokio::task::spawn_local(async move {
                 let result = operation.await;
-                let mut tally = tally.borrow_mut();
-                match result {
-                    Ok(latency) => {
-                        tally.ok += 1;
-                        tally.latencies.push(latency);
-                    }
-                    Err(why) => *tally.failures.entry(why).or_default() += 1,
-                }
+                tally.borrow_mut().record(result);
                 running.set(running.get() - 1);
             });
             launched += 1;
@@ -408,14 +411,7 @@ pub async fn hold(
             let (phone, refreshes) = (phone.clone(), refreshes.clone());
             Box::pin(async move {
                 let result = phone.register(expires, Instant::now() + timeout).await;
-                let mut tally = refreshes.borrow_mut();
-                match result {
-                    Ok(latency) => {
-                        tally.ok += 1;
-                        tally.latencies.push(latency);
-                    }
-                    Err(why) => *tally.failures.entry(why).or_default() += 1,
-                }
+                refreshes.borrow_mut().record(result);
             })
         }));
     }

@@ -16,6 +16,17 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 const PHONES: u32 = 6;
 
+/// One 1 s step of 10 REGISTER/s, no retry.
+const REGISTER_10: &[&str] = &[
+    "register",
+    "--rates",
+    "10",
+    "--duration",
+    "1",
+    "--retries",
+    "0",
+];
+
 /// `hotline serve` on ephemeral ports of `[::1]`, with `PHONES` users in a bench users CSV.
 struct Hotline {
     dir: TempDir,
@@ -175,20 +186,7 @@ fn wait_bounded(child: Child) -> Output {
 fn phones_register_keep_alive_and_call_over_tls() {
     let hotline = Hotline::start();
     let users = hotline.users();
-    let registered = hotline.load(
-        &hotline.tls,
-        "tls",
-        &users,
-        &[
-            "register",
-            "--rates",
-            "10",
-            "--duration",
-            "1",
-            "--retries",
-            "0",
-        ],
-    );
+    let registered = hotline.load(&hotline.tls, "tls", &users, REGISTER_10);
     assert!(
         registered.contains("RESULT register max rate with 0 failures: 10/s"),
         "{registered}"
@@ -234,20 +232,7 @@ fn phones_register_keep_alive_and_call_over_tls() {
 #[test]
 fn phones_register_over_tcp_and_a_wrong_password_is_refused() {
     let hotline = Hotline::start();
-    let registered = hotline.load(
-        &hotline.tcp,
-        "tcp",
-        &hotline.users(),
-        &[
-            "register",
-            "--rates",
-            "10",
-            "--duration",
-            "1",
-            "--retries",
-            "0",
-        ],
-    );
+    let registered = hotline.load(&hotline.tcp, "tcp", &hotline.users(), REGISTER_10);
     assert!(
         registered.contains("RESULT register max rate with 0 failures: 10/s"),
         "{registered}"
@@ -263,20 +248,7 @@ fn phones_register_over_tcp_and_a_wrong_password_is_refused() {
         })
         .collect();
     std::fs::write(&wrong, wrong_passwords).expect("write the CSV");
-    let refused = hotline.load(
-        &hotline.tcp,
-        "tcp",
-        &wrong,
-        &[
-            "register",
-            "--rates",
-            "10",
-            "--duration",
-            "1",
-            "--retries",
-            "0",
-        ],
-    );
+    let refused = hotline.load(&hotline.tcp, "tcp", &wrong, REGISTER_10);
     assert!(refused.contains("FAIL"), "{refused}");
     assert!(
         refused.contains("RESULT register max rate with 0 failures: none"),
