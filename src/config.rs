@@ -40,6 +40,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen: Listen,
     pub tls: Tls,
+    pub acme: Acme,
+    pub web: Web,
     pub registrar: Registrar,
     pub proxy: Proxy,
     pub flood: Flood,
@@ -63,6 +65,42 @@ pub struct Tls {
     /// PEM certificate chain; without it a self-signed certificate is generated in `data_dir`.
     pub certificate: Option<PathBuf>,
     pub private_key: Option<PathBuf>,
+}
+
+/// A certificate from an ACME CA (RFC 8555), obtained and renewed by hotline itself.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Acme {
+    /// Off by default: the CA must reach this board by the domain's AAAA record.
+    pub enabled: bool,
+    /// The CA's directory URL.
+    pub directory: String,
+    /// `mailto:` addresses for the CA's expiry warnings and policy changes.
+    pub contact: Vec<String>,
+    pub challenge: ChallengeKind,
+    /// PEM root the CA's own HTTPS is verified against instead of the system's roots: a private
+    /// CA, or a test CA such as pebble.
+    pub directory_root: Option<PathBuf>,
+}
+
+/// How the CA checks that this board answers for the domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ChallengeKind {
+    /// RFC 8737, on the HTTPS listener (TCP 443).
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    /// RFC 8555 §8.3, on the HTTP listener (TCP 80), for networks where 443 is taken.
+    #[serde(rename = "http-01")]
+    Http01,
+}
+
+/// The web side: the HTTPS listener (ACME TLS-ALPN-01 challenges; later provisioning and the
+/// owner's pages) and the plain HTTP listener for HTTP-01 challenges.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Web {
+    pub https: Vec<SocketAddr>,
+    pub http: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -136,6 +174,12 @@ pub struct Limits {
     pub max_connections: usize,
     /// Open TCP and TLS connections from one IPv6 address.
     pub max_connections_per_address: usize,
+    /// `[prefix length, connections]` from all the addresses of one IPv6 prefix.
+    pub max_connections_per_prefix: Vec<(u8, usize)>,
+    /// Seconds a connection may stay anonymous: until a request on it passes Digest. CRLF
+    /// keep-alives do not extend it. When every connection is taken, the oldest anonymous one
+    /// gives way to a new one; a phone's never does.
+    pub anonymous_timeout: u64,
     /// Seconds a connection may stay silent before it is closed. Phones keep theirs alive with
     /// CRLF pings or re-registrations, so this is longer than `registrar.max_expires`.
     pub idle_timeout: u64,
@@ -183,6 +227,8 @@ impl Default for Config {
             data_dir: PathBuf::from("hotline-data"),
             listen: Listen::default(),
             tls: Tls::default(),
+            acme: Acme::default(),
+            web: Web::default(),
             registrar: Registrar::default(),
             proxy: Proxy::default(),
             flood: Flood::default(),
@@ -201,6 +247,31 @@ impl Default for Listen {
             udp: vec![any(5060)],
             tcp: vec![any(5060)],
             tls: vec![any(5061)],
+        }
+    }
+}
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for Acme {
+    fn default() -> Acme {
+        Acme {
+            enabled: false,
+            directory: LETS_ENCRYPT.to_owned(),
+            contact: Vec::new(),
+            challenge: ChallengeKind::TlsAlpn01,
+            directory_root: None,
+        }
+    }
+}
+
+impl Default for Web {
+    fn default() -> Web {
+        let any = |port| SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+        Web {
+            https: vec![any(443)],
+            http: vec![any(80)],
         }
     }
 }
@@ -259,7 +330,7 @@ impl Flood {
 impl Default for Auth {
     fn default() -> Auth {
         Auth {
-            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            algorithms: vec![Algorithm::Md5],
             nonce_ttl: 300,
             max_tracked_nonces: 4096,
         }
@@ -273,7 +344,9 @@ impl Default for Limits {
             max_headers: 64,
             max_vias: 70,
             max_connections: 1024,
-            max_connections_per_address: 32,
+            max_connections_per_address: 16,
+            max_connections_per_prefix: vec![(64, 32), (56, 64), (48, 128)],
+            anonymous_timeout: 30,
             idle_timeout: 3660,
             partial_message_timeout: 10,
             max_transactions: 16 * 1024,
@@ -385,6 +458,7 @@ impl Config {
                 "set both, or neither to use a generated self-signed certificate",
             );
         }
+        self.validate_acme()?;
         let algorithms = &self.auth.algorithms;
         let repeated = algorithms
             .iter()
@@ -397,16 +471,18 @@ impl Config {
                 "use [\"MD5\", \"SHA-256\"], [\"SHA-256\", \"MD5\"] or one of them",
             );
         }
-        if let Some((length, _)) = self
-            .flood
-            .per_prefix
-            .iter()
-            .find(|(l, n)| *l == 0 || *l >= 128 || *n == 0)
-        {
+        if let Some(length) = invalid_prefix(&self.flood.per_prefix) {
             return invalid(
                 "flood.per_prefix",
                 &format!("has the prefix length {length} or a limit of 0"),
                 "give [length, limit] pairs with lengths from 1 to 127, such as [[64, 120], [48, 400]]",
+            );
+        }
+        if let Some(length) = invalid_prefix(&self.limits.max_connections_per_prefix) {
+            return invalid(
+                "limits.max_connections_per_prefix",
+                &format!("has the prefix length {length} or a limit of 0"),
+                "give [length, connections] pairs with lengths from 1 to 127, such as [[64, 32], [48, 128]]",
             );
         }
         if self.flood.capacity > 1 << 20 {
@@ -454,6 +530,7 @@ impl Config {
                 self.limits.max_connections_per_address as u64,
             ),
             ("limits.idle_timeout", self.limits.idle_timeout),
+            ("limits.anonymous_timeout", self.limits.anonymous_timeout),
             (
                 "limits.partial_message_timeout",
                 self.limits.partial_message_timeout,
@@ -506,10 +583,65 @@ impl Config {
         Ok(())
     }
 
+    fn validate_acme(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: String, fix| Err(ConfigError::Invalid { key, problem, fix });
+        if let Some(addr) = self
+            .web
+            .https
+            .iter()
+            .chain(&self.web.http)
+            .find(|a| a.is_ipv4())
+        {
+            return invalid(
+                "web",
+                format!("contains the IPv4 address {addr}"),
+                "hotline speaks IPv6 only: use `[::]:443` or a specific IPv6 address",
+            );
+        }
+        if !self.acme.enabled {
+            return Ok(());
+        }
+        if !self.acme.directory.starts_with("https://") {
+            return invalid(
+                "acme.directory",
+                format!("{:?} is not an https:// URL", self.acme.directory),
+                "use the CA's directory URL, such as \"https://acme-v02.api.letsencrypt.org/directory\"",
+            );
+        }
+        if let Some(contact) = self.acme.contact.iter().find(|c| !c.starts_with("mailto:")) {
+            return invalid(
+                "acme.contact",
+                format!("contains {contact:?}"),
+                "list addresses such as \"mailto:owner@example.org\"",
+            );
+        }
+        let listeners = match self.acme.challenge {
+            ChallengeKind::TlsAlpn01 => ("web.https", &self.web.https),
+            ChallengeKind::Http01 => ("web.http", &self.web.http),
+        };
+        if listeners.1.is_empty() {
+            return invalid(
+                listeners.0,
+                "is empty but the ACME challenge needs it".to_owned(),
+                "give an address such as `[::]:443` (tls-alpn-01) or `[::]:80` (http-01)",
+            );
+        }
+        Ok(())
+    }
+
     /// `sip:<domain>` as phones address the registrar.
     pub fn realm(&self) -> &str {
         &self.domain
     }
+}
+
+/// The first prefix length of `[length, limit]` pairs that is out of 1..=127 or has a limit of
+/// 0.
+fn invalid_prefix<N: PartialEq + Default>(pairs: &[(u8, N)]) -> Option<u8> {
+    pairs
+        .iter()
+        .find(|(length, limit)| !(1..128).contains(length) || *limit == N::default())
+        .map(|(length, _)| *length)
 }
 
 /// The kernel's hostname; no libc or NSS needed (the appliance binary is static).
@@ -596,5 +728,42 @@ mod tests {
                 .to_string()
                 .starts_with("`limits.max_headers`")
         );
+
+        for pairs in ["[[64, 0]]", "[[128, 4]]", "[[0, 4]]"] {
+            let text =
+                format!("domain = \"x.org\"\n[limits]\nmax_connections_per_prefix = {pairs}\n");
+            config = Config::parse(&text).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(
+                error.starts_with("`limits.max_connections_per_prefix`"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn acme_errors_name_the_key() {
+        let check = |text: &str| {
+            let config = Config::parse(&format!("domain = \"x.org\"\n{text}")).unwrap();
+            config.validate().unwrap_err().to_string()
+        };
+        let err = check("[acme]\nenabled = true\ndirectory = \"http://ca.test/dir\"\n");
+        assert!(err.starts_with("`acme.directory`"), "{err}");
+        let err = check("[acme]\nenabled = true\ncontact = [\"me@x.org\"]\n");
+        assert!(
+            err.starts_with("`acme.contact`") && err.contains("mailto:"),
+            "{err}"
+        );
+        let err = check("[acme]\nenabled = true\n[web]\nhttps = []\n");
+        assert!(err.starts_with("`web.https`"), "{err}");
+        let err = check("[acme]\nenabled = true\nchallenge = \"http-01\"\n[web]\nhttp = []\n");
+        assert!(err.starts_with("`web.http`"), "{err}");
+        let err = check("[web]\nhttps = [\"0.0.0.0:443\"]\n");
+        assert!(err.starts_with("`web`") && err.contains("IPv6"), "{err}");
+        let err = Config::parse("[acme]\nchallenge = \"dns-01\"\n").unwrap_err();
+        assert!(err.contains("challenge"), "{err}");
+        // Off, the web listeners may be left empty.
+        let config = Config::parse("domain = \"x.org\"\n[web]\nhttps = []\n").unwrap();
+        config.validate().unwrap();
     }
 }

@@ -35,6 +35,9 @@ pub const MAX_DISPLAY_NAME: usize = 64;
 /// How long the client waits for the server, which may be busy with a batch of writes.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long `hotline cert renew` waits: an ACME order polls the CA for up to two minutes.
+const RENEW_TIMEOUT: Duration = Duration::from_secs(180);
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
@@ -54,6 +57,8 @@ pub enum Request {
     RemoveBan {
         scope: String,
     },
+    /// Obtains a new certificate from the ACME CA now; only the server carries it out.
+    RenewCertificate,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +85,10 @@ pub enum Reply {
     /// The scopes whose bans were lifted.
     BansLifted {
         scopes: Vec<String>,
+    },
+    /// What the new certificate is for, from whom and until when.
+    CertificateRenewed {
+        message: String,
     },
     /// A message for the person at the CLI: what is wrong and how to fix it.
     Failed {
@@ -161,6 +170,10 @@ pub fn execute(store: &Store, realm: &str, rng: &dyn SecureRandom, request: &Req
             })
             .map_err(|error| error.to_string()),
         Request::RemoveBan { scope } => remove_ban(store, scope),
+        Request::RenewCertificate => Err(
+            "without a running server, `hotline cert renew` obtains the certificate itself"
+                .to_owned(),
+        ),
     };
     result.unwrap_or_else(|message| Reply::Failed { message })
 }
@@ -307,7 +320,11 @@ pub fn call(socket: &Path, request: &Request) -> Result<Reply, ControlError> {
         }
         Err(error) => return Err(io(error)),
     };
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+    let timeout = match request {
+        Request::RenewCertificate => RENEW_TIMEOUT,
+        _ => TIMEOUT,
+    };
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
     stream
         .write_all(encode_request(request)?.as_bytes())
@@ -355,6 +372,7 @@ mod tests {
             Request::RemoveBan {
                 scope: "2001:db8:1:2::/64".into(),
             },
+            Request::RenewCertificate,
         ]
     }
 
@@ -388,6 +406,9 @@ mod tests {
             },
             Reply::BansLifted {
                 scopes: vec!["::1/128".into(), "::/64".into()],
+            },
+            Reply::CertificateRenewed {
+                message: "Certificate for hotline.test".into(),
             },
         ]
     }

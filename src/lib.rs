@@ -11,3 +11,4 @@ pub mod net;
 pub mod setup;
 pub mod sip;
 pub mod store;
+pub mod web;

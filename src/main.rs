@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         action: BanAction,
     },
+    /// Show or renew the TLS certificate: works whether or not the server is running.
+    Cert {
+        #[command(subcommand)]
+        action: CertAction,
+    },
     /// The first-boot wizard: domain, IPv6 check, TLS certificate, first extensions. Writes the
     /// configuration (default /etc/hotline/hotline.toml), creates the users and starts
     /// hotline.service. Run it again at any time: the users are kept.
@@ -61,6 +66,14 @@ enum BanAction {
         #[arg(value_name = "ADDR_OR_PREFIX")]
         scope: String,
     },
+}
+
+#[derive(Subcommand)]
+enum CertAction {
+    /// Issuer, names, expiry, next renewal and last error of the certificate served.
+    Status,
+    /// Obtain a new certificate from the ACME CA now.
+    Renew,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +137,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let reply = manage(&config, &request)?;
             Ok(print_reply(&config, &reply))
         }
+        Command::Cert { action } => {
+            let config = Config::load(path)?;
+            match action {
+                CertAction::Status => {
+                    print!(
+                        "{}",
+                        hotline::web::status::report(&config, hotline::net::now_ms())
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                CertAction::Renew => renew_certificate(&config),
+            }
+        }
         Command::Ban { action } => {
             let config = Config::load(path)?;
             let request = match action {
@@ -139,6 +165,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Asks the running server, or opens the database when no server runs.
 fn manage(config: &Config, request: &Request) -> anyhow::Result<Reply> {
     hotline::setup::manage(&config.data_dir, config.realm(), request)
+}
+
+/// Asks the running server to renew, or renews without it.
+fn renew_certificate(config: &Config) -> anyhow::Result<ExitCode> {
+    let socket = config.data_dir.join(hotline::control::SOCKET_NAME);
+    let reply = match hotline::control::call(&socket, &Request::RenewCertificate) {
+        Ok(reply) => reply,
+        Err(hotline::control::ControlError::NoServer { .. }) => {
+            println!("{}", hotline::web::renew_without_server(config)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    Ok(print_reply(config, &reply))
 }
 
 /// `hotline setup`: on the terminal, or from an answers file.
@@ -200,6 +240,7 @@ fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
                 println!("Lifted the ban of {scope}.");
             }
         }
+        Reply::CertificateRenewed { message } => println!("{message}"),
         Reply::Failed { message } => {
             eprintln!("hotline: {message}");
             return ExitCode::FAILURE;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{Client, DOMAIN, Server, Transport};
 use hotline::core::auth::{Algorithm, ResponseInput, response_hex};
-use hotline::sip::{HeaderName, Message, unquote};
+use hotline::sip::{HeaderName, Message, Response, unquote};
 use md5::{Digest as _, Md5};
 use tempfile::TempDir;
 
@@ -363,11 +363,58 @@ fn ring_timeout_after_a_busy_device_gives_its_486() {
     sipp.expect_success(vec![caller, busy, ringing]);
 }
 
+/// The callee answers a secure offer with plain RTP. RFC 3261 makes hotline forward the 200,
+/// so it ends the call at once: the caller and the callee each get a BYE from hotline, saying
+/// why (both scenarios check its Reason), and answer it; nothing of the call is left open.
+#[test]
+fn a_plain_rtp_answer_ends_the_call_with_a_bye_to_both() {
+    let setup = Setup::start("");
+    let sipp = setup.sipp("plain-answer");
+    let callee = sipp.callee("callee", "callee_plain.xml", Transport::Udp, 1);
+    let caller = sipp.caller("caller", "caller_plain_answer.xml", Transport::Udp, CALLEE);
+    sipp.expect_success(vec![caller, callee]);
+    let ended = setup
+        .server
+        .wait_for_log("ending it with a BYE to both parties");
+    assert!(ended.contains("not an SRTP profile"), "{ended}");
+    let hang_ups = setup
+        .server
+        .log_lines()
+        .into_iter()
+        .filter(|line| line.contains("ending it with a BYE"))
+        .count();
+    assert_eq!(hang_ups, 1, "one pair of BYEs, one log line");
+}
+
+/// The callee answers a secure offer early, in a 183, with plain RTP: hotline drops the 183 and
+/// cancels the callee (it answers the CANCEL 200 and the INVITE 487, and gets the ACK); the
+/// caller never sees the 183 and gets `488 SRTP Required`.
+#[test]
+fn a_plain_rtp_early_answer_is_dropped_and_cancelled() {
+    let setup = Setup::start("");
+    let sipp = setup.sipp("plain-early");
+    let callee = sipp.callee("callee", "callee_plain_early.xml", Transport::Udp, 1);
+    let caller = sipp.caller("caller", "caller_srtp_refused.xml", Transport::Udp, CALLEE);
+    sipp.expect_success(vec![caller, callee]);
+    let refused = setup.server.wait_for_log("refused insecure media");
+    assert!(refused.contains("status=Some(183)"), "{refused}");
+}
+
 // Requests hotline refuses itself, from the Rust client.
 
 /// An SRTP offer.
 const SECURE_SDP: &str = "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\n\
     m=audio 40000 RTP/SAVP 0\r\n\
+    a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n\
+    a=rtpmap:0 PCMU/8000\r\n";
+
+/// SRTP named, but no key to encrypt with.
+const KEYLESS_SDP: &str = "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\n\
+    m=audio 40000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+
+/// Keys on plain RTP (best-effort SRTP): the answerer may choose plain RTP.
+const BEST_EFFORT_SDP: &str = "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\n\
+    m=audio 40000 RTP/AVP 0\r\n\
     a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n\
     a=rtpmap:0 PCMU/8000\r\n";
 
@@ -430,7 +477,7 @@ impl Invite<'_> {
         };
         format!(
             "INVITE {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {sent_by};branch={branch};rport\r\n\
+             Via: SIP/2.0/{transport} {sent_by};branch={branch};rport\r\n\
              Max-Forwards: {max_forwards}\r\n\
              From: <sip:{CALLER}@{DOMAIN}>;tag={tag}\r\n\
              To: <{uri}>\r\n\
@@ -440,6 +487,7 @@ impl Invite<'_> {
              {credentials}{content_type}\
              Content-Length: {length}\r\n\r\n{body}",
             uri = self.uri,
+            transport = via_transport(&contact),
             sent_by = sent_by(&contact),
             max_forwards = self.max_forwards,
             length = body.len(),
@@ -456,9 +504,10 @@ impl Invite<'_> {
         branch: &str,
         response: &Message,
     ) -> String {
+        let contact = client.contact(CALLER);
         format!(
             "ACK {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {sent_by};branch={branch};rport\r\n\
+             Via: SIP/2.0/{transport} {sent_by};branch={branch};rport\r\n\
              Max-Forwards: 70\r\n\
              From: <sip:{CALLER}@{DOMAIN}>;tag={tag}\r\n\
              To: {to}\r\n\
@@ -466,7 +515,8 @@ impl Invite<'_> {
              CSeq: {cseq} ACK\r\n\
              Content-Length: 0\r\n\r\n",
             uri = self.uri,
-            sent_by = sent_by(&client.contact(CALLER)),
+            transport = via_transport(&contact),
+            sent_by = sent_by(&contact),
             to = response.header(HeaderName::To).expect("To"),
         )
     }
@@ -479,6 +529,15 @@ fn sent_by(contact: &str) -> &str {
         .find(";transport")
         .expect("transport in the contact");
     &contact[start..end]
+}
+
+/// `TLS` of `<sip:EXT@[::1]:PORT;transport=tls>`.
+fn via_transport(contact: &str) -> String {
+    let start = contact
+        .find(";transport=")
+        .expect("transport in the contact")
+        + 11;
+    contact[start..].trim_end_matches('>').to_ascii_uppercase()
 }
 
 /// Reads past provisional responses (and stray earlier ones) to the final response for `cseq`.
@@ -543,7 +602,11 @@ fn unique(prefix: &str) -> String {
 
 /// The callee, registered from a Rust client (kept open so the binding stays reachable).
 fn register_callee(setup: &Setup) -> Client {
-    let mut callee = Client::connect(&setup.server, Transport::Udp);
+    register_callee_over(setup, Transport::Udp)
+}
+
+fn register_callee_over(setup: &Setup, transport: Transport) -> Client {
+    let mut callee = Client::connect(&setup.server, transport);
     let contact = format!("Contact: {}\r\n", callee.contact(CALLEE));
     let ok = callee.register(CALLEE, &setup.callee_password, Algorithm::Md5, &contact);
     assert_eq!(ok.status(), Some(200), "{ok:?}");
@@ -551,7 +614,11 @@ fn register_callee(setup: &Setup) -> Client {
 }
 
 fn refused(setup: &Setup, invite: &Invite<'_>) -> (u16, String) {
-    let mut caller = Client::connect(&setup.server, Transport::Udp);
+    refused_over(setup, invite, Transport::Udp)
+}
+
+fn refused_over(setup: &Setup, invite: &Invite<'_>, transport: Transport) -> (u16, String) {
+    let mut caller = Client::connect(&setup.server, transport);
     let response = invite.send(&mut caller, &setup.caller_password);
     let status = response.status().expect("a status");
     (status, response.reason().unwrap_or_default().to_owned())
@@ -580,6 +647,41 @@ fn plain_rtp_offer_is_488_srtp_required() {
         ..Invite::to(&format!("sip:{CALLEE}@{DOMAIN}"))
     };
     assert_eq!(refused(&setup, &invite), (488, "SRTP Required".to_owned()));
+}
+
+/// Over TLS, as a phone would: an offer that names SRTP without keys and one that offers keys
+/// on plain RTP are both refused, and the callee never sees them. The first INVITE the callee
+/// receives is the secure one sent afterwards (over the callee's one TLS connection, in order).
+#[test]
+fn keyless_and_best_effort_offers_over_tls_get_488_and_never_ring() {
+    let setup = Setup::start("");
+    let mut callee = register_callee_over(&setup, Transport::Tls);
+    let uri = format!("sip:{CALLEE}@{DOMAIN}");
+    for sdp in [KEYLESS_SDP, BEST_EFFORT_SDP] {
+        let invite = Invite {
+            sdp: Some(sdp),
+            ..Invite::to(&uri)
+        };
+        assert_eq!(
+            refused_over(&setup, &invite, Transport::Tls),
+            (488, "SRTP Required".to_owned()),
+            "{sdp}"
+        );
+    }
+    std::thread::scope(|scope| {
+        let caller = scope.spawn(|| refused_over(&setup, &Invite::to(&uri), Transport::Tls));
+        let invite = callee.recv();
+        assert_eq!(invite.method_text(), Some("INVITE"), "{invite:?}");
+        assert_eq!(invite.body(), SECURE_SDP.as_bytes());
+        let busy = Response::to(
+            &invite,
+            setup.server.address(Transport::Tls),
+            486,
+            "Busy Here",
+        );
+        callee.send_raw(&busy.finish());
+        assert_eq!(caller.join().unwrap(), (486, "Busy Here".to_owned()));
+    });
 }
 
 #[test]

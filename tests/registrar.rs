@@ -10,6 +10,9 @@ use hotline::sip::HeaderName;
 /// A 40-digit password that no user has (theirs are random).
 const WRONG_PASSWORD: &str = "1234567890123456789012345678901234567890";
 
+/// SHA-256 is opt-in: these tests offer both algorithms.
+const BOTH_ALGORITHMS: &str = "[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n";
+
 fn contact_header(contact: &str) -> String {
     format!("Contact: {contact}\r\n")
 }
@@ -48,8 +51,21 @@ fn registers_over_tls() {
 }
 
 #[test]
-fn challenge_offers_md5_then_sha256_and_both_register() {
+fn default_challenge_offers_md5_only() {
     let server = Server::start("");
+    let mut client = Client::connect(&server, Transport::Tls);
+    let uri = format!("sip:{DOMAIN}");
+    let request = client.request("REGISTER", &uri, &format!("sip:1000@{DOMAIN}"), "");
+    let challenge = client.send(&request);
+    assert_eq!(challenge.status(), Some(401));
+    let offered = challenges(&challenge);
+    let algorithms: Vec<&str> = offered.iter().map(|c| c.algorithm.as_str()).collect();
+    assert_eq!(algorithms, ["MD5"]);
+}
+
+#[test]
+fn challenge_offers_md5_then_sha256_and_both_register() {
+    let server = Server::start(BOTH_ALGORITHMS);
     let password = server.user_add("1000", "Alice");
     let mut client = Client::connect(&server, Transport::Udp);
     let uri = format!("sip:{DOMAIN}");
@@ -77,7 +93,7 @@ fn challenge_offers_md5_then_sha256_and_both_register() {
 
 #[test]
 fn wrong_password_and_unknown_extension_get_the_same_403() {
-    let server = Server::start("");
+    let server = Server::start(BOTH_ALGORITHMS);
     server.user_add("1000", "Alice");
     let mut refusals = Vec::new();
     for extension in ["1000", "1001"] {
@@ -191,7 +207,7 @@ fn binding_survives_a_restart() {
 
 #[test]
 fn user_added_while_running_registers_at_once() {
-    let server = Server::start("");
+    let server = Server::start(BOTH_ALGORITHMS);
     let password = server.user_add("1000", "Alice");
     server.wait_for_log("user saved extension=1000");
     let list = server.hotline(&["user", "list"]);

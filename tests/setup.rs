@@ -270,7 +270,7 @@ fn on_a_terminal_bad_answers_are_asked_again() {
     terminal.type_line(DOMAIN);
 
     terminal.wait_for(
-        "Certificate: PEM file, `self-signed` or `new` [self-signed]: ",
+        "Certificate: `lets-encrypt`, PEM file, `self-signed` or `new` [self-signed]: ",
         1,
     );
     terminal.type_line("/no/such/file.pem");

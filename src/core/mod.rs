@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bans;
 pub mod dialog;
+pub mod hangup;
 pub mod limits;
 pub mod lingering;
 pub mod proxy;
@@ -29,6 +30,7 @@ use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 use self::auth::{Attempt, Authenticator, Peer, Rejection, Verdict, parse_credentials};
 use self::bans::{Ban, Bans, Scope, Utc};
 use self::dialog::Dialogs;
+use self::hangup::Hangups;
 use self::limits::{Limiter, Verdict as FloodVerdict};
 use self::proxy::Calls;
 use self::registrar::{Binding, RegisterError, Registrar};
@@ -138,11 +140,15 @@ pub struct Core {
     transactions: ServerTransactions,
     calls: Calls,
     dialogs: Dialogs,
+    hangups: Hangups,
     limiter: Limiter,
     bans: Bans,
     scanners: Sightings,
     /// Bans started since the net layer last took them, to be written to the store.
     new_bans: Vec<Ban>,
+    /// Connections on which a request passed Digest since the net layer last took them: they
+    /// are phones' now, and keep their slots (see `net::admission`).
+    authenticated: Vec<ConnectionId>,
 }
 
 impl Core {
@@ -187,6 +193,7 @@ impl Core {
                 config.proxy.max_dialogs,
                 config.proxy.dialog_lifetime * 1000,
             ),
+            hangups: Hangups::new(Timers::default(), config.limits.max_transactions, now_ms),
             bans: Bans::new(&config.bans),
             scanners: Sightings::new(
                 config.bans.window.saturating_mul(1000),
@@ -194,6 +201,7 @@ impl Core {
                 config.bans.capacity,
             ),
             new_bans: Vec::new(),
+            authenticated: Vec::new(),
         };
         for user in users {
             core.set_user(user);
@@ -250,7 +258,9 @@ impl Core {
             }
         };
         let Some(method) = message.method() else {
-            self.proxy_response(message, flow, now_ms, actions);
+            if !self.hangup_response(&message, now_ms, actions) {
+                self.proxy_response(message, flow, now_ms, actions);
+            }
             return;
         };
         if self.is_from_scanner(&message, &flow, now_ms) {
@@ -332,7 +342,10 @@ impl Core {
 
     /// When [`Core::handle_timeout`] should next be called, if any timer runs.
     pub fn next_timeout(&self) -> Option<u64> {
-        self.calls.next_timer()
+        [self.calls.next_timer(), self.hangups.next_timer()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Expires bindings, dialogs, completed transactions and bans; call about once a second.
@@ -361,6 +374,11 @@ impl Core {
     /// Bans started since the last call, to be written to the database.
     pub fn take_new_bans(&mut self) -> Vec<Ban> {
         std::mem::take(&mut self.new_bans)
+    }
+
+    /// Connections on which a request passed Digest since the last call.
+    pub fn take_authenticated(&mut self) -> Vec<ConnectionId> {
+        std::mem::take(&mut self.authenticated)
     }
 
     /// Lifts the ban of exactly `scope` (after `hotline ban remove`); false if there was none.
@@ -462,7 +480,13 @@ impl Core {
         };
         match self.auth.verify(&credentials, &attempt, user, now_ms) {
             Verdict::Authenticated => match user {
-                Some(user) => Ok(user.extension.clone()),
+                Some(user) => {
+                    if let Some(connection) = flow.connection.filter(|_| flow.transport.is_stream())
+                    {
+                        self.authenticated.push(connection);
+                    }
+                    Ok(user.extension.clone())
+                }
                 None => Err(self.challenge(kind, flow, now_ms, false)),
             },
             Verdict::Stale => Err(self.challenge(kind, flow, now_ms, true)),

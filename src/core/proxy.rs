@@ -20,9 +20,11 @@ use super::transaction::{
 use super::user::Extension;
 use super::{Action, AuthKind, Core, Reply};
 use crate::sip::{
-    Edit, HeaderName, Host, Message, Method, NameAddr, Response, SrtpVerdict, Transport, Uri, Via,
-    ack_for, cancel_for, drop_first, request_uri_form, srtp_verdict,
+    Edit, HeaderName, Host, Message, Method, NameAddr, Response, Transport, Uri, Via, ack_for,
+    cancel_for, drop_first, request_uri_form,
 };
+
+mod media_policy;
 
 /// Max-Forwards given to a request that has none, as the seed's
 /// `mf_process_maxfwd_header("10")`.
@@ -87,6 +89,8 @@ struct Client {
 struct Target {
     final_status: Option<u16>,
     cancel: Cancel,
+    /// Refused for an insecure SDP in a provisional response (see `media_policy`).
+    media_refused: bool,
 }
 
 /// A response to send upstream when every branch has answered.
@@ -327,16 +331,13 @@ impl Core {
                     "Call/Transaction Does Not Exist",
                 )));
             }
-            let offer = srtp_verdict(request.header(HeaderName::ContentType), request.body());
-            if matches!(
-                offer,
-                SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_)
-            ) {
-                self.log_insecure(request, flow, &offer);
-                return Err(Answer::Stateful(Reply::new(488, "SRTP Required")));
-            }
+            self.check_offer(request, flow, false)
+                .map_err(Answer::Stateful)?;
             let uri = request.request_uri().unwrap_or_default();
             debug!(source = %flow.remote, method = ?request.method_text().unwrap_or_default(), "routing in-dialog request");
+            if let (Some(call_id), Some(cseq)) = (request.call_id(), request.cseq()) {
+                self.dialogs.saw_request(call_id, uri, cseq.number);
+            }
             return match self.dialog_hop(request, uri) {
                 Some(flow) => Ok(vec![Hop {
                     uri: uri.to_owned(),
@@ -376,20 +377,7 @@ impl Core {
         if from_user != Some(caller.as_str()) {
             return Err(Reply::new(403, "From Is Not The Authenticated User"));
         }
-        if method == Method::Invite {
-            let offer = &srtp_verdict(request.header(HeaderName::ContentType), request.body());
-            match offer {
-                SrtpVerdict::Secure => {}
-                SrtpVerdict::NoSdp => {
-                    self.log_insecure(request, flow, offer);
-                    return Err(Reply::new(488, "SDP Required"));
-                }
-                SrtpVerdict::Insecure { .. } | SrtpVerdict::Malformed(_) => {
-                    self.log_insecure(request, flow, offer);
-                    return Err(Reply::new(488, "SRTP Required"));
-                }
-            }
-        }
+        self.check_offer(request, flow, method == Method::Invite)?;
         let callee = uri
             .user
             .and_then(|u| Extension::parse(u).ok())
@@ -469,6 +457,7 @@ impl Core {
             target: Some(Target {
                 final_status: None,
                 cancel: Cancel::No,
+                media_refused: false,
             }),
             done: false,
         });
@@ -608,6 +597,9 @@ impl Core {
         if status == 100 {
             return;
         }
+        if status < 200 && self.refuse_early_answer(id, call, index, response, now, actions) {
+            return;
+        }
         let upstream = response.rewrite(None, &[], drop_first(HeaderName::Via, 1), &[]);
         if status < 200 {
             let pending =
@@ -644,17 +636,21 @@ impl Core {
             }
             call.answered = true;
             self.respond_upstream(id, call, status, upstream, now, actions);
+            self.check_answer(call, index, response, now, actions);
             self.cancel_branches(id, call, now, actions);
             return;
         }
         if status >= 600 {
             self.cancel_branches(id, call, now, actions);
         }
-        consider(&mut call.best, status, Some(upstream));
+        match call.media_refused(index) {
+            true => consider(&mut call.best, 488, None),
+            false => consider(&mut call.best, status, Some(upstream)),
+        }
         self.finish_if_all_answered(id, call, now, actions);
     }
 
-    /// Records the dialog a 2xx to an INVITE established and checks the SDP answer.
+    /// Records the dialog a 2xx to an INVITE established.
     fn established(
         &mut self,
         invite: &Message,
@@ -677,21 +673,19 @@ impl Core {
                 Party {
                     contact: from,
                     flow: caller,
+                    name_addr: invite
+                        .header(HeaderName::From)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    cseq: invite.cseq().map_or(0, |c| c.number),
                 },
                 Party {
                     contact: to,
                     flow: callee,
+                    name_addr: ok.header(HeaderName::To).unwrap_or_default().to_owned(),
+                    cseq: 0,
                 },
                 now,
-            );
-        }
-        let answer = srtp_verdict(ok.header(HeaderName::ContentType), ok.body());
-        if !matches!(answer, SrtpVerdict::Secure | SrtpVerdict::NoSdp) {
-            warn!(
-                caller = ?invite.header(HeaderName::From).unwrap_or_default(),
-                callee = ?invite.header(HeaderName::To).unwrap_or_default(),
-                answer = ?answer,
-                "insecure SDP answer"
             );
         }
     }
@@ -794,10 +788,12 @@ impl Core {
             flow: hop_flow,
             bytes,
         });
+        self.check_ack(request, now, actions);
     }
 
     /// Timers that are due.
     pub fn handle_timeout(&mut self, now: u64, actions: &mut Vec<Action>) {
+        self.hangup_timeouts(now, actions);
         while let Some(&(at, id, slot)) = self.calls.timers.first() {
             if at > now {
                 break;
@@ -1036,16 +1032,6 @@ impl Core {
         }
     }
 
-    fn log_insecure(&self, request: &Message, flow: &Flow, verdict: &SrtpVerdict) {
-        info!(
-            source = %flow.remote,
-            from = ?request.header(HeaderName::From).unwrap_or_default(),
-            to = ?request.header(HeaderName::To).unwrap_or_default(),
-            verdict = ?verdict,
-            "refused insecure media"
-        );
-    }
-
     /// A Route URI that names this server (loose routing, RFC 3261 §16.4): our domain or an
     /// alias at one of our ports, or exactly one of our listening addresses. Not any IP literal,
     /// which would make every phone's address "ours".
@@ -1174,6 +1160,7 @@ fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         480 => "Temporarily Unavailable",
         487 => "Request Terminated",
+        488 => "SRTP Required",
         _ => "Server Internal Error",
     }
 }

@@ -545,3 +545,6 @@ fn non_invite_requests_are_routed_too() {
     let again = net.send(caller(), &authenticated);
     only(&again, caller(), 200);
 }
+
+#[path = "proxy_tests/media_tests.rs"]
+mod media_tests;

@@ -23,6 +23,10 @@ pub enum Event {
     /// did not make, a CANCEL of someone else's call, relaying, a loop. Counted like an
     /// authentication failure.
     Refused,
+    /// An address or prefix kept opening connections beyond its limit.
+    ConnectionLimit,
+    /// An address or prefix kept opening connections that never authenticated.
+    AnonymousExpired,
 }
 
 impl Event {
@@ -33,6 +37,8 @@ impl Event {
             Event::Banned => "banned",
             Event::Scanner => "scanner detected",
             Event::Refused => "request refused",
+            Event::ConnectionLimit => "connection limit reached",
+            Event::AnonymousExpired => "anonymous connections expired",
         }
     }
 }

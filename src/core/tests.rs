@@ -9,9 +9,14 @@ const T0: u64 = 1_800_000_000_000;
 pub(super) const DOMAIN: &str = "hotline.test";
 pub(super) const PASSWORD: &str = "1234567890";
 
+/// Both algorithms offered, so that SHA-256 (opt-in) is tested too.
 fn config() -> Config {
     Config {
         domain: DOMAIN.to_owned(),
+        auth: crate::config::Auth {
+            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            ..crate::config::Auth::default()
+        },
         ..Config::default()
     }
 }
@@ -50,11 +55,16 @@ fn flow(transport: Transport) -> Flow {
 
 /// Sends `text` and returns the one response, parsed.
 fn exchange(core: &mut Core, text: &str, now: u64) -> Message {
+    exchange_over(core, text, now, flow(Transport::Udp))
+}
+
+/// Sends `text` over `flow` and returns the one response, parsed.
+fn exchange_over(core: &mut Core, text: &str, now: u64, flow: Flow) -> Message {
     let mut actions = Vec::new();
     core.handle(
         Inbound {
             bytes: text.as_bytes(),
-            flow: flow(Transport::Udp),
+            flow,
         },
         now,
         &mut actions,
@@ -516,4 +526,47 @@ fn a_flooding_source_gets_403_then_silence() {
         assert_eq!(exchange(&mut core, &options(n), T0).status(), Some(403));
     }
     silent(&mut core, options(limit + 3).as_bytes());
+}
+
+#[test]
+fn only_a_request_that_passes_digest_makes_its_connection_a_phones() {
+    let mut core = core();
+    let connection = ConnectionId(9);
+    let tcp = Flow {
+        connection: Some(connection),
+        ..flow(Transport::Tcp)
+    };
+    let options = format!(
+        "OPTIONS sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP [2001:db8::5]:5070;branch=z9hG4bKo\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:x@{DOMAIN}>;tag=o\r\nTo: <sip:{DOMAIN}>\r\n\
+         Call-ID: o\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert_eq!(
+        exchange_over(&mut core, &options, T0, tcp).status(),
+        Some(200)
+    );
+    let mut phone = Phone::new("1000");
+    phone.password = "wrong";
+    let challenge = exchange_over(&mut core, &phone.register("", None), T0, tcp);
+    assert_eq!(challenge.status(), Some(401));
+    let credentials = phone.credentials(&challenge, Algorithm::Md5);
+    let refused = exchange_over(&mut core, &phone.register("", Some(&credentials)), T0, tcp);
+    assert_eq!(refused.status(), Some(403));
+    assert!(core.take_authenticated().is_empty());
+
+    phone.password = PASSWORD;
+    let challenge = exchange_over(&mut core, &phone.register("", None), T0, tcp);
+    let credentials = phone.credentials(&challenge, Algorithm::Md5);
+    let ok = exchange_over(&mut core, &phone.register("", Some(&credentials)), T0, tcp);
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(core.take_authenticated(), [connection]);
+    assert!(core.take_authenticated().is_empty());
+
+    // Over UDP there is no connection to keep.
+    let mut phone = Phone::new("1001");
+    let challenge = exchange(&mut core, &phone.register("", None), T0);
+    let credentials = phone.credentials(&challenge, Algorithm::Md5);
+    let ok = exchange(&mut core, &phone.register("", Some(&credentials)), T0);
+    assert_eq!(ok.status(), Some(200));
+    assert!(core.take_authenticated().is_empty());
 }

@@ -18,6 +18,7 @@ use super::server::Event;
 use crate::control::{MAX_MESSAGE, Reply, Request, decode_request, encode_reply, execute};
 use crate::core::user::Extension;
 use crate::store::Store;
+use crate::web::RenewRequest;
 
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,6 +29,7 @@ pub fn listen(
     store: Arc<Store>,
     realm: String,
     events: mpsc::Sender<Event>,
+    renewals: Option<mpsc::Sender<RenewRequest>>,
 ) -> anyhow::Result<()> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -47,7 +49,9 @@ pub fn listen(
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve(stream, store.clone(), realm.clone(), events.clone()));
+                    let (store, realm) = (store.clone(), realm.clone());
+                    let (events, renewals) = (events.clone(), renewals.clone());
+                    tokio::spawn(serve(stream, store, realm, events, renewals));
                 }
                 Err(error) => warn!(%error, "control socket accept failed"),
             }
@@ -61,12 +65,14 @@ async fn serve(
     store: Arc<Store>,
     realm: String,
     events: mpsc::Sender<Event>,
+    renewals: Option<mpsc::Sender<RenewRequest>>,
 ) {
     let mut bytes = Vec::new();
     let mut limited = (&mut stream).take(MAX_MESSAGE as u64 + 1);
     let read = limited.read_to_end(&mut bytes);
     let reply = match tokio::time::timeout(READ_TIMEOUT, read).await {
         Ok(Ok(_)) => match decode_request(&bytes) {
+            Ok(Request::RenewCertificate) => renew(renewals).await,
             Ok(request) => carry_out(request, store, realm, &events).await,
             Err(error) => Reply::Failed {
                 message: error.to_string(),
@@ -84,6 +90,30 @@ async fn serve(
             let _ = stream.shutdown().await;
         }
         Err(error) => warn!(%error, "cannot encode control reply"),
+    }
+}
+
+/// Asks the renewal task to renew now and waits for the outcome.
+async fn renew(renewals: Option<mpsc::Sender<RenewRequest>>) -> Reply {
+    let Some(renewals) = renewals else {
+        return Reply::Failed {
+            message: "ACME is off in the running server's configuration: set `enabled = true` \
+                      in [acme] and restart it"
+                .to_owned(),
+        };
+    };
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    if renewals.send(reply).await.is_err() {
+        return Reply::Failed {
+            message: "the server's renewal task has stopped".to_owned(),
+        };
+    }
+    match outcome.await {
+        Ok(Ok(message)) => Reply::CertificateRenewed { message },
+        Ok(Err(message)) => Reply::Failed { message },
+        Err(_) => Reply::Failed {
+            message: "the server's renewal task has stopped".to_owned(),
+        },
     }
 }
 
@@ -109,7 +139,10 @@ async fn carry_out(
             Reply::BansLifted { scopes } => Some(Event::BansLifted(
                 scopes.iter().filter_map(|s| s.parse().ok()).collect(),
             )),
-            Reply::Users { .. } | Reply::Bans { .. } | Reply::Failed { .. } => None,
+            Reply::Users { .. }
+            | Reply::Bans { .. }
+            | Reply::CertificateRenewed { .. }
+            | Reply::Failed { .. } => None,
         };
         (reply, event)
     })

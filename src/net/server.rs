@@ -72,7 +72,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let bans = store.bans(now_ms())?;
     info!(domain = %config.domain, users = users.len(), bindings = bindings.len(), bans = bans.len(), "database loaded");
 
-    let identity = if config.listen.tls.is_empty() {
+    let identity = if config.listen.tls.is_empty() && !config.acme.enabled {
         None
     } else {
         let files = config
@@ -108,7 +108,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         outlets.insert(id, Outlet::Datagram(socket.clone()));
         tokio::spawn(receive_datagrams(socket, id, max_message, events.clone()));
     }
-    let admission = stream::Admission::new(&config.limits);
+    let connections = stream::Connections::new(&config.limits, &config.flood);
+    tokio::spawn(connections.clone().expire());
     let streams = config
         .listen
         .tcp
@@ -130,17 +131,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let context = stream::Context {
             events: events.clone(),
             ids: ids.clone(),
-            admission: admission.clone(),
+            connections: connections.clone(),
             limits: config.limits.clone(),
         };
         tokio::spawn(stream::accept(listener, transport, acceptor, context));
     }
+    let renewals = match &identity {
+        Some(identity) => crate::web::start(&config, identity.current.clone())?,
+        None => None,
+    };
     let socket_path = data_dir.join(crate::control::SOCKET_NAME);
     control::listen(
         &socket_path,
         store.clone(),
         config.domain.clone(),
         events.clone(),
+        renewals,
     )?;
     drop(events);
     let ban_writer = BanWriter::spawn(store.clone());
@@ -175,6 +181,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     core.handle(Inbound { bytes: &bytes, flow }, now_ms(), &mut actions);
                     for action in actions.drain(..) {
                         execute(action, &outlets, default_udp);
+                    }
+                    for connection in core.take_authenticated() {
+                        connections.authenticated(connection);
                     }
                     ban_writer.save(core.take_new_bans());
                 }

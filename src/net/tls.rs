@@ -16,10 +16,13 @@ use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::server::ResolvesServerCert;
+use rustls::sign::CertifiedKey;
 use rustls::{InconsistentKeys, ServerConfig};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer};
+
+use super::certificate::CurrentCertificate;
 
 /// TLS 1.0 and 1.1 are broken; rustls does not implement them, and this list keeps it that way.
 const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
@@ -34,6 +37,8 @@ const CLOCK_SKEW: Duration = Duration::from_secs(24 * 60 * 60);
 /// What the TLS listener serves, and what to show the user so they can check it on a phone.
 pub struct TlsIdentity {
     pub config: Arc<ServerConfig>,
+    /// What `config` serves; replacing it changes the certificate for new connections.
+    pub current: Arc<CurrentCertificate>,
     /// The PEM file the chain was loaded from, for users who import it into their phones.
     pub certificate: PathBuf,
     /// SHA-256 of the leaf certificate as uppercase hex pairs joined by ':'.
@@ -146,12 +151,35 @@ fn exists(path: &Path) -> Result<bool, TlsError> {
 }
 
 fn load(certificate: &Path, private_key: &Path, generated: bool) -> Result<TlsIdentity, TlsError> {
+    let certified_key = load_certified_key(certificate, private_key)?;
+    let fingerprint_sha256 = fingerprint(&certified_key.cert[0]);
+    let current = CurrentCertificate::new(certified_key);
+    Ok(TlsIdentity {
+        config: Arc::new(server_config(current.clone())),
+        current,
+        certificate: certificate.to_owned(),
+        fingerprint_sha256,
+        generated,
+    })
+}
+
+/// TLS 1.2 and 1.3 with the ring provider, serving what `resolver` picks.
+pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> ServerConfig {
+    ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(PROTOCOL_VERSIONS)
+        .expect("the ring provider has cipher suites for TLS 1.2 and 1.3")
+        .with_no_client_auth()
+        .with_cert_resolver(resolver)
+}
+
+/// Reads a PEM chain and its private key, and checks that they belong together.
+pub fn load_certified_key(
+    certificate: &Path,
+    private_key: &Path,
+) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain = read_certificates(certificate)?;
     let key = read_private_key(private_key)?;
-    let fingerprint_sha256 = fingerprint(&chain[0]);
-
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let signing_key = provider
+    let signing_key = rustls::crypto::ring::default_provider()
         .key_provider
         .load_private_key(key)
         .map_err(|source| TlsError::UnsupportedKey {
@@ -175,18 +203,7 @@ fn load(certificate: &Path, private_key: &Path, generated: bool) -> Result<TlsId
             });
         }
     }
-
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(PROTOCOL_VERSIONS)
-        .expect("the ring provider has cipher suites for TLS 1.2 and 1.3")
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified_key)));
-    Ok(TlsIdentity {
-        config: Arc::new(config),
-        certificate: certificate.to_owned(),
-        fingerprint_sha256,
-        generated,
-    })
+    Ok(Arc::new(certified_key))
 }
 
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -244,12 +261,7 @@ fn generate(
         path: dir.to_owned(),
         source,
     };
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(write_error)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(write_error)?;
+    create_private_dir(dir)?;
     write_atomically(private_key, key_pem.as_bytes(), 0o600)?;
     write_atomically(certificate, certificate_pem.as_bytes(), 0o644)?;
     // The new directory entries must survive a power cut too.
@@ -260,6 +272,20 @@ fn generate(
             .map_err(write_error)?;
     }
     Ok(())
+}
+
+/// Creates `dir` if need be, readable by the owner alone.
+pub fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
+    let write_error = |source: io::Error| TlsError::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(write_error)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(write_error)
 }
 
 /// Returns the certificate and the PKCS#8 private key, both PEM.
@@ -314,7 +340,7 @@ fn host(domain: &str) -> Option<Host<'_>> {
 }
 
 /// Replaces `path` in one step, so a crash never leaves half a file behind.
-fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
+pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
     let temporary = path.with_extension("pem.tmp");
     let write = || -> io::Result<()> {
         match fs::remove_file(&temporary) {

@@ -8,6 +8,7 @@
 //! The same steps read their answers from a person at a terminal ([`Dialog`] over any `BufRead`
 //! and `Write`, so tests drive it from memory) or from an answers file ([`Answers`], TOML).
 
+mod acme;
 mod file;
 mod ipv6;
 #[cfg(test)]
@@ -39,6 +40,9 @@ pub const DEFAULT_CONFIG: &str = "/etc/hotline/hotline.toml";
 /// Where the appliance keeps its database and certificate.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/hotline";
 
+/// Where `config/nftables.conf` includes drop-ins from.
+pub const FIREWALL_DIR: &str = "/etc/nftables.d";
+
 /// The systemd unit that runs the server.
 pub const SERVICE: &str = "hotline.service";
 
@@ -56,6 +60,10 @@ pub struct Environment {
     pub addresses: Vec<InterfaceAddress>,
     /// `systemctl`, when systemd runs this machine.
     pub systemctl: Option<PathBuf>,
+    /// The DNS servers, for checking the AAAA records before asking an ACME CA.
+    pub dns_servers: Vec<SocketAddr>,
+    /// The directory of firewall drop-ins that `/etc/nftables.conf` includes, when it does.
+    pub firewall: Option<PathBuf>,
 }
 
 impl Environment {
@@ -73,10 +81,15 @@ impl Environment {
             true => find_program("systemctl"),
             false => None,
         };
+        let firewall = std::fs::read_to_string("/etc/nftables.conf")
+            .is_ok_and(|text| text.contains(FIREWALL_DIR))
+            .then(|| PathBuf::from(FIREWALL_DIR));
         Environment {
             hostname,
             addresses,
             systemctl,
+            dns_servers: crate::web::dns::nameservers(),
+            firewall,
         }
     }
 }
@@ -295,7 +308,13 @@ pub fn run(
             dialog.say("No TLS listener is configured (`listen.tls`): nothing to do.")?;
             None
         }
-        false => Some(ask_tls(dialog, &mut config, domain_changed, answers)?),
+        false => Some(ask_tls(
+            dialog,
+            &mut config,
+            domain_changed,
+            answers,
+            environment,
+        )?),
     };
 
     heading(dialog, 4, "Extensions")?;
@@ -612,9 +631,11 @@ fn listening_ports(config: &Config) -> String {
 
 // Step 3 ---------------------------------------------------------------------------------------
 
-/// The certificate: generated in `<data_dir>/tls/` or PEM files from a CA.
+/// The certificate: from an ACME CA, generated in `<data_dir>/tls/` or PEM files from a CA.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TlsChoice {
+    /// Obtained and renewed by hotline from the ACME CA of `acme.directory` (Let's Encrypt).
+    Acme,
     /// The self-signed certificate in the data directory, made now if there is none; `renew`
     /// replaces an existing one (after a change of domain, say).
     SelfSigned {
@@ -629,7 +650,8 @@ pub enum TlsChoice {
 /// `self-signed`, `new` or the path of a certificate file.
 pub fn parse_tls_choice(text: &str) -> Result<TlsChoice, String> {
     match text {
-        "" => Err("Please give a file name, `self-signed` or `new`.".to_owned()),
+        "" => Err("Please give `lets-encrypt`, a file name, `self-signed` or `new`.".to_owned()),
+        "lets-encrypt" | "letsencrypt" | "acme" => Ok(TlsChoice::Acme),
         "self-signed" | "selfsigned" => Ok(TlsChoice::SelfSigned { renew: false }),
         "new" => Ok(TlsChoice::SelfSigned { renew: true }),
         path => {
@@ -640,9 +662,9 @@ pub fn parse_tls_choice(text: &str) -> Result<TlsChoice, String> {
                     key: PathBuf::new(),
                 }),
                 false => Err(format!(
-                    "{path} is not a file: give the path of a PEM certificate chain (such as \
-                     /etc/letsencrypt/live/pbx.example.org/fullchain.pem), `self-signed` or \
-                     `new`"
+                    "{path} is not a file: give `lets-encrypt`, the path of a PEM certificate \
+                     chain (such as /etc/letsencrypt/live/pbx.example.org/fullchain.pem), \
+                     `self-signed` or `new`"
                 )),
             }
         }
@@ -654,6 +676,7 @@ fn ask_tls(
     config: &mut Config,
     domain_changed: bool,
     answers: &Answers,
+    environment: &Environment,
 ) -> anyhow::Result<TlsIdentity> {
     let generated = config.data_dir.join("tls").join("cert.pem");
     let existing_files = config
@@ -662,12 +685,17 @@ fn ask_tls(
         .clone()
         .zip(config.tls.private_key.clone());
     dialog.say(
-        "Phones check the server's identity with its certificate. hotline can make a \
-         self-signed one (each phone asks once whether to trust it), or use the PEM files of a \
-         certificate from a CA such as Let's Encrypt.",
+        "Phones check the server's identity with its certificate. With `lets-encrypt`, \
+         hotline obtains one that every phone trusts from Let's Encrypt (or the ACME CA of \
+         `acme.directory`) and renews it itself; the domain must be a public DNS name whose \
+         AAAA record names this board. Or hotline makes a `self-signed` one (each phone asks \
+         once whether to trust it), or uses the PEM files of a certificate you have.",
     )?;
     let default = match &existing_files {
         Some((certificate, _)) => certificate.display().to_string(),
+        None if config.acme.enabled || acme::public_name(&config.domain) => {
+            "lets-encrypt".to_owned()
+        }
         None if domain_changed && generated.is_file() => {
             dialog.say(&format!(
                 "The self-signed certificate {} was made for the previous domain: `new` (the \
@@ -682,7 +710,7 @@ fn ask_tls(
     loop {
         let choice = dialog.ask(
             "certificate",
-            "Certificate: PEM file, `self-signed` or `new`",
+            "Certificate: `lets-encrypt`, PEM file, `self-signed` or `new`",
             &default,
             answers.certificate.as_deref(),
             parse_tls_choice,
@@ -707,8 +735,14 @@ fn ask_tls(
                 )?;
                 TlsChoice::Files { certificate, key }
             }
+            TlsChoice::Acme => {
+                let identity = acme::obtain(dialog, config, environment, domain_changed)?;
+                describe_certificate(dialog, &identity)?;
+                return Ok(identity);
+            }
             choice => choice,
         };
+        config.acme.enabled = false;
         match use_certificate(config, &choice) {
             Ok(identity) => {
                 describe_certificate(dialog, &identity)?;
@@ -722,7 +756,7 @@ fn ask_tls(
                     TlsChoice::Files { .. } => {
                         anyhow!("{}: `certificate`: {error}", dialog.source.display())
                     }
-                    TlsChoice::SelfSigned { .. } => error.into(),
+                    TlsChoice::SelfSigned { .. } | TlsChoice::Acme => error.into(),
                 });
             }
         }
@@ -740,9 +774,9 @@ fn use_certificate(config: &mut Config, choice: &TlsChoice) -> Result<TlsIdentit
             config.tls.private_key = Some(key.clone());
             Ok(identity)
         }
-        TlsChoice::SelfSigned { renew } => {
+        TlsChoice::SelfSigned { .. } | TlsChoice::Acme => {
             let dir = config.data_dir.join("tls");
-            if *renew {
+            if *choice == (TlsChoice::SelfSigned { renew: true }) {
                 for name in ["cert.pem", "key.pem"] {
                     let path = dir.join(name);
                     match std::fs::rename(&path, dir.join(format!("{name}.old"))) {
@@ -980,6 +1014,14 @@ fn finish(
         give_to_data_dir_owner(&written.config.data_dir)?;
         Ok(written)
     });
+    if let (Ok(written), Some(dir)) = (&result, &environment.firewall) {
+        open_firewall(
+            dialog,
+            dir,
+            &written.config,
+            environment.systemctl.as_deref(),
+        )?;
+    }
     let started =
         systemctl.map(|systemctl| systemctl_run(systemctl, &["enable", "--now", SERVICE]));
     let Written {
@@ -1208,8 +1250,38 @@ fn set_values(table: &mut toml::Table, config: &Config) {
             tls.remove("private_key");
         }
     }
+    let mut acme = section("acme");
+    acme.insert("enabled".into(), config.acme.enabled.into());
     table.insert("listen".into(), Value::Table(listen));
     table.insert("tls".into(), Value::Table(tls));
+    table.insert("acme".into(), Value::Table(acme));
+}
+
+/// Opens the ACME validation port in the firewall while ACME is on, closes it otherwise, and
+/// reloads the firewall when that changed something.
+fn open_firewall(
+    dialog: &mut Dialog<'_>,
+    dir: &Path,
+    config: &Config,
+    systemctl: Option<&Path>,
+) -> anyhow::Result<()> {
+    let changed = acme::write_firewall(dir, config)
+        .with_context(|| format!("cannot write the firewall drop-in in {}", dir.display()))?;
+    if !changed {
+        return Ok(());
+    }
+    let what = match config.acme.enabled {
+        true => "opened the ACME validation port",
+        false => "closed the ACME validation port",
+    };
+    dialog.say(&format!(
+        "Firewall: {what} ({}).",
+        dir.join(acme::FIREWALL_FILE).display()
+    ))?;
+    if let Some(systemctl) = systemctl {
+        systemctl_run(systemctl, &["try-reload-or-restart", "nftables.service"])?;
+    }
+    Ok(())
 }
 
 fn systemctl_run(systemctl: &Path, args: &[&str]) -> anyhow::Result<()> {

@@ -21,6 +21,8 @@ fn environment(hostname: &str, if_inet6: &str) -> Environment {
         hostname: Some(hostname.to_owned()),
         addresses: parse_if_inet6(if_inet6),
         systemctl: None,
+        dns_servers: Vec::new(),
+        firewall: None,
     }
 }
 
@@ -184,6 +186,20 @@ fn connectivity_check_explains_what_is_missing() {
     assert_eq!(found, Connectivity::None);
 }
 
+/// The TLS step on a terminal where the person presses Enter; no network.
+fn default_tls(config: &mut Config, domain_changed: bool) -> (anyhow::Result<TlsIdentity>, String) {
+    on_terminal("\n", |dialog| {
+        let environment = Environment::default();
+        ask_tls(
+            dialog,
+            config,
+            domain_changed,
+            &Answers::default(),
+            &environment,
+        )
+    })
+}
+
 fn config_in(dir: &TempDir) -> Config {
     Config {
         domain: "hotline.test".into(),
@@ -196,9 +212,7 @@ fn config_in(dir: &TempDir) -> Config {
 fn tls_step_makes_a_self_signed_certificate_by_default() {
     let dir = TempDir::new().unwrap();
     let mut config = config_in(&dir);
-    let (identity, screen) = on_terminal("\n", |dialog| {
-        ask_tls(dialog, &mut config, false, &Answers::default())
-    });
+    let (identity, screen) = default_tls(&mut config, false);
     let identity = identity.unwrap();
     assert!(identity.generated);
     assert!(
@@ -209,17 +223,13 @@ fn tls_step_makes_a_self_signed_certificate_by_default() {
     assert_eq!(config.tls, crate::config::Tls::default());
 
     // Again: the same certificate; after a change of domain `new` is the default.
-    let (again, _) = on_terminal("\n", |dialog| {
-        ask_tls(dialog, &mut config, false, &Answers::default())
-    });
+    let (again, _) = default_tls(&mut config, false);
     assert_eq!(
         again.unwrap().fingerprint_sha256,
         identity.fingerprint_sha256
     );
     config.domain = "other.test".into();
-    let (renewed, screen) = on_terminal("\n", |dialog| {
-        ask_tls(dialog, &mut config, true, &Answers::default())
-    });
+    let (renewed, screen) = default_tls(&mut config, true);
     let renewed = renewed.unwrap();
     assert!(screen.contains("[new]"), "{screen}");
     assert!(renewed.generated);
@@ -248,7 +258,13 @@ fn tls_step_checks_pem_files_and_asks_again() {
         key_a.display()
     );
     let (identity, screen) = on_terminal(&input, |dialog| {
-        ask_tls(dialog, &mut config, false, &Answers::default())
+        ask_tls(
+            dialog,
+            &mut config,
+            false,
+            &Answers::default(),
+            &Environment::default(),
+        )
     });
     let identity = identity.unwrap();
     assert!(!identity.generated);
@@ -274,7 +290,15 @@ fn tls_step_checks_pem_files_and_asks_again() {
         private_key: Some(key_b.display().to_string()),
         ..Answers::default()
     };
-    let (result, _) = from_file(|dialog| ask_tls(dialog, &mut config, false, &answers));
+    let (result, _) = from_file(|dialog| {
+        ask_tls(
+            dialog,
+            &mut config,
+            false,
+            &answers,
+            &Environment::default(),
+        )
+    });
     let error = result.err().unwrap().to_string();
     assert!(
         error.starts_with("answers.toml: `certificate`: "),
@@ -394,7 +418,7 @@ fn written_file_is_the_documented_one_with_the_values() {
 
     // Keys the wizard does not ask about stay, and PEM files take the commented lines.
     let mut table: toml::Table =
-        toml::from_str("aliases = [\"sip.example.org\"]\n[auth]\nalgorithms = [\"MD5\"]\n")
+        toml::from_str("aliases = [\"sip.example.org\"]\n[auth]\nalgorithms = [\"SHA-256\"]\n")
             .unwrap();
     let mut config = config;
     config.tls.certificate = Some("/etc/ssl/chain.pem".into());
@@ -407,7 +431,10 @@ fn written_file_is_the_documented_one_with_the_values() {
     );
     let written = Config::parse(&text).unwrap();
     assert_eq!(written.aliases, ["sip.example.org"]);
-    assert_eq!(written.auth.algorithms, [crate::core::auth::Algorithm::Md5]);
+    assert_eq!(
+        written.auth.algorithms,
+        [crate::core::auth::Algorithm::Sha256]
+    );
     assert_eq!(written.tls, config.tls);
 }
 
@@ -433,7 +460,7 @@ fn first_config(dir: &TempDir) {
         &path,
         format!(
             "data_dir = \"{}\"\n[listen]\nudp = [\"[::1]:0\"]\ntcp = []\ntls = [\"[::1]:0\"]\n\
-             [auth]\nalgorithms = [\"MD5\"]\n",
+             [auth]\nalgorithms = [\"SHA-256\", \"MD5\"]\n",
             data_dir.display()
         ),
     )
@@ -468,7 +495,7 @@ fn run_writes_the_configuration_and_keeps_users_when_run_again() {
     assert_eq!(written, outcome.config);
     assert_eq!(
         written.auth.algorithms.len(),
-        1,
+        2,
         "a key set by hand is kept"
     );
     assert!(written.listen.tcp.is_empty());
@@ -506,7 +533,17 @@ fn a_new_domain_offers_new_passwords() {
     let input = "sip.example.org\n\n\nmaybe\nno\n";
     let (outcome, screen) = run_on_terminal(&dir, &env, input);
     let outcome = outcome.unwrap();
-    assert!(screen.contains("`self-signed` or `new` [new]"), "{screen}");
+    // The domain is a public name: Let's Encrypt first; without a global address it falls
+    // back to a new self-signed certificate for the new domain.
+    assert!(
+        screen.contains("`self-signed` or `new` [lets-encrypt]"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Made a self-signed certificate"),
+        "{screen}"
+    );
+    assert!(outcome.config.acme.enabled);
     assert!(screen.contains("the passwords of 1000 (Alice), 1001 (Bob) no longer work"));
     assert!(
         screen.contains("\"maybe\": please answer yes or no"),
@@ -621,4 +658,128 @@ fn files_made_as_root_go_to_the_owner_of_the_data_directory() {
         let metadata = std::fs::metadata(data_dir.join(path)).unwrap();
         assert_eq!((metadata.uid(), metadata.gid()), (4321, 4322), "{path}");
     }
+}
+
+/// A DNS server on `[::1]` that answers every query with `address` as its AAAA record, or with
+/// no record at all.
+fn dns_answering(address: Option<Ipv6Addr>) -> SocketAddr {
+    let socket = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    let local = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 512];
+        while let Ok((length, from)) = socket.recv_from(&mut buffer) {
+            let query = &buffer[..length];
+            let answers = u8::from(address.is_some());
+            let mut reply = vec![query[0], query[1], 0x81, 0x80, 0, 1, 0, answers, 0, 0, 0, 0];
+            reply.extend_from_slice(&query[12..]);
+            if let Some(address) = address {
+                reply.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
+                reply.extend_from_slice(&address.octets());
+            }
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+    local
+}
+
+fn public_config(dir: &TempDir) -> Config {
+    Config {
+        domain: "pbx.example.org".into(),
+        ..config_in(dir)
+    }
+}
+
+#[test]
+fn lets_encrypt_is_offered_first_and_a_wrong_aaaa_record_is_named() {
+    let dir = TempDir::new().unwrap();
+    let mut config = public_config(&dir);
+    let env = Environment {
+        dns_servers: vec![dns_answering(Some("2001:db8::99".parse().unwrap()))],
+        ..environment("pbx", IF_INET6)
+    };
+    let (identity, screen) = on_terminal("\n", |dialog| {
+        ask_tls(dialog, &mut config, false, &Answers::default(), &env)
+    });
+    assert!(identity.unwrap().generated, "self-signed meanwhile");
+    assert!(screen.contains("[lets-encrypt]"), "{screen}");
+    assert!(
+        screen.contains(
+            "The AAAA record of pbx.example.org is 2001:db8::99, not an address of this board. \
+             At your DNS provider, change it to: pbx.example.org. AAAA 2001:db8:1:2::5"
+        ),
+        "{screen}"
+    );
+    assert!(screen.contains("asks the CA again by itself"), "{screen}");
+    assert!(config.acme.enabled, "the server keeps trying");
+    assert!(!dir.path().join("data/tls/acme.pem").exists());
+    assert!(dir.path().join("data/tls/cert.pem").is_file());
+}
+
+#[test]
+fn a_missing_aaaa_record_from_an_answers_file_says_which_record_to_create() {
+    let dir = TempDir::new().unwrap();
+    let mut config = public_config(&dir);
+    let env = Environment {
+        dns_servers: vec![dns_answering(None)],
+        ..environment("pbx", IF_INET6)
+    };
+    let answers = Answers {
+        certificate: Some("lets-encrypt".into()),
+        ..Answers::default()
+    };
+    let (identity, screen) =
+        from_file(|dialog| ask_tls(dialog, &mut config, false, &answers, &env));
+    assert!(identity.unwrap().generated);
+    assert!(
+        screen.contains(
+            "pbx.example.org has no AAAA record. At your DNS provider, create: \
+             pbx.example.org. AAAA 2001:db8:1:2::5"
+        ),
+        "{screen}"
+    );
+    assert!(config.acme.enabled);
+}
+
+#[test]
+fn only_public_names_default_to_lets_encrypt() {
+    for name in ["pbx.example.org", "sip.example.com.", "a.b.co"] {
+        assert!(acme::public_name(name), "{name}");
+    }
+    for name in [
+        "hotline.test",
+        "pbx",
+        "pbx.lan",
+        "box.home.arpa",
+        "[2001:db8::1]",
+        "192.0.2.1",
+    ] {
+        assert!(!acme::public_name(name), "{name}");
+    }
+}
+
+#[test]
+fn the_firewall_opens_the_validation_port_only_while_acme_is_on() {
+    let dir = TempDir::new().unwrap();
+    let drop_in = dir.path().join(acme::FIREWALL_FILE);
+    let mut config = public_config(&dir);
+    assert!(!acme::write_firewall(dir.path(), &config).unwrap());
+    assert!(!drop_in.exists());
+    config.acme.enabled = true;
+    assert!(acme::write_firewall(dir.path(), &config).unwrap());
+    let text = std::fs::read_to_string(&drop_in).unwrap();
+    assert!(
+        text.contains("add rule inet filter input tcp dport { 443 } accept"),
+        "{text}"
+    );
+    assert!(
+        !acme::write_firewall(dir.path(), &config).unwrap(),
+        "unchanged"
+    );
+    config.acme.challenge = crate::config::ChallengeKind::Http01;
+    assert!(acme::write_firewall(dir.path(), &config).unwrap());
+    let text = std::fs::read_to_string(&drop_in).unwrap();
+    assert!(text.contains("tcp dport { 80 } accept"), "{text}");
+    config.acme.enabled = false;
+    assert!(acme::write_firewall(dir.path(), &config).unwrap());
+    assert!(!drop_in.exists());
 }

@@ -31,36 +31,77 @@ pub enum FramingError {
 /// Finds the next frame at the start of `buf`. An error means the stream cannot be resynchronised
 /// and the connection should be closed.
 pub fn next_frame(buf: &[u8], max_message: usize) -> Result<Frame, FramingError> {
-    if buf.starts_with(b"\r\n") {
-        return Ok(match buf.get(2) {
-            None => Frame::Incomplete,
-            Some(b'\r') => match buf.get(3) {
-                None => Frame::Incomplete,
-                Some(b'\n') => Frame::Ping(4),
-                Some(_) => Frame::Pong(2),
-            },
-            Some(_) => Frame::Pong(2),
-        });
+    Framer::default().next(buf, max_message)
+}
+
+/// Frames one stream, remembering what earlier calls found: a message that arrives in many reads
+/// is scanned once, not once per read (which made a message dribbled a byte at a time cost time
+/// quadratic in its length).
+#[derive(Debug, Default)]
+pub struct Framer {
+    /// Where the line being received starts: the bytes before it hold no end of the header
+    /// section.
+    scanned: usize,
+    /// The length of the message at the front, once its header section is complete.
+    total: Option<usize>,
+}
+
+impl Framer {
+    /// Like [`next_frame`], for a buffer that since the previous call only grew at its end, or
+    /// lost the frame that call returned from its front.
+    pub fn next(&mut self, buf: &[u8], max_message: usize) -> Result<Frame, FramingError> {
+        let frame = self.find(buf, max_message);
+        if !matches!(frame, Ok(Frame::Incomplete)) {
+            *self = Framer::default();
+        }
+        frame
     }
-    let window = &buf[..buf.len().min(max_message)];
-    let Some((head_len, body_start)) = find_head_end(window) else {
-        return if buf.len() >= max_message {
-            Err(FramingError::TooLarge)
-        } else {
-            Ok(Frame::Incomplete)
+
+    fn find(&mut self, buf: &[u8], max_message: usize) -> Result<Frame, FramingError> {
+        if let Some(total) = self.total {
+            return Ok(match buf.len() >= total {
+                true => Frame::Message(total),
+                false => Frame::Incomplete,
+            });
+        }
+        if buf.starts_with(b"\r\n") {
+            return Ok(match buf.get(2) {
+                None => Frame::Incomplete,
+                Some(b'\r') => match buf.get(3) {
+                    None => Frame::Incomplete,
+                    Some(b'\n') => Frame::Ping(4),
+                    Some(_) => Frame::Pong(2),
+                },
+                Some(_) => Frame::Pong(2),
+            });
+        }
+        let window = &buf[..buf.len().min(max_message)];
+        let from = self.scanned.min(window.len());
+        let Some((head_len, body_start)) = find_head_end(&window[from..]) else {
+            self.scanned = window[from..]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(from, |p| from + p + 1);
+            return if buf.len() >= max_message {
+                Err(FramingError::TooLarge)
+            } else {
+                Ok(Frame::Incomplete)
+            };
         };
-    };
-    let length = content_length(&window[..head_len])?
-        .ok_or(FramingError::MissingContentLength(body_start))?;
-    let total = body_start
-        .checked_add(length)
-        .filter(|&t| t <= max_message)
-        .ok_or(FramingError::TooLarge)?;
-    Ok(if buf.len() >= total {
-        Frame::Message(total)
-    } else {
-        Frame::Incomplete
-    })
+        let (head_len, body_start) = (from + head_len, from + body_start);
+        let length = content_length(&window[..head_len])?
+            .ok_or(FramingError::MissingContentLength(body_start))?;
+        let total = body_start
+            .checked_add(length)
+            .filter(|&t| t <= max_message)
+            .ok_or(FramingError::TooLarge)?;
+        Ok(if buf.len() >= total {
+            Frame::Message(total)
+        } else {
+            self.total = Some(total);
+            Frame::Incomplete
+        })
+    }
 }
 
 fn content_length(head: &[u8]) -> Result<Option<usize>, FramingError> {
@@ -110,6 +151,32 @@ mod tests {
         let mut two = REGISTER.to_vec();
         two.extend_from_slice(REGISTER);
         assert_eq!(next_frame(&two, 4096), Ok(Frame::Message(REGISTER.len())));
+    }
+
+    #[test]
+    fn a_framer_fed_a_byte_at_a_time_finds_the_same_frames() {
+        let mut stream = b"\r\n\r\n".to_vec();
+        stream.extend_from_slice(REGISTER);
+        stream.extend_from_slice(b"\r\n");
+        stream.extend_from_slice(REGISTER);
+        let mut framer = Framer::default();
+        let mut buffer = Vec::new();
+        let mut frames = Vec::new();
+        for &byte in &stream {
+            buffer.push(byte);
+            loop {
+                let frame = framer.next(&buffer, 4096).unwrap();
+                let length = match frame {
+                    Frame::Incomplete => break,
+                    Frame::Ping(n) | Frame::Pong(n) | Frame::Message(n) => n,
+                };
+                frames.push(frame);
+                buffer.drain(..length);
+            }
+        }
+        let message = Frame::Message(REGISTER.len());
+        assert_eq!(frames, [Frame::Ping(4), message, Frame::Pong(2), message]);
+        assert!(buffer.is_empty());
     }
 
     #[test]

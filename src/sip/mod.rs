@@ -8,12 +8,13 @@ mod name_addr;
 mod params;
 mod response;
 mod rewrite;
+mod sdes;
 mod sdp;
 mod transport;
 mod uri;
 mod via;
 
-pub use framing::{Frame, FramingError, next_frame};
+pub use framing::{Frame, Framer, FramingError, next_frame};
 pub use header::HeaderName;
 pub use message::{CSeq, Message, Method, ParseError};
 pub use name_addr::NameAddr;

@@ -488,33 +488,66 @@ impl Client {
     /// Opens a socket or connection to `server` (TLS verified against its certificate).
     pub fn connect(server: &Server, transport: Transport) -> Client {
         let remote = server.address(transport);
-        let (channel, local) = match transport {
-            Transport::Udp => {
-                let socket = UdpSocket::bind("[::1]:0").expect("bind UDP");
-                socket.connect(remote).expect("connect UDP");
-                socket.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-                let local = socket.local_addr().unwrap();
-                (Channel::Datagram(socket), local)
-            }
-            Transport::Tcp | Transport::Tls => {
-                let tcp = TcpStream::connect(remote).expect("connect TCP");
-                tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-                let local = tcp.local_addr().unwrap();
-                let stream: Box<dyn Stream> = match transport {
-                    Transport::Tls => Box::new(tls_stream(server, tcp)),
-                    _ => Box::new(tcp),
-                };
-                let received = Vec::new();
-                (Channel::Stream { stream, received }, local)
-            }
-        };
+        if transport != Transport::Udp {
+            return Client::over_stream(server, transport, remote);
+        }
+        let socket = UdpSocket::bind("[::1]:0").expect("bind UDP");
+        socket.connect(remote).expect("connect UDP");
+        socket.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         Client {
             transport,
-            channel,
+            local: socket.local_addr().unwrap(),
+            channel: Channel::Datagram(socket),
+            call_id: unique("call-"),
+            cseq: 0,
+        }
+    }
+
+    /// A TCP or TLS client connected to `remote` (TLS verified against the server's generated
+    /// certificate).
+    fn over_stream(server: &Server, transport: Transport, remote: SocketAddr) -> Client {
+        let roots = (transport == Transport::Tls).then(|| generated_root(server));
+        Client::over_tcp(transport, remote, roots)
+    }
+
+    /// A TCP client connected to `remote`, or with `roots` a TLS client trusting only them.
+    fn over_tcp(
+        transport: Transport,
+        remote: SocketAddr,
+        roots: Option<rustls::RootCertStore>,
+    ) -> Client {
+        let tcp = TcpStream::connect(remote).expect("connect TCP");
+        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        let local = tcp.local_addr().unwrap();
+        let stream: Box<dyn Stream> = match roots {
+            Some(roots) => Box::new(tls_stream(roots, tcp)),
+            None => Box::new(tcp),
+        };
+        let received = Vec::new();
+        Client {
+            transport,
+            channel: Channel::Stream { stream, received },
             local,
             call_id: unique("call-"),
             cseq: 0,
         }
+    }
+
+    /// Opens a TLS connection to `server` that trusts only `roots` and checks the
+    /// certificate is for `hotline.test`.
+    pub fn connect_tls(server: &Server, roots: rustls::RootCertStore) -> Client {
+        Client::over_tcp(Transport::Tls, server.address(Transport::Tls), Some(roots))
+    }
+
+    /// A TCP or TLS client whose connection comes from `source`, an address of the network
+    /// namespace it runs in ([`netns::Netns::run`]) where the server listens on `[::]`: a
+    /// connection to an address of one's own comes from that address.
+    pub fn connect_from(server: &Server, transport: Transport, source: IpAddr) -> Client {
+        assert_ne!(transport, Transport::Udp, "connect_from is for TCP and TLS");
+        let remote = SocketAddr::new(source, server.address(transport).port());
+        let client = Client::over_stream(server, transport, remote);
+        assert_eq!(client.local.ip(), source);
+        client
     }
 
     /// A UDP client whose requests come from `address` (one of this host's own).
@@ -554,6 +587,11 @@ impl Client {
                 "{e}"
             ),
         }
+    }
+
+    /// The client's own address and port.
+    pub fn local(&self) -> SocketAddr {
+        self.local
     }
 
     /// `<sip:EXT@[::1]:PORT;transport=…>`: where this client is reachable.
@@ -843,17 +881,35 @@ fn ha1(algorithm: Algorithm, extension: &str, password: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A TLS client that trusts only the server's generated certificate and checks it is for
-/// `hotline.test`.
-fn tls_stream(
-    server: &Server,
-    tcp: TcpStream,
-) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+/// The server's generated self-signed certificate as the only root.
+fn generated_root(server: &Server) -> rustls::RootCertStore {
     let certificate = server.data_dir().join("tls/cert.pem");
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_file_iter(&certificate).expect("read cert.pem") {
         roots.add(der.expect("PEM certificate")).expect("root");
     }
+    roots
+}
+
+/// A TLS client that trusts only `roots` and checks the certificate is for `hotline.test`.
+fn tls_stream(
+    roots: rustls::RootCertStore,
+    tcp: TcpStream,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    rustls::StreamOwned::new(tls_client(roots), tcp)
+}
+
+/// The first flight of a TLS client of `server`: a ClientHello, for handshakes never finished.
+pub fn client_hello(server: &Server) -> Vec<u8> {
+    let mut client = tls_client(generated_root(server));
+    let mut hello = Vec::new();
+    while client.wants_write() {
+        client.write_tls(&mut hello).expect("write the ClientHello");
+    }
+    hello
+}
+
+fn tls_client(roots: rustls::RootCertStore) -> rustls::ClientConnection {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -861,10 +917,48 @@ fn tls_stream(
         .with_root_certificates(roots)
         .with_no_client_auth();
     let name = ServerName::try_from(DOMAIN).expect("server name");
-    let connection = rustls::ClientConnection::new(Arc::new(config), name).expect("TLS client");
-    rustls::StreamOwned::new(connection, tcp)
+    rustls::ClientConnection::new(Arc::new(config), name).expect("TLS client")
+}
+
+/// Where Debian's fail2ban keeps the definitions the filter includes.
+const FAIL2BAN_COMMON: &str = "/etc/fail2ban/filter.d/common.conf";
+
+/// Runs fail2ban-regex with the filter of config/fail2ban over `lines` (log lines of the
+/// server) and returns its report.
+pub fn fail2ban_regex(lines: &[String]) -> String {
+    assert!(
+        Path::new(FAIL2BAN_COMMON).exists(),
+        "fail2ban is not installed: run .ci/run (or apt-get install fail2ban)"
+    );
+    let dir = TempDir::new().expect("temporary directory");
+    let filters = dir.path().join("filter.d");
+    std::fs::create_dir(&filters).unwrap();
+    std::fs::copy(FAIL2BAN_COMMON, filters.join("common.conf")).unwrap();
+    let filter = filters.join("hotline.conf");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/fail2ban/filter.d/hotline.conf"),
+        &filter,
+    )
+    .unwrap();
+    let log = dir.path().join("hotline.log");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let output = Command::new("fail2ban-regex")
+        .arg("--print-all-matched")
+        .arg(&log)
+        .arg(&filter)
+        .output()
+        .expect("fail2ban-regex runs (apt-get install fail2ban)");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
 }
 
 // ---- Network namespaces: more source addresses than `::1` (tests/common/netns.rs) ----------
 
+pub mod baresip;
+pub mod linphone;
 pub mod netns;

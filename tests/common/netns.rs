@@ -15,6 +15,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::net::Ipv6Addr;
+use std::os::fd::AsRawFd;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -64,6 +65,32 @@ impl Netns {
         command
     }
 
+    /// Runs `work` on a thread of its own that has entered the namespace, and returns what it
+    /// returns: sockets it opens are the namespace's (and stay so on any thread).
+    pub fn run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|scope| {
+            let thread = scope.spawn(|| {
+                self.enter();
+                work()
+            });
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// Moves the calling thread into the namespace.
+    pub fn enter(&self) {
+        let path = format!("/var/run/netns/{}", self.name);
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        assert_eq!(
+            setns(file.as_raw_fd(), CLONE_NEWNET),
+            0,
+            "setns {path}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
     /// Runs `ip ARGS…` inside the namespace and asserts it succeeded.
     pub fn ip(&self, args: &[&str]) {
         let mut all = vec!["-netns", self.name.as_str()];
@@ -94,6 +121,8 @@ impl Drop for Netns {
 unsafe extern "C" {
     /// unshare(2) of the C library that std links anyway: std cannot enter a new namespace.
     safe fn unshare(flags: i32) -> i32;
+    /// setns(2), to enter a namespace of its name.
+    safe fn setns(fd: i32, nstype: i32) -> i32;
 }
 
 const CLONE_NEWNET: i32 = 0x4000_0000;

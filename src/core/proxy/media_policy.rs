@@ -1,0 +1,135 @@
+//! "Encrypted media or no call", applied to every SDP the proxy relays (see `sip::sdp` for what
+//! makes a stream secure):
+//! - an offer in a request (INVITE, re-INVITE, UPDATE, PRACK) that is insecure gets
+//!   `488 SRTP Required` and goes no further, and an INVITE that opens a dialog without SDP gets
+//!   `488 SDP Required` (its answer would come in the ACK, once the callee answered);
+//! - an insecure answer in a provisional response is dropped and its branch cancelled; the caller
+//!   gets `488 SRTP Required` for that branch;
+//! - an insecure SDP in a 2xx is forwarded, as RFC 3261 §16.7 requires of a proxy, and the
+//!   dialog is ended at once with a BYE to both parties; so is one in an ACK.
+
+use tracing::info;
+
+use super::{Call, Cancel};
+use crate::core::registrar::Flow;
+use crate::core::{Action, Core, Reply};
+use crate::sip::{HeaderName, Message, SrtpVerdict, srtp_verdict};
+
+impl Core {
+    /// `Err` with the 488 for a request whose SDP would start or change media without
+    /// encryption; `opens_call` for an INVITE outside a dialog, which must carry an offer.
+    pub(super) fn check_offer(
+        &self,
+        request: &Message,
+        flow: &Flow,
+        opens_call: bool,
+    ) -> Result<(), Reply> {
+        if !negotiates_media(request) {
+            return Ok(());
+        }
+        let offer = sdp_of(request);
+        let reason = match &offer {
+            SrtpVerdict::NoSdp if opens_call => "SDP Required",
+            verdict if verdict.refuses() => "SRTP Required",
+            _ => return Ok(()),
+        };
+        self.log_insecure(request, flow, &offer);
+        Err(Reply::new(488, reason))
+    }
+
+    /// A provisional response on branch `index`: true if it must not go upstream, because its
+    /// SDP is insecure or an earlier one of the branch was. The branch is cancelled; its final
+    /// response will count as hotline's 488 (see [`Call::media_refused`]).
+    pub(super) fn refuse_early_answer(
+        &mut self,
+        id: u64,
+        call: &mut Call,
+        index: usize,
+        response: &Message,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) -> bool {
+        let flow = call.clients[index].flow;
+        let Some(target) = call.clients[index].target.as_mut() else {
+            return false;
+        };
+        if !target.media_refused {
+            let answer = sdp_of(response);
+            if !answer.refuses() || !negotiates_media(response) {
+                return false;
+            }
+            self.log_insecure(response, &flow, &answer);
+            target.media_refused = true;
+        }
+        if target.cancel != Cancel::Sent {
+            self.send_cancel(id, call, index, now, actions);
+        }
+        true
+    }
+
+    /// After a 2xx from branch `index` went upstream: ends its dialog when the SDP it carries is
+    /// insecure, or when its branch was refused for the SDP of a provisional response.
+    pub(super) fn check_answer(
+        &mut self,
+        call: &Call,
+        index: usize,
+        response: &Message,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        let answer = sdp_of(response);
+        let insecure = answer.refuses() && negotiates_media(response);
+        if (insecure || call.media_refused(index))
+            && let Some(call_id) = response.call_id()
+        {
+            self.hang_up(call_id, &answer, now, actions);
+        }
+    }
+
+    /// An ACK forwarded in a dialog: with SDP it is the answer to an offer made in a 2xx.
+    pub(super) fn check_ack(&mut self, ack: &Message, now: u64, actions: &mut Vec<Action>) {
+        let answer = sdp_of(ack);
+        if answer.refuses()
+            && let Some(call_id) = ack.call_id()
+        {
+            self.hang_up(call_id, &answer, now, actions);
+        }
+    }
+
+    pub(super) fn log_insecure(&self, message: &Message, flow: &Flow, verdict: &SrtpVerdict) {
+        info!(
+            source = %flow.remote,
+            from = ?message.header(HeaderName::From).unwrap_or_default(),
+            to = ?message.header(HeaderName::To).unwrap_or_default(),
+            status = ?message.status(),
+            verdict = ?verdict,
+            "refused insecure media"
+        );
+    }
+}
+
+impl Call {
+    /// Branch `index` was refused for the SDP of a provisional response: whatever it answers to
+    /// the CANCEL, the caller should see `488 SRTP Required` for it.
+    pub(super) fn media_refused(&self, index: usize) -> bool {
+        self.clients[index]
+            .target
+            .as_ref()
+            .is_some_and(|t| t.media_refused)
+    }
+}
+
+/// A request, or the response to one, of the methods that carry SDP offers and answers
+/// (RFC 3261, RFC 3262, RFC 3311). An SDP elsewhere (capabilities in a 200 to OPTIONS,
+/// RFC 3261 §11.2) changes no media.
+fn negotiates_media(message: &Message) -> bool {
+    let method = match message.method_text() {
+        Some(method) => Some(method),
+        None => message.cseq().map(|c| c.method),
+    };
+    matches!(method, Some("INVITE" | "UPDATE" | "PRACK" | "ACK"))
+}
+
+fn sdp_of(message: &Message) -> SrtpVerdict {
+    srtp_verdict(message.header(HeaderName::ContentType), message.body())
+}

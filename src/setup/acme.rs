@@ -1,0 +1,208 @@
+//! Step 3 with a certificate from an ACME CA such as Let's Encrypt: check that the names lead to
+//! this board, then obtain the certificate on the spot. When that cannot work yet, say what to
+//! fix, serve the self-signed certificate meanwhile, and leave ACME on so that the server keeps
+//! trying (with its backoff) until it can.
+//!
+//! The firewall (`config/nftables.conf`) opens the validation port only while ACME is on,
+//! through a drop-in file this step writes or removes.
+
+use std::io;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::{Dialog, Environment, TlsChoice, ipv6};
+use crate::config::{ChallengeKind, Config};
+use crate::control::{self, Request};
+use crate::net::tls::{self, TlsIdentity};
+use crate::web::challenges::Host;
+use crate::web::{self, acme, dns};
+
+/// The drop-in that opens the validation port, in the directory `config/nftables.conf`
+/// includes.
+pub const FIREWALL_FILE: &str = "hotline-acme.nft";
+
+/// Top-level domains no public CA issues for (RFC 6761, RFC 8375, and the private-use names
+/// routers hand out).
+const PRIVATE_TLDS: [&str; 9] = [
+    "test",
+    "example",
+    "invalid",
+    "localhost",
+    "local",
+    "lan",
+    "home",
+    "internal",
+    "arpa",
+];
+
+/// True when `domain` is a DNS name a public CA could issue a certificate for.
+pub fn public_name(domain: &str) -> bool {
+    let name = domain.trim_end_matches('.').to_ascii_lowercase();
+    match name.rsplit_once('.') {
+        Some((_, tld)) => !PRIVATE_TLDS.contains(&tld) && tld.parse::<u32>().is_err(),
+        None => false,
+    }
+}
+
+/// Turns ACME on in `config` and tries to obtain the certificate now; returns what the
+/// listeners will serve at first.
+pub fn obtain(
+    dialog: &mut Dialog<'_>,
+    config: &mut Config,
+    environment: &Environment,
+    domain_changed: bool,
+) -> anyhow::Result<TlsIdentity> {
+    config.acme.enabled = true;
+    config.tls.certificate = None;
+    config.tls.private_key = None;
+    let hosts = acme::hosts(config);
+    let names: Vec<String> = hosts.iter().map(Host::to_string).collect();
+    let port = match config.acme.challenge {
+        ChallengeKind::TlsAlpn01 => 443,
+        ChallengeKind::Http01 => 80,
+    };
+    dialog.say(&format!(
+        "The CA ({}) checks that {} leads to this board, on TCP port {port}: the router's \
+         firewall must let that port through to this board.",
+        config.acme.directory,
+        names.join(" and ")
+    ))?;
+    let problems = check_addresses(&hosts, environment)?;
+    if !problems.is_empty() {
+        for problem in &problems {
+            dialog.say(&format!("  {problem}"))?;
+        }
+        return fall_back(dialog, config, domain_changed);
+    }
+    let socket = config.data_dir.join(control::SOCKET_NAME);
+    if control::call(&socket, &Request::ListUsers).is_ok() {
+        dialog.say(
+            "hotline is running: it asks the CA for the certificate when setup restarts it \
+             (`hotline cert status` shows how that went).",
+        )?;
+        return self_signed(config, domain_changed);
+    }
+    dialog.say(&format!(
+        "Asking the CA for a certificate for {}…",
+        names.join(", ")
+    ))?;
+    match web::renew_without_server(config) {
+        Ok(text) => {
+            dialog.say(&format!("  {text}"))?;
+            let issued = config.data_dir.join("tls").join(acme::CERTIFICATE_FILE);
+            Ok(tls::load_or_generate(
+                &config.data_dir,
+                &config.domain,
+                Some((&issued, &issued)),
+            )?)
+        }
+        Err(error) => {
+            dialog.say(&format!("  It did not work: {error:#}"))?;
+            fall_back(dialog, config, domain_changed)
+        }
+    }
+}
+
+fn fall_back(
+    dialog: &mut Dialog<'_>,
+    config: &mut Config,
+    domain_changed: bool,
+) -> anyhow::Result<TlsIdentity> {
+    dialog.say(
+        "Until it works, hotline serves a self-signed certificate, and asks the CA again by \
+         itself: after 10 minutes, then less and less often. `hotline cert renew` asks at once.",
+    )?;
+    self_signed(config, domain_changed)
+}
+
+/// The self-signed certificate, made anew when it was for the previous domain.
+fn self_signed(config: &mut Config, domain_changed: bool) -> anyhow::Result<TlsIdentity> {
+    let renew = domain_changed;
+    Ok(super::use_certificate(
+        config,
+        &TlsChoice::SelfSigned { renew },
+    )?)
+}
+
+/// What is wrong with the AAAA records of `hosts`, as sentences saying which record to create.
+fn check_addresses(hosts: &[Host], environment: &Environment) -> anyhow::Result<Vec<String>> {
+    let board: Vec<Ipv6Addr> = environment
+        .addresses
+        .iter()
+        .filter(|a| a.reach() == ipv6::Reach::Global)
+        .map(|a| a.address)
+        .collect();
+    let Some(wanted) = ipv6::stable_global(&environment.addresses).or(board.first().copied())
+    else {
+        return Ok(vec![
+            "This board has no global IPv6 address (see step 2), so the CA cannot reach it."
+                .to_owned(),
+        ]);
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let mut problems = Vec::new();
+    for host in hosts {
+        let Host::Dns(name) = host else { continue };
+        let found = runtime.block_on(dns::lookup_aaaa_at(name, &environment.dns_servers));
+        let record = format!("{name}. AAAA {wanted}");
+        match found {
+            Ok(addresses) if addresses.iter().any(|a| board.contains(a)) => {}
+            Ok(addresses) => {
+                let listed: Vec<String> = addresses.iter().map(Ipv6Addr::to_string).collect();
+                problems.push(format!(
+                    "The AAAA record of {name} is {}, not an address of this board. At your DNS \
+                     provider, change it to: {record}",
+                    listed.join(", ")
+                ));
+            }
+            Err(dns::DnsError::NoSuchName { .. } | dns::DnsError::NoAddress { .. }) => {
+                problems.push(format!(
+                    "{name} has no AAAA record. At your DNS provider, create: {record}"
+                ));
+            }
+            Err(error) => problems.push(format!(
+                "Cannot check the AAAA record of {name} ({error}). It must be: {record}"
+            )),
+        }
+    }
+    Ok(problems)
+}
+
+/// Writes the firewall drop-in into `dir` when ACME is on (opening the validation port), or
+/// removes it; returns whether it changed.
+pub fn write_firewall(dir: &Path, config: &Config) -> io::Result<bool> {
+    let path = dir.join(FIREWALL_FILE);
+    let ports: Vec<u16> = match config.acme.challenge {
+        ChallengeKind::TlsAlpn01 => config.web.https.iter().map(SocketAddr::port).collect(),
+        ChallengeKind::Http01 => config.web.http.iter().map(SocketAddr::port).collect(),
+    };
+    let wanted = (config.acme.enabled && config.tls.certificate.is_none()).then(|| {
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        format!(
+            "# Written by `hotline setup`: ACME validation reaches hotline (removed when ACME \
+             is off).\nadd rule inet filter input tcp dport {{ {} }} accept\n",
+            ports.join(", ")
+        )
+    });
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        Err(error) => return Err(error),
+    };
+    if existing == wanted {
+        return Ok(false);
+    }
+    match wanted {
+        Some(text) => {
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(&path, text)?;
+        }
+        None => std::fs::remove_file(&path)?,
+    }
+    Ok(true)
+}

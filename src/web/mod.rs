@@ -1,0 +1,229 @@
+//! The HTTPS side (DESIGN.md): the web listeners, and the certificate hotline obtains and renews
+//! from an ACME CA for them and for SIP over TLS.
+//!
+//! The HTTPS listener answers TLS-ALPN-01 validations and, behind [`http::Router`], the pages
+//! to come; the plain HTTP listener answers HTTP-01 validations. A renewal task keeps the
+//! certificate current and swaps it into [`CurrentCertificate`], which both TLS listeners
+//! serve from, so no connection is dropped.
+
+pub mod acme;
+mod ca;
+pub mod challenges;
+pub mod dns;
+pub mod http;
+mod listener;
+pub mod renewal;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::config::{ChallengeKind, Config};
+use crate::core::bans::Utc;
+use crate::net::certificate::CurrentCertificate;
+use crate::net::{now_ms, socket, tls};
+use challenges::{Challenges, WebCertificate};
+use http::{Handler, Request, Response, Router};
+use renewal::RenewalState;
+use status::CertificateInfo;
+
+/// Where HTTP-01 validations look (RFC 8555 §8.3).
+const HTTP01_PATH: &str = "/.well-known/acme-challenge/";
+
+/// Asks the renewal task to renew now; it answers with the outcome for the person who asked.
+pub type RenewRequest = oneshot::Sender<Result<String, String>>;
+
+/// Starts the web side when ACME is on: serves the stored CA certificate at once if there is
+/// one for the current names, binds the challenge listener and spawns the renewal task.
+/// Returns the channel for `hotline cert renew`.
+pub fn start(
+    config: &Config,
+    current: Arc<CurrentCertificate>,
+) -> anyhow::Result<Option<mpsc::Sender<RenewRequest>>> {
+    if !config.acme.enabled || config.tls.certificate.is_some() {
+        return Ok(None);
+    }
+    let client = client(config);
+    let path = client.certificate_file();
+    if status::served_certificate(config) == path {
+        match tls::load_certified_key(&path, &path) {
+            Ok(key) => {
+                log_certificate(&key, "TLS certificate from the CA");
+                current.replace(key);
+            }
+            Err(error) => warn!(%error, "cannot use the certificate from the CA"),
+        }
+    }
+    bind_listeners(config, &client.challenges, current.clone())?;
+    let (requests, inbox) = mpsc::channel(4);
+    tokio::spawn(renew_forever(client, current, inbox));
+    Ok(Some(requests))
+}
+
+/// `hotline cert renew` while no server runs: binds the challenge listener itself.
+pub fn renew_without_server(config: &Config) -> anyhow::Result<String> {
+    if !config.acme.enabled {
+        bail!("ACME is off: set `enabled = true` in [acme] of the configuration first");
+    }
+    if config.tls.certificate.is_some() {
+        bail!("[tls] names certificate files, so hotline does not obtain one: remove them first");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let identity = tls::load_or_generate(&config.data_dir, &config.domain, None)?;
+        let client = client(config);
+        bind_listeners(config, &client.challenges, identity.current.clone())?;
+        let mut state = RenewalState::load(&client.dir);
+        renew(&client, None, &mut state)
+            .await
+            .map_err(|error| anyhow!(error))
+    })
+}
+
+fn client(config: &Config) -> acme::Client {
+    acme::Client {
+        acme: config.acme.clone(),
+        hosts: acme::hosts(config),
+        dir: config.data_dir.join("tls"),
+        challenges: Arc::new(Challenges::default()),
+    }
+}
+
+fn bind_listeners(
+    config: &Config,
+    challenges: &Arc<Challenges>,
+    current: Arc<CurrentCertificate>,
+) -> anyhow::Result<()> {
+    let (transport, addresses) = match config.acme.challenge {
+        ChallengeKind::TlsAlpn01 => ("HTTPS", &config.web.https),
+        ChallengeKind::Http01 => ("HTTP", &config.web.http),
+    };
+    for &addr in addresses {
+        let listener = socket::bind_tcp(addr).with_context(|| {
+            format!(
+                "cannot listen on {transport} {addr} for ACME validation (a port below 1024 \
+                 needs root or CAP_NET_BIND_SERVICE)"
+            )
+        })?;
+        info!(transport, address = %listener.local_addr()?, "listening");
+        match config.acme.challenge {
+            ChallengeKind::TlsAlpn01 => {
+                let resolver = WebCertificate {
+                    current: current.clone(),
+                    challenges: challenges.clone(),
+                };
+                let config = tls::server_config(Arc::new(resolver));
+                listener::spawn_https(listener, config, Arc::new(Router::default()));
+            }
+            ChallengeKind::Http01 => {
+                let router = Router::default().route(HTTP01_PATH, Http01(challenges.clone()));
+                listener::spawn_http(listener, Arc::new(router));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Answers `/.well-known/acme-challenge/<token>` with the key authorization.
+struct Http01(Arc<Challenges>);
+
+impl Handler for Http01 {
+    fn handle(&self, request: &Request) -> Response {
+        let token = request.target.strip_prefix(HTTP01_PATH).unwrap_or_default();
+        match self.0.http01(token) {
+            Some(key_authorization) => Response {
+                status: 200,
+                content_type: "application/octet-stream",
+                body: key_authorization.into_bytes(),
+            },
+            None => Response::not_found(),
+        }
+    }
+}
+
+/// Renews when due (see [`renewal`]) or when asked; sleeps at most an hour at a time, so that a
+/// wall clock set by NTP long after boot is taken into account. The state is kept in memory
+/// too, so that a data directory that cannot be written never turns the backoff off.
+async fn renew_forever(
+    client: acme::Client,
+    current: Arc<CurrentCertificate>,
+    mut requests: mpsc::Receiver<RenewRequest>,
+) {
+    let mut state = RenewalState::load(&client.dir);
+    loop {
+        let due = CertificateInfo::read(&client.certificate_file())
+            .filter(|info| info.covers(&client.hosts))
+            .map(|info| renewal::renewal_due(info.not_before_ms, info.not_after_ms));
+        let next = renewal::next_attempt(due, &state);
+        let now = now_ms();
+        let reply = if next > now {
+            let wait = Duration::from_millis((next - now).min(3_600_000));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => continue,
+                Some(reply) = requests.recv() => Some(reply),
+            }
+        } else {
+            None
+        };
+        let outcome = renew(&client, Some(&current), &mut state).await;
+        if let Some(reply) = reply {
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// One attempt, whatever the schedule: one log line for its outcome, the state saved, and the
+/// new certificate swapped into `current`. On failure the old certificate stays.
+async fn renew(
+    client: &acme::Client,
+    current: Option<&CurrentCertificate>,
+    state: &mut RenewalState,
+) -> Result<String, String> {
+    let renewal = CertificateInfo::read(&client.certificate_file()).is_some();
+    let now = now_ms();
+    let outcome = match client.obtain().await {
+        Ok(key) => {
+            state.succeeded(now);
+            let text = match renewal {
+                true => log_certificate(&key, "certificate renewed"),
+                false => log_certificate(&key, "certificate issued"),
+            };
+            if let Some(current) = current {
+                current.replace(key);
+            }
+            Ok(text)
+        }
+        Err(error) => {
+            let wait = state.failed(error.to_string(), now);
+            let retry_at = Utc(now + wait.as_millis() as u64);
+            warn!(%error, %retry_at, "certificate renewal failed");
+            Err(format!("{error}. Next automatic attempt at {retry_at}."))
+        }
+    };
+    if let Err(error) = state.save(&client.dir) {
+        warn!(%error, "cannot save the certificate renewal state");
+    }
+    outcome
+}
+
+/// Logs `message` with the certificate's names, issuer and expiry; returns them as a sentence.
+fn log_certificate(key: &rustls::sign::CertifiedKey, message: &'static str) -> String {
+    let Some(info) = key.cert.first().and_then(|der| CertificateInfo::parse(der)) else {
+        info!("{message}");
+        return format!("{message}.");
+    };
+    let names: Vec<String> = info.names.iter().map(|h| h.to_string()).collect();
+    let (names, expires) = (names.join(", "), Utc(info.not_after_ms));
+    info!(%names, issuer = %info.issuer, %expires, "{message}");
+    format!(
+        "Certificate for {names} from {}, valid until {expires}.",
+        info.issuer
+    )
+}
