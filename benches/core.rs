@@ -6,17 +6,19 @@
 //! table instead), and each authenticated one a higher CSeq and nonce-count (a replayed
 //! nonce-count is refused), so the requests are built outside the measured routine.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use common::{at, exchange};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use hotline::config::Config;
 use hotline::core::auth::{
     Algorithm, Attempt, Authenticator, Credentials, Peer, ResponseInput, Verdict,
     parse_credentials, response_hex,
 };
 use hotline::core::user::{Extension, User};
-use hotline::core::{Action, Core, Flow, Inbound};
+use hotline::core::{Core, Event, Flow, Inbound, Output, Settings, Transmit};
 use hotline::sip::{HeaderName, Message, Transport};
 
 const T0: u64 = 1_800_000_000_000;
@@ -28,11 +30,17 @@ const SECRET: [u8; 32] = [7; 32];
 /// Verification benchmarks build their inputs in chunks of this many, to bound memory.
 const CHUNK: u64 = 4096;
 
-fn config() -> Config {
-    Config {
+/// Every request comes from one address: without flood limits, as in the proxy benchmarks; both
+/// algorithms offered, so that SHA-256 (opt-in) is measured too.
+fn settings() -> Settings {
+    let mut settings = Settings {
         domain: DOMAIN.to_owned(),
-        ..Config::default()
-    }
+        ..Settings::default()
+    };
+    settings.auth.algorithms = vec![Algorithm::Md5, Algorithm::Sha256];
+    settings.flood.per_address = u32::MAX;
+    settings.flood.per_prefix.clear();
+    settings
 }
 
 /// A core with 1,000 users, as a small network has.
@@ -45,13 +53,13 @@ fn core() -> Core {
         .collect();
     let listeners = vec![(Transport::Udp, "[::1]:5060".parse().expect("an address"))];
     Core::new(
-        &config(),
+        settings(),
         listeners,
         SECRET,
         users,
         Vec::new(),
         Vec::new(),
-        T0,
+        at(T0),
     )
 }
 
@@ -124,17 +132,14 @@ fn authorization(user: &User, algorithm: Algorithm, nonce: &str, nc: u32) -> Str
 }
 
 /// Hands one datagram to the core and returns the response it sends.
-fn handle<'a>(core: &mut Core, bytes: &[u8], now: u64, actions: &'a mut Vec<Action>) -> &'a [u8] {
+fn handle<'a>(core: &mut Core, bytes: &[u8], now: u64, actions: &'a mut Vec<Transmit>) -> &'a [u8] {
     actions.clear();
-    core.handle(
-        Inbound {
-            bytes,
-            flow: flow(),
-        },
-        now,
-        actions,
-    );
-    let [Action::Send { bytes, .. }] = actions.as_slice() else {
+    let input = Inbound {
+        bytes,
+        flow: flow(),
+    };
+    exchange(core, input, now, actions);
+    let [Transmit { bytes, .. }] = actions.as_slice() else {
         panic!("one response expected, got {actions:?}");
     };
     bytes
@@ -221,7 +226,11 @@ fn register_path(c: &mut Criterion) {
             )
         });
         // The binding was refreshed, not multiplied.
-        assert_eq!(core.take_changed_bindings()[0].1.len(), 1);
+        core.flush_bindings();
+        let Output::Event(Event::BindingsChanged(changed)) = core.poll_output() else {
+            panic!("changed bindings expected");
+        };
+        assert_eq!(changed[0].1.len(), 1);
     }
 
     // A retransmitted REGISTER, answered from the transaction table.
@@ -253,7 +262,7 @@ fn digest(c: &mut Criterion) {
         let mut auth = Authenticator::new(
             SECRET,
             vec![Algorithm::Md5, Algorithm::Sha256],
-            300,
+            Duration::from_secs(300),
             4096,
             T0,
         );

@@ -3,16 +3,18 @@
 //! an INVITE to a registered phone (407 challenge, then the authenticated INVITE forwarded).
 //! Each benchmark handles one request, so the throughput line is requests per second.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use common::{at, exchange};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use hotline::config::Config;
 use hotline::core::auth::{Algorithm, ResponseInput, response_hex};
 use hotline::core::sanity;
 use hotline::core::transaction::{Key, ServerTransactions};
 use hotline::core::user::{Extension, User};
-use hotline::core::{Action, Core, Flow, Inbound};
+use hotline::core::{Core, Flow, Inbound, Settings, Transmit};
 use hotline::sip::{Message, Transport};
 
 const T0: u64 = 1_800_000_000_000;
@@ -58,22 +60,22 @@ fn user(extension: &str) -> User {
 
 /// A core with 1,000 users and flood limits out of the way (all requests come from two phones).
 fn core() -> Core {
-    let mut config = Config {
+    let mut settings = Settings {
         domain: DOMAIN.to_owned(),
-        ..Config::default()
+        ..Settings::default()
     };
-    config.flood.per_address = u32::MAX;
-    config.flood.per_prefix.clear();
+    settings.flood.per_address = u32::MAX;
+    settings.flood.per_prefix.clear();
     let users = (1000..2000).map(|n| user(&n.to_string())).collect();
     let listeners = vec![(Transport::Udp, "[2001:db8::1]:5060".parse().unwrap())];
     Core::new(
-        &config,
+        settings,
         listeners,
         [7; 32],
         users,
         Vec::new(),
         Vec::new(),
-        T0,
+        at(T0),
     )
 }
 
@@ -132,17 +134,18 @@ fn invite(call: u64, cseq: u32, authorization: Option<&str>) -> String {
     )
 }
 
-fn handle(core: &mut Core, flow: Flow, bytes: &[u8], now: u64) -> Vec<Action> {
-    let mut actions = Vec::new();
-    core.handle(Inbound { bytes, flow }, now, &mut actions);
-    actions
+/// Hands one message to the core and returns what it sends.
+fn handle(core: &mut Core, flow: Flow, bytes: &[u8], now: u64) -> Vec<Transmit> {
+    let mut sent = Vec::new();
+    exchange(core, Inbound { bytes, flow }, now, &mut sent);
+    sent
 }
 
 /// The nonce of the challenge header `name` in the response with `status` among `actions`.
-fn challenge_nonce(actions: &[Action], status: u16, name: &str) -> String {
+fn challenge_nonce(actions: &[Transmit], status: u16, name: &str) -> String {
     let response = actions
         .iter()
-        .map(|Action::Send { bytes, .. }| Message::parse(bytes, MAX_HEADERS).unwrap())
+        .map(|Transmit { bytes, .. }| Message::parse(bytes, MAX_HEADERS).unwrap())
         .find(|response| response.status() == Some(status))
         .unwrap_or_else(|| panic!("no {status} in {actions:?}"));
     let (_, _, value) = response
@@ -164,7 +167,7 @@ fn bind_callee(core: &mut Core, now: u64) {
         register("r2", 2, Some(&authorization)).as_bytes(),
         now,
     );
-    let [Action::Send { bytes, .. }] = actions.as_slice() else {
+    let [Transmit { bytes, .. }] = actions.as_slice() else {
         panic!("one response expected, got {actions:?}");
     };
     assert!(bytes.starts_with(b"SIP/2.0 200 "));
@@ -196,7 +199,7 @@ fn transactions(c: &mut Criterion) {
     });
 
     // The table of answered requests full at its default capacity, as under a REGISTER load.
-    let capacity = Config::default().limits.max_transactions;
+    let capacity = Settings::default().max_transactions;
     let mut table = ServerTransactions::new(capacity);
     let keys: Vec<Key> = (0..capacity as u64)
         .map(|n| {
@@ -266,16 +269,16 @@ fn place_calls(n: u64, authenticated: bool) -> (Duration, usize, usize) {
             bytes: black_box(request.as_bytes()),
             flow: caller(),
         };
-        core.handle(inbound, T0 + 10, &mut actions);
+        exchange(&mut core, inbound, T0 + 10, &mut actions);
     }
     let elapsed = start.elapsed();
     let forwarded = actions
         .iter()
-        .filter(|Action::Send { flow, .. }| *flow == callee())
+        .filter(|Transmit { flow, .. }| *flow == callee())
         .count();
     let challenged = actions
         .iter()
-        .filter(|Action::Send { bytes, .. }| bytes.starts_with(b"SIP/2.0 407 "))
+        .filter(|Transmit { bytes, .. }| bytes.starts_with(b"SIP/2.0 407 "))
         .count();
     (elapsed, forwarded, challenged)
 }

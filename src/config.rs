@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::core::auth::Algorithm;
 use crate::core::bans::MAX_FAILURES;
+use crate::core::{auth, bans, limits, registrar, settings};
 use crate::sip::Host;
 
 #[derive(Debug, thiserror::Error)]
@@ -275,26 +277,29 @@ impl Default for Web {
         }
     }
 }
+// The core's defaults are the file's: each section starts from them.
 
 impl Default for Registrar {
     fn default() -> Registrar {
+        let core = registrar::Settings::default();
         Registrar {
-            min_expires: 60,
-            max_expires: 3600,
-            default_expires: 3600,
-            max_contacts: 5,
-            max_bindings: 10_000,
-            flush_interval: 30,
+            min_expires: seconds(core.min_expires) as u32,
+            max_expires: seconds(core.max_expires) as u32,
+            default_expires: seconds(core.default_expires) as u32,
+            max_contacts: core.max_contacts,
+            max_bindings: core.max_bindings,
+            flush_interval: seconds(core.flush_interval),
         }
     }
 }
 
 impl Default for Proxy {
     fn default() -> Proxy {
+        let core = settings::Proxy::default();
         Proxy {
-            ring_timeout: 60,
-            max_dialogs: 4096,
-            dialog_lifetime: 12 * 3600,
+            ring_timeout: seconds(core.ring_timeout),
+            max_dialogs: core.max_dialogs,
+            dialog_lifetime: seconds(core.dialog_lifetime),
         }
     }
 }
@@ -302,70 +307,78 @@ impl Default for Proxy {
 impl Default for Flood {
     /// The reasons for these figures are on [`crate::core::limits::Settings`].
     fn default() -> Flood {
-        let limits = crate::core::limits::Settings::default();
+        let core = limits::Settings::default();
         Flood {
-            window: limits.window_ms / 1000,
-            per_address: limits.per_address,
-            per_prefix: limits.per_prefix,
-            reply_budget: limits.reply_budget,
-            cooldown: limits.cooldown_ms / 1000,
-            capacity: limits.capacity,
-        }
-    }
-}
-
-impl Flood {
-    pub fn settings(&self) -> crate::core::limits::Settings {
-        crate::core::limits::Settings {
-            window_ms: self.window * 1000,
-            per_address: self.per_address,
-            per_prefix: self.per_prefix.clone(),
-            reply_budget: self.reply_budget,
-            cooldown_ms: self.cooldown * 1000,
-            capacity: self.capacity,
+            window: seconds(core.window),
+            per_address: core.per_address,
+            per_prefix: core.per_prefix,
+            reply_budget: core.reply_budget,
+            cooldown: seconds(core.cooldown),
+            capacity: core.capacity,
         }
     }
 }
 
 impl Default for Auth {
     fn default() -> Auth {
+        let core = auth::Settings::default();
         Auth {
-            algorithms: vec![Algorithm::Md5],
-            nonce_ttl: 300,
-            max_tracked_nonces: 4096,
+            algorithms: core.algorithms,
+            nonce_ttl: seconds(core.nonce_ttl),
+            max_tracked_nonces: core.max_tracked_nonces,
         }
     }
 }
 
 impl Default for Limits {
     fn default() -> Limits {
+        let core = settings::Settings::default();
         Limits {
             max_message_size: 16 * 1024,
-            max_headers: 64,
-            max_vias: 70,
+            max_headers: core.max_headers,
+            max_vias: core.max_vias,
             max_connections: 1024,
             max_connections_per_address: 16,
             max_connections_per_prefix: vec![(64, 32), (56, 64), (48, 128)],
             anonymous_timeout: 30,
             idle_timeout: 3660,
             partial_message_timeout: 10,
-            max_transactions: 16 * 1024,
-            max_lingering_transactions: 80 * 1024,
-            max_transactions_per_prefix: 2048,
+            max_transactions: core.max_transactions,
+            max_lingering_transactions: core.max_lingering_transactions,
+            max_transactions_per_prefix: core.max_transactions_per_prefix,
         }
     }
 }
 
 impl Default for Bans {
     fn default() -> Bans {
+        let core = bans::Settings::default();
         Bans {
-            failures: 5,
-            window: 600,
-            duration: 3600,
-            prefix: 64,
-            capacity: 4096,
+            failures: core.failures,
+            window: seconds(core.window),
+            duration: seconds(core.duration),
+            prefix: core.prefix,
+            capacity: core.capacity,
         }
     }
+}
+
+impl Flood {
+    /// The core's flood limits (the network layer counts connection attempts with them too).
+    pub fn settings(&self) -> limits::Settings {
+        limits::Settings {
+            window: Duration::from_secs(self.window),
+            per_address: self.per_address,
+            per_prefix: self.per_prefix.clone(),
+            reply_budget: self.reply_budget,
+            cooldown: Duration::from_secs(self.cooldown),
+            capacity: self.capacity,
+        }
+    }
+}
+
+fn seconds(duration: Duration) -> u64 {
+    duration.as_secs()
 }
 
 impl Default for Log {
@@ -633,6 +646,54 @@ impl Config {
     pub fn realm(&self) -> &str {
         &self.domain
     }
+
+    /// The core's settings: the one place where the file's seconds become durations.
+    pub fn core(&self) -> settings::Settings {
+        let secs = Duration::from_secs;
+        let (r, p, f, a, l, b) = (
+            &self.registrar,
+            &self.proxy,
+            &self.flood,
+            &self.auth,
+            &self.limits,
+            &self.bans,
+        );
+        settings::Settings {
+            domain: self.domain.clone(),
+            aliases: self.aliases.clone(),
+            max_headers: l.max_headers,
+            max_vias: l.max_vias,
+            max_transactions: l.max_transactions,
+            max_lingering_transactions: l.max_lingering_transactions,
+            max_transactions_per_prefix: l.max_transactions_per_prefix,
+            proxy: settings::Proxy {
+                ring_timeout: secs(p.ring_timeout),
+                max_dialogs: p.max_dialogs,
+                dialog_lifetime: secs(p.dialog_lifetime),
+            },
+            registrar: registrar::Settings {
+                min_expires: secs(r.min_expires.into()),
+                max_expires: secs(r.max_expires.into()),
+                default_expires: secs(r.default_expires.into()),
+                max_contacts: r.max_contacts,
+                max_bindings: r.max_bindings,
+                flush_interval: secs(r.flush_interval),
+            },
+            auth: auth::Settings {
+                algorithms: a.algorithms.clone(),
+                nonce_ttl: secs(a.nonce_ttl),
+                max_tracked_nonces: a.max_tracked_nonces,
+            },
+            flood: f.settings(),
+            bans: bans::Settings {
+                failures: b.failures,
+                window: secs(b.window),
+                duration: secs(b.duration),
+                prefix: b.prefix,
+                capacity: b.capacity,
+            },
+        }
+    }
 }
 
 /// The first prefix length of `[length, limit]` pairs that is out of 1..=127 or has a limit of
@@ -669,6 +730,22 @@ mod tests {
         assert_eq!(config, Config::default());
         config.domain = "example.org".to_owned();
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn the_core_gets_the_values_of_the_file() {
+        let mut config = Config::parse(include_str!("../config/hotline.toml")).unwrap();
+        config.domain = "example.org".to_owned();
+        let expected = settings::Settings {
+            domain: "example.org".to_owned(),
+            ..settings::Settings::default()
+        };
+        assert_eq!(config.core(), expected);
+        config.proxy.ring_timeout = 5;
+        config.bans.window = 7;
+        let core = config.core();
+        assert_eq!(core.proxy.ring_timeout, Duration::from_secs(5));
+        assert_eq!(core.bans.window, Duration::from_secs(7));
     }
 
     #[test]

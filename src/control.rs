@@ -1,7 +1,7 @@
 //! The local control protocol, so that `hotline user …` and `hotline ban …` work while
 //! `hotline serve` holds the database (redb lets one process at a time open the file).
 //!
-//! The server listens on [`SOCKET_NAME`] in the data directory. A client connects, writes one
+//! The server listens on [`crate::data_dir::DataDir::control_socket`] in the data directory. A client connects, writes one
 //! [`Request`] as TOML text, shuts down its write half and reads one [`Reply`] as TOML text until
 //! the server closes the connection. Either side refuses a message longer than [`MAX_MESSAGE`].
 //! Anyone who can connect can manage users, so the socket must be reachable by the administrator
@@ -22,9 +22,6 @@ use serde::{Deserialize, Serialize};
 use crate::core::bans::{Ban, ScopeError, Target};
 use crate::core::user::{Extension, User, new_password};
 use crate::store::{Store, StoreError};
-
-/// The name of the server's socket in the data directory.
-pub const SOCKET_NAME: &str = "control.sock";
 
 /// The longest request or reply: a user list of some ten thousand users.
 pub const MAX_MESSAGE: usize = 1 << 20;
@@ -164,7 +161,7 @@ pub fn execute(store: &Store, realm: &str, rng: &dyn SecureRandom, request: &Req
             })
             .map_err(|error| error.to_string()),
         Request::ListBans => store
-            .bans(crate::net::now_ms())
+            .bans(crate::clock::wall_ms())
             .map(|bans| Reply::Bans {
                 bans: bans.iter().map(BanSummary::from).collect(),
             })
@@ -347,6 +344,7 @@ mod tests {
 
     use super::*;
     use crate::core::user::PASSWORD_DIGITS;
+    use crate::data_dir::DataDir;
 
     fn summary(extension: &str, display_name: &str) -> UserSummary {
         UserSummary {
@@ -460,7 +458,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("hotline.redb")).unwrap();
+        let store = Store::open(&DataDir::new(dir.path()).database()).unwrap();
         (dir, store)
     }
 
@@ -564,7 +562,7 @@ mod tests {
         let remove = |scope: &str| Request::RemoveBan {
             scope: scope.into(),
         };
-        let until_ms = crate::net::now_ms() + 3_600_000;
+        let until_ms = crate::clock::wall_ms() + 3_600_000;
         let ban = |scope: &str| Ban {
             scope: scope.parse().unwrap(),
             until_ms,
@@ -612,7 +610,7 @@ mod tests {
     #[test]
     fn call_talks_to_a_server() {
         let (dir, store) = store();
-        let socket = dir.path().join(SOCKET_NAME);
+        let socket = DataDir::new(dir.path()).control_socket();
         let listener = UnixListener::bind(&socket).unwrap();
         let server = thread::spawn(move || {
             let rng = SystemRandom::new();
@@ -649,7 +647,7 @@ mod tests {
     #[test]
     fn call_without_a_server() {
         let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join(SOCKET_NAME);
+        let socket = DataDir::new(dir.path()).control_socket();
         assert!(matches!(
             call(&socket, &Request::ListUsers),
             Err(ControlError::NoServer { .. })
@@ -667,7 +665,7 @@ mod tests {
     #[test]
     fn call_refuses_an_oversized_reply() {
         let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join(SOCKET_NAME);
+        let socket = DataDir::new(dir.path()).control_socket();
         let listener = UnixListener::bind(&socket).unwrap();
         let server = thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();

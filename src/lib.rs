@@ -4,9 +4,12 @@
 //! file; [`net`] feeds it bytes and time and carries out what it asks; [`store`] keeps users and
 //! bindings in redb.
 
+pub mod certificate;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod data_dir;
 pub mod net;
 pub mod setup;
 pub mod sip;

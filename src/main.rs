@@ -143,7 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 CertAction::Status => {
                     print!(
                         "{}",
-                        hotline::web::status::report(&config, hotline::net::now_ms())
+                        hotline::web::status::report(&config, hotline::clock::wall_ms())
                     );
                     Ok(ExitCode::SUCCESS)
                 }
@@ -169,7 +169,7 @@ fn manage(config: &Config, request: &Request) -> anyhow::Result<Reply> {
 
 /// Asks the running server to renew, or renews without it.
 fn renew_certificate(config: &Config) -> anyhow::Result<ExitCode> {
-    let socket = config.data_dir.join(hotline::control::SOCKET_NAME);
+    let socket = hotline::data_dir::DataDir::new(&config.data_dir).control_socket();
     let reply = match hotline::control::call(&socket, &Request::RenewCertificate) {
         Ok(reply) => reply,
         Err(hotline::control::ControlError::NoServer { .. }) => {
@@ -230,7 +230,7 @@ fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
         }
         Reply::Bans { bans } if bans.is_empty() => println!("No bans."),
         Reply::Bans { bans } => {
-            let now = hotline::net::now_ms();
+            let now = hotline::clock::wall_ms();
             for ban in bans {
                 print_ban(ban, now);
             }

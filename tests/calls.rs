@@ -723,7 +723,7 @@ fn foreign_domain_is_403() {
 fn a_dialog_outlives_a_restart_of_hotline() {
     let listen = format!(
         "[listen]\nudp = [\"[::1]:{}\"]\ntcp = [\"[::1]:{}\"]\ntls = [\"[::1]:{}\"]\n\
-         [log]\nlevel = \"info,hotline::core::proxy=debug\"\n",
+         [log]\nlevel = \"info,hotline::core::routing=debug\"\n",
         free_udp_port(),
         free_tcp_port(),
         free_tcp_port()

@@ -15,8 +15,9 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
+use std::time::Duration;
 
-use crate::config;
+use super::clock::millis;
 
 /// The most failures a ban may wait for: a counter keeps one timestamp per failure.
 pub const MAX_FAILURES: u32 = 100;
@@ -167,6 +168,34 @@ pub struct Ended {
     pub dropped: u64,
 }
 
+/// When failures ban a source, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Authentication failures from one address, or from one prefix, that ban it.
+    pub failures: u32,
+    /// How long those failures count.
+    pub window: Duration,
+    /// How long a ban lasts.
+    pub duration: Duration,
+    /// Length of the prefix whose addresses count together (a /64 is one subnet, one owner).
+    pub prefix: u8,
+    /// Sources whose failures are counted, and bans held, each.
+    pub capacity: usize,
+}
+
+impl Default for Settings {
+    /// The defaults of `config/hotline.toml`, which says why.
+    fn default() -> Settings {
+        Settings {
+            failures: 5,
+            window: Duration::from_secs(600),
+            duration: Duration::from_secs(3600),
+            prefix: 64,
+            capacity: 4096,
+        }
+    }
+}
+
 pub struct Bans {
     threshold: usize,
     window_ms: u64,
@@ -187,11 +216,11 @@ struct Active {
 }
 
 impl Bans {
-    pub fn new(settings: &config::Bans) -> Bans {
+    pub fn new(settings: &Settings) -> Bans {
         Bans {
             threshold: settings.failures.clamp(1, MAX_FAILURES) as usize,
-            window_ms: settings.window.saturating_mul(1000),
-            duration_ms: settings.duration.saturating_mul(1000),
+            window_ms: millis(settings.window),
+            duration_ms: millis(settings.duration),
             prefix: settings.prefix.min(128),
             capacity: settings.capacity.max(1),
             failures: HashMap::new(),
@@ -458,8 +487,8 @@ mod tests {
     const T0: u64 = 1_800_000_000_000;
     const MINUTE: u64 = 60_000;
 
-    fn settings() -> config::Bans {
-        config::Bans::default()
+    fn settings() -> Settings {
+        Settings::default()
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -586,7 +615,7 @@ mod tests {
 
     #[test]
     fn prefix_length_is_configurable() {
-        let mut bans = Bans::new(&config::Bans {
+        let mut bans = Bans::new(&Settings {
             prefix: 128,
             ..settings()
         });
@@ -594,7 +623,7 @@ mod tests {
             let failure = bans.record_failure(ip(&format!("2001:db8::{host}")), T0 + i as u64);
             assert_eq!(failure, None);
         }
-        let mut bans = Bans::new(&config::Bans {
+        let mut bans = Bans::new(&Settings {
             prefix: 48,
             failures: 2,
             ..settings()
@@ -678,7 +707,7 @@ mod tests {
 
     #[test]
     fn capacity_bounds_counters_and_bans() {
-        let small = config::Bans {
+        let small = Settings {
             capacity: 4,
             failures: 2,
             ..settings()

@@ -1,23 +1,24 @@
 //! Bans and scanners as the core applies them, with simulated time: wrong passwords from one
 //! source ban it, its messages are then dropped, and other sources are unaffected.
 
-use super::auth::Algorithm;
-use super::tests::{DOMAIN, PASSWORD, answer, challenges_of};
+use super::auth::{Algorithm, Rejection};
+use super::tests::{DOMAIN, PASSWORD, answer, at, challenges_of};
 use super::*;
 
-const T0: u64 = 1_800_000_000_000;
-const HOUR: u64 = 3_600_000;
+pub(super) const T0: u64 = 1_800_000_000_000;
+pub(super) const HOUR: u64 = 3_600_000;
 
-fn config() -> Config {
-    let mut config = Config {
+fn settings() -> Settings {
+    let mut settings = Settings {
         domain: DOMAIN.to_owned(),
-        ..Config::default()
+        ..Settings::default()
     };
-    config.bans.failures = 3;
-    config
+    settings.bans.failures = 3;
+    settings
 }
 
-fn core(bans: Vec<Ban>) -> Core {
+/// A core that bans after three failures.
+pub(super) fn banning_core(bans: Vec<Ban>) -> Core {
     let users = vec![User::new(
         Extension::parse("1000").unwrap(),
         "Alice",
@@ -25,17 +26,25 @@ fn core(bans: Vec<Ban>) -> Core {
         PASSWORD,
     )];
     let listeners = vec![(Transport::Udp, "[2001:db8::1]:5060".parse().unwrap())];
-    Core::new(&config(), listeners, [3; 32], users, Vec::new(), bans, T0)
+    Core::new(
+        settings(),
+        listeners,
+        [3; 32],
+        users,
+        Vec::new(),
+        bans,
+        at(T0),
+    )
 }
 
 /// A phone of extension 1000 at `address`, each request a new transaction.
-struct Phone {
+pub(super) struct Phone {
     remote: SocketAddr,
     cseq: u32,
 }
 
 impl Phone {
-    fn at(address: &str) -> Phone {
+    pub fn at(address: &str) -> Phone {
         Phone {
             remote: address.parse().unwrap(),
             cseq: 0,
@@ -57,7 +66,10 @@ impl Phone {
 
     /// Sends `text`; the responses (none when dropped).
     fn send(&self, core: &mut Core, text: &str, now: u64) -> Vec<Message> {
-        let mut actions = Vec::new();
+        self.send_at(core, text, at(now))
+    }
+
+    fn send_at(&self, core: &mut Core, text: &str, now: Now) -> Vec<Message> {
         let flow = Flow {
             transport: Transport::Udp,
             remote: self.remote,
@@ -69,18 +81,21 @@ impl Phone {
                 flow,
             },
             now,
-            &mut actions,
         );
-        actions
+        core.take_transmits()
             .iter()
-            .map(|Action::Send { bytes, .. }| Message::parse(bytes, 64).unwrap())
+            .map(|Transmit { bytes, .. }| Message::parse(bytes, 64).unwrap())
             .collect()
     }
 
     /// A challenged REGISTER answered with `password`: the final status, or None if dropped.
-    fn register(&mut self, core: &mut Core, password: &str, now: u64) -> Option<u16> {
+    pub fn register(&mut self, core: &mut Core, password: &str, now: u64) -> Option<u16> {
+        self.register_at(core, password, at(now))
+    }
+
+    pub fn register_at(&mut self, core: &mut Core, password: &str, now: Now) -> Option<u16> {
         let text = self.request("");
-        let challenge = self.send(core, &text, now).pop()?;
+        let challenge = self.send_at(core, &text, now).pop()?;
         let offered = challenges_of(&challenge, "WWW-Authenticate");
         let uri = format!("sip:{DOMAIN}");
         let credentials = answer(
@@ -93,13 +108,13 @@ impl Phone {
             1,
         );
         let text = self.request(&format!("Authorization: {credentials}\r\n"));
-        self.send(core, &text, now).pop()?.status()
+        self.send_at(core, &text, now).pop()?.status()
     }
 }
 
 #[test]
 fn failures_ban_the_source_and_its_messages_are_dropped() {
-    let mut core = core(Vec::new());
+    let mut core = banning_core(Vec::new());
     let mut mallory = Phone::at("[2001:db8:66::66]:5060");
     for i in 0..3 {
         assert_eq!(mallory.register(&mut core, "wrong", T0 + i), Some(403));
@@ -121,7 +136,7 @@ fn failures_ban_the_source_and_its_messages_are_dropped() {
     assert_eq!(alice.register(&mut core, PASSWORD, T0 + 10), Some(200));
 
     // The ban ends with its hour (tick or not), or when lifted.
-    core.tick(T0 + 2 + HOUR);
+    core.handle_timeout(at(T0 + 2 + HOUR));
     assert_eq!(
         mallory.register(&mut core, PASSWORD, T0 + 2 + HOUR),
         Some(200)
@@ -144,7 +159,7 @@ fn failures_ban_the_source_and_its_messages_are_dropped() {
 
 #[test]
 fn failures_from_several_addresses_ban_the_prefix() {
-    let mut core = core(Vec::new());
+    let mut core = banning_core(Vec::new());
     for (i, address) in [
         "[2001:db8:66::a]:5060",
         "[2001:db8:66::b]:5060",
@@ -175,17 +190,17 @@ fn stored_bans_apply_from_the_start() {
         until_ms: T0 + HOUR,
         reason: "3 authentication failures in 600 s".to_owned(),
     };
-    let mut core = core(vec![ban]);
+    let mut core = banning_core(vec![ban]);
     let mut mallory = Phone::at("[2001:db8:66::66]:5060");
     assert_eq!(mallory.register(&mut core, PASSWORD, T0), None);
     assert!(core.take_new_bans().is_empty(), "restored, not new");
-    core.tick(T0 + HOUR);
+    core.handle_timeout(at(T0 + HOUR));
     assert_eq!(mallory.register(&mut core, PASSWORD, T0 + HOUR), Some(200));
 }
 
 #[test]
 fn scanners_get_no_reply() {
-    let mut core = core(Vec::new());
+    let mut core = banning_core(Vec::new());
     let mut scanner = Phone::at("[2001:db8:5c::1]:5060");
     for user_agent in [
         "friendly-scanner",
@@ -206,4 +221,63 @@ fn scanners_get_no_reply() {
     let text = scanner.request("User-Agent: Yealink SIP-T46S 66.86.0.15\r\n");
     assert_eq!(scanner.send(&mut core, &text, T0)[0].status(), Some(401));
     assert!(core.take_new_bans().is_empty());
+    // One event per source and window, however many requests and names.
+    let events = core.take_events();
+    let [Event::Security(event)] = events.as_slice() else {
+        panic!("one security event expected: {events:?}");
+    };
+    assert_eq!(
+        event.to_string(),
+        "scanner detected address=2001:db8:5c::1 port=5060 transport=UDP \
+         user_agent=friendly-scanner method=\"REGISTER\""
+    );
+}
+
+#[test]
+fn failures_and_bans_are_events_with_the_lines_fail2ban_reads() {
+    let mut core = banning_core(Vec::new());
+    let mut mallory = Phone::at("[2001:db8:66::66]:5070");
+    for i in 0..3 {
+        assert_eq!(mallory.register(&mut core, "wrong", T0 + i), Some(403));
+    }
+    let flow = Flow {
+        transport: Transport::Udp,
+        remote: "[2001:db8:66::66]:5070".parse().unwrap(),
+        connection: None,
+    };
+    let failed = SecurityEvent::AuthenticationFailed {
+        flow,
+        user: "1000".to_owned(),
+        reason: Rejection::WrongResponse,
+    };
+    let ban = Ban {
+        scope: "2001:db8:66::66".parse().unwrap(),
+        until_ms: T0 + 2 + HOUR,
+        reason: "3 authentication failures in 600 s".to_owned(),
+    };
+    let banned = SecurityEvent::Banned {
+        flow,
+        ban: ban.clone(),
+        failures: 3,
+    };
+    assert_eq!(
+        core.take_events(),
+        [
+            Event::Security(failed.clone()),
+            Event::Security(failed.clone()),
+            Event::Security(failed.clone()),
+            Event::Security(banned.clone()),
+            Event::BanAdded(ban),
+        ]
+    );
+    assert_eq!(
+        failed.to_string(),
+        "authentication failed address=2001:db8:66::66 port=5070 transport=UDP user=\"1000\" \
+         reason=WrongResponse"
+    );
+    assert_eq!(
+        banned.to_string(),
+        "banned address=2001:db8:66::66 port=5070 transport=UDP scope=2001:db8:66::66/128 \
+         until=2027-01-15T09:00:00Z failures=3"
+    );
 }

@@ -4,6 +4,9 @@
 //! needs to end it itself with a BYE to each party (see `hangup`).
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use super::clock::millis;
 
 use super::registrar::Flow;
 use crate::sip::NameAddr;
@@ -44,12 +47,12 @@ pub struct Dialogs {
 }
 
 impl Dialogs {
-    pub fn new(capacity: usize, lifetime_ms: u64) -> Dialogs {
+    pub fn new(capacity: usize, lifetime: Duration) -> Dialogs {
         Dialogs {
             by_call_id: HashMap::new(),
             order: VecDeque::new(),
             capacity,
-            lifetime_ms,
+            lifetime_ms: millis(lifetime),
         }
     }
 
@@ -154,7 +157,7 @@ mod tests {
 
     #[test]
     fn routes_to_either_party_until_it_ends() {
-        let mut dialogs = Dialogs::new(4, 1000);
+        let mut dialogs = Dialogs::new(4, Duration::from_secs(1));
         dialogs.establish(
             "c",
             party("sip:1000@[::1]:5070", 5070),
@@ -185,7 +188,7 @@ mod tests {
 
     #[test]
     fn bounded_and_expiring() {
-        let mut dialogs = Dialogs::new(2, 1000);
+        let mut dialogs = Dialogs::new(2, Duration::from_secs(1));
         for (i, id) in ["a", "b", "c"].iter().enumerate() {
             dialogs.establish(id, party("x", 1), party("y", 2), i as u64);
         }
@@ -199,7 +202,7 @@ mod tests {
 
     #[test]
     fn hung_up_once_with_the_cseq_of_each_party() {
-        let mut dialogs = Dialogs::new(4, 1000);
+        let mut dialogs = Dialogs::new(4, Duration::from_secs(1));
         let caller = Party {
             cseq: 7,
             ..party("sip:1000@[::1]:5070", 5070)

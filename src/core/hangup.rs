@@ -3,15 +3,17 @@
 //! UDP is sent again. Used when a call would otherwise run with plain media: RFC 3261 makes a
 //! proxy forward every 2xx, so an insecure answer cannot be stopped, only ended at once.
 
-use std::collections::{BTreeSet, HashMap};
-use std::fmt;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use tracing::{debug, warn};
 
+use super::Core;
+use super::clock::Now;
 use super::dialog::Party;
+use super::output::Transmit;
+use super::proxy::HangUp;
 use super::registrar::Flow;
 use super::transaction::{ClientNonInvite, Output, TimerName, Timers};
-use super::{Action, Core};
 use crate::sip::Message;
 
 /// The BYEs hotline sent and is waiting for, bounded like every other transaction table.
@@ -58,15 +60,11 @@ impl Hangups {
 }
 
 impl Core {
-    /// Ends the dialog `call_id` with a BYE to each party, once, saying `why` in one log line.
-    pub(super) fn hang_up(
-        &mut self,
-        call_id: &str,
-        why: impl fmt::Debug,
-        now: u64,
-        actions: &mut Vec<Action>,
-    ) {
-        let Some([caller, callee]) = self.dialogs.hang_up(call_id) else {
+    /// Ends the dialog with a BYE to each party, once, saying why in one log line.
+    pub(super) fn hang_up(&mut self, hang_up: HangUp, now: Now, actions: &mut VecDeque<Transmit>) {
+        let HangUp { call_id, why } = hang_up;
+        let call_id = call_id.as_str();
+        let Some([caller, callee]) = self.proxy.dialogs_mut().hang_up(call_id) else {
             return;
         };
         warn!(
@@ -86,8 +84,8 @@ impl Core {
         call_id: &str,
         from: &Party,
         to: &Party,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
         let host = self.advertised(to.flow.transport);
         let hangups = &mut self.hangups;
@@ -117,12 +115,12 @@ impl Core {
                 call_id,
                 "BYE table full: the BYE is sent once, without retransmissions"
             );
-            actions.push(Action::Send { flow, bytes });
+            actions.push_back(Transmit { flow, bytes });
             return;
         }
         let mut out = Vec::new();
         let reliable = flow.transport.is_stream();
-        let tx = ClientNonInvite::start(bytes, reliable, hangups.settings, now, &mut out);
+        let tx = ClientNonInvite::start(bytes, reliable, hangups.settings, now.ms(), &mut out);
         let bye = Bye {
             tx,
             flow,
@@ -136,8 +134,8 @@ impl Core {
     pub(super) fn hangup_response(
         &mut self,
         response: &Message,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) -> bool {
         let prefix = &self.hangups.branch_prefix;
         let Some(number) = response
@@ -152,7 +150,7 @@ impl Core {
             return true;
         };
         let mut out = Vec::new();
-        if bye.tx.on_response(status, now, &mut out) && status >= 200 {
+        if bye.tx.on_response(status, now.ms(), &mut out) && status >= 200 {
             debug!(call_id = %bye.call_id, status, "our BYE was answered");
         }
         self.apply_bye(number, out, actions);
@@ -160,9 +158,9 @@ impl Core {
     }
 
     /// Retransmissions and timeouts of our BYEs that are due.
-    pub(super) fn hangup_timeouts(&mut self, now: u64, actions: &mut Vec<Action>) {
+    pub(super) fn hangup_timeouts(&mut self, now: Now, actions: &mut VecDeque<Transmit>) {
         while let Some(&(at, number, timer)) = self.hangups.timers.first() {
-            if at > now {
+            if at > now.ms() {
                 break;
             }
             self.hangups.timers.pop_first();
@@ -170,14 +168,14 @@ impl Core {
                 continue;
             };
             let mut out = Vec::new();
-            bye.tx.on_timer(timer, now, &mut out);
+            bye.tx.on_timer(timer, now.ms(), &mut out);
             self.apply_bye(number, out, actions);
         }
     }
 
     /// Carries out a BYE transaction's outputs; once both BYEs of a dialog are over, hotline
     /// forgets the dialog.
-    fn apply_bye(&mut self, number: u64, out: Vec<Output>, actions: &mut Vec<Action>) {
+    fn apply_bye(&mut self, number: u64, out: Vec<Output>, actions: &mut VecDeque<Transmit>) {
         let Some(bye) = self.hangups.byes.get(&number) else {
             return;
         };
@@ -185,7 +183,7 @@ impl Core {
         let mut over = false;
         for output in out {
             match output {
-                Output::Transmit(bytes) => actions.push(Action::Send { flow, bytes }),
+                Output::Transmit(bytes) => actions.push_back(Transmit { flow, bytes }),
                 Output::Schedule { timer, at } => {
                     self.hangups.timers.insert((at, number, timer));
                 }
@@ -201,7 +199,7 @@ impl Core {
         };
         self.hangups.timers.retain(|(_, n, _)| *n != number);
         if !self.hangups.byes.values().any(|b| b.call_id == bye.call_id) {
-            self.dialogs.end(&bye.call_id);
+            self.proxy.dialogs_mut().end(&bye.call_id);
         }
     }
 }

@@ -22,15 +22,18 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, Ipv6Addr};
+use std::time::Duration;
+
+use super::clock::millis;
 
 /// Entries looked at for one eviction, and flooding entries for one sweep.
 const PROBES: usize = 4;
 
-/// Limits, all per window of `window_ms`.
+/// Limits, all per `window`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// The counting window; counts are a sliding estimate over the last window.
-    pub window_ms: u64,
+    pub window: Duration,
     /// Requests per window from one address.
     pub per_address: u32,
     /// Prefix length and requests per window from all the addresses in one such prefix. A
@@ -40,7 +43,7 @@ pub struct Settings {
     /// dropped, so that hotline never sends floods back.
     pub reply_budget: u32,
     /// How long a flooding scope must stay under its limit to be allowed again.
-    pub cooldown_ms: u64,
+    pub cooldown: Duration,
     /// Entries in all the tables together, shared equally by the scope levels (the address
     /// table takes the remainder).
     pub capacity: usize,
@@ -57,11 +60,11 @@ impl Default for Settings {
     /// pauses. 16 384 entries, 4 096 per level, take 72 bytes each with their index: 1.2 MiB.
     fn default() -> Settings {
         Settings {
-            window_ms: 2_000,
+            window: Duration::from_secs(2),
             per_address: 60,
             per_prefix: vec![(64, 120), (56, 200), (48, 400)],
             reply_budget: 3,
-            cooldown_ms: 60_000,
+            cooldown: Duration::from_secs(60),
             capacity: 16_384,
         }
     }
@@ -115,9 +118,9 @@ impl Limiter {
             })
             .collect();
         Limiter {
-            window_ms: settings.window_ms.max(1),
+            window_ms: millis(settings.window).max(1),
             reply_budget: settings.reply_budget,
-            cooldown_ms: settings.cooldown_ms,
+            cooldown_ms: millis(settings.cooldown),
             found: Vec::with_capacity(tables.len()),
             tables,
             hasher: RandomState::new(),

@@ -1,61 +1,78 @@
-//! The sans-IO protocol core: bytes and time in, actions out. It never touches a socket, a clock
-//! or a file, so every behaviour is testable with simulated time.
+//! The sans-IO protocol core. It never touches a socket, a clock or a file, so every behaviour
+//! is testable in microseconds with simulated time.
+//!
+//! **Inputs**, each with [`Now`], the two clocks read by the network layer (see [`clock`]):
+//! [`Core::handle`] for a message that arrived, [`Core::handle_timeout`] when the last
+//! [`Output::Timeout`] is due, and the changes of the world around: [`Core::connection_closed`],
+//! [`Core::set_user`], [`Core::remove_user`], [`Core::lift_ban`], [`Core::flush_bindings`].
+//!
+//! **The two clocks.** A monotonic [`Instant`] drives every timer (transactions, the ring
+//! timeout, flood windows, dialog lifetimes, retransmission absorption); wall time in Unix
+//! milliseconds is used only for what is stored or compared across a restart (binding expiries,
+//! bans, nonce ages). A step of the wall clock moves no timer.
+//!
+//! **One way out.** After any input, the network layer calls [`Core::poll_output`] until it
+//! returns [`Output::Timeout`]: before it come the [`Transmit`]s (bytes to send over a flow) and
+//! the [`Event`]s (bindings to write, bans to write, security events to log), in order.
 
 pub mod auth;
 pub mod bans;
+pub mod clock;
 pub mod dialog;
 pub mod hangup;
 pub mod limits;
 pub mod lingering;
+mod output;
 pub mod proxy;
 pub mod registrar;
 pub mod route_sign;
+mod routing;
 pub mod sanity;
 pub mod scanners;
 pub mod security;
+pub mod settings;
 mod share;
 mod stateless;
 pub mod transaction;
 pub mod user;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::config::Config;
 use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 
 use self::auth::{Attempt, Authenticator, Peer, Rejection, Verdict, parse_credentials};
 use self::bans::{Ban, Bans, Scope, Utc};
-use self::dialog::Dialogs;
 use self::hangup::Hangups;
 use self::limits::{Limiter, Verdict as FloodVerdict};
-use self::proxy::Calls;
+use self::proxy::Proxy;
 use self::registrar::{Binding, RegisterError, Registrar};
 use self::route_sign::RouteSigner;
 use self::scanners::Sightings;
+use self::security::SecurityEvent;
 use self::stateless::Answer;
 use self::transaction::{Key, ServerTransactions, Timers};
 use self::user::{Extension, User};
 
+pub use self::clock::{Instant, Now};
+pub use self::output::{Event, Output, Transmit};
 pub use self::registrar::{ConnectionId, Flow};
+pub use self::settings::Settings;
 
 /// Methods hotline handles: its own, and those it routes to users.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, INFO, REFER, UPDATE, PRACK";
+
+/// How often expired bindings, dialogs, transactions and bans are swept out.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A message as it arrived.
 pub struct Inbound<'a> {
     pub bytes: &'a [u8],
     pub flow: Flow,
-}
-
-/// What the network layer must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Send these bytes over `flow` (for streams, over its connection).
-    Send { flow: Flow, bytes: Vec<u8> },
 }
 
 /// A response hotline makes itself.
@@ -131,77 +148,83 @@ pub struct Core {
     listeners: Vec<(Transport, SocketAddr)>,
     max_headers: usize,
     max_vias: usize,
-    ring_timeout_ms: u64,
     users: HashMap<Extension, User>,
     auth: Authenticator,
     /// Signs the Record-Route of the dialogs hotline makes, and checks the Routes that claim one.
     route_signer: RouteSigner,
     registrar: Registrar,
     transactions: ServerTransactions,
-    calls: Calls,
-    dialogs: Dialogs,
+    proxy: Proxy,
     hangups: Hangups,
     limiter: Limiter,
     bans: Bans,
     scanners: Sightings,
-    /// Bans started since the net layer last took them, to be written to the store.
-    new_bans: Vec<Ban>,
-    /// Connections on which a request passed Digest since the net layer last took them: they
-    /// are phones' now, and keep their slots (see `net::admission`).
-    authenticated: Vec<ConnectionId>,
+    /// What [`Core::poll_output`] gives next: transmits first, then events.
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    /// When the next sweep of expired state is due.
+    next_sweep: Instant,
+    /// When the next batch of changed bindings is due, and how often.
+    next_flush: Instant,
+    flush_interval: Duration,
 }
 
 impl Core {
-    /// A core for `config` listening at `listeners`, with the install's secret, the users, the
+    /// A core with `settings` listening at `listeners`, with the install's secret, the users, the
     /// bindings and the bans from the store.
     pub fn new(
-        config: &Config,
+        settings: Settings,
         listeners: Vec<(Transport, SocketAddr)>,
         secret: [u8; 32],
         users: Vec<User>,
         bindings: Vec<(Extension, Binding)>,
         bans: Vec<Ban>,
-        now_ms: u64,
+        now: Now,
     ) -> Core {
+        let proxy = Proxy::new(&settings, now.wall_ms);
+        let Settings {
+            domain,
+            aliases,
+            max_headers,
+            max_vias,
+            max_transactions,
+            registrar,
+            auth,
+            flood,
+            bans: ban_settings,
+            ..
+        } = settings;
         let mut core = Core {
-            domain: config.domain.clone(),
-            aliases: config.aliases.clone(),
+            domain,
+            aliases,
             listeners,
-            max_headers: config.limits.max_headers,
-            max_vias: config.limits.max_vias,
-            ring_timeout_ms: config.proxy.ring_timeout * 1000,
+            max_headers,
+            max_vias,
             users: HashMap::new(),
             auth: Authenticator::new(
                 secret,
-                config.auth.algorithms.clone(),
-                config.auth.nonce_ttl,
-                config.auth.max_tracked_nonces,
-                now_ms,
+                auth.algorithms,
+                auth.nonce_ttl,
+                auth.max_tracked_nonces,
+                now.wall_ms,
             ),
             route_signer: RouteSigner::new(&secret),
-            registrar: Registrar::new(config.registrar.clone(), bindings, now_ms),
-            transactions: ServerTransactions::new(config.limits.max_transactions),
-            calls: Calls::new(
-                Timers::default(),
-                config.limits.max_transactions,
-                config.limits.max_transactions_per_prefix,
-                config.limits.max_lingering_transactions,
-                now_ms,
-            ),
-            limiter: Limiter::new(config.flood.settings()),
-            dialogs: Dialogs::new(
-                config.proxy.max_dialogs,
-                config.proxy.dialog_lifetime * 1000,
-            ),
-            hangups: Hangups::new(Timers::default(), config.limits.max_transactions, now_ms),
-            bans: Bans::new(&config.bans),
+            flush_interval: registrar.flush_interval,
+            next_flush: now.instant + registrar.flush_interval,
+            registrar: Registrar::new(registrar, bindings, now.wall_ms),
+            transactions: ServerTransactions::new(max_transactions),
+            proxy,
+            hangups: Hangups::new(Timers::default(), max_transactions, now.wall_ms),
+            limiter: Limiter::new(flood),
+            bans: Bans::new(&ban_settings),
             scanners: Sightings::new(
-                config.bans.window.saturating_mul(1000),
-                config.bans.prefix,
-                config.bans.capacity,
+                ban_settings.window,
+                ban_settings.prefix,
+                ban_settings.capacity,
             ),
-            new_bans: Vec::new(),
-            authenticated: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_sweep: now.instant + SWEEP_INTERVAL,
         };
         for user in users {
             core.set_user(user);
@@ -230,20 +253,45 @@ impl Core {
         self.registrar.remove_extension(extension);
     }
 
-    /// Handles one message and appends what must be sent.
-    pub fn handle(&mut self, input: Inbound<'_>, now_ms: u64, actions: &mut Vec<Action>) {
+    /// Handles one message; what it causes waits in [`Core::poll_output`].
+    pub fn handle(&mut self, input: Inbound<'_>, now: Now) {
+        let mut transmits = std::mem::take(&mut self.transmits);
+        self.handle_message(input, now, &mut transmits);
+        self.transmits = transmits;
+    }
+
+    /// The next thing to do: every [`Transmit`] and [`Event`] the inputs so far caused, then
+    /// [`Output::Timeout`] with the instant [`Core::handle_timeout`] is next due (which ends a
+    /// round: ask again after the next input).
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(transmit) = self.transmits.pop_front() {
+            return Output::Transmit(transmit);
+        }
+        if let Some(event) = self.events.pop_front() {
+            return Output::Event(event);
+        }
+        let timers = [self.proxy.next_timer(), self.hangups.next_timer()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(Instant::from_millis);
+        let housekeeping = self.next_sweep.min(self.next_flush);
+        Output::Timeout(timers.map_or(housekeeping, |at| at.min(housekeeping)))
+    }
+
+    fn handle_message(&mut self, input: Inbound<'_>, now: Now, actions: &mut VecDeque<Transmit>) {
         let flow = input.flow;
         // Before parsing: a banned source costs as little as possible and learns nothing.
-        if let Some(dropped) = self.bans.drop_from(flow.remote.ip(), now_ms) {
+        if let Some(dropped) = self.bans.drop_from(flow.remote.ip(), now.wall_ms) {
             if dropped.first {
                 info!(source = %flow.remote, transport = %flow.transport, scope = %dropped.scope, until = %Utc(dropped.until_ms), "dropping messages from a banned source");
             }
             return;
         }
-        let flood = self.limiter.check(flow.remote.ip(), now_ms);
+        let flood = self.limiter.check(flow.remote.ip(), now.ms());
         if flood != FloodVerdict::Allow {
             for scope in self.limiter.take_new_floods() {
-                security::report(security::Event::Flood, &flow, format_args!("scope={scope}"));
+                self.report(SecurityEvent::Flood { flow, scope });
             }
             if flood == FloodVerdict::Refuse {
                 self.refuse_flood(input.bytes, flow, actions);
@@ -258,12 +306,14 @@ impl Core {
             }
         };
         let Some(method) = message.method() else {
-            if !self.hangup_response(&message, now_ms, actions) {
-                self.proxy_response(message, flow, now_ms, actions);
+            if !self.hangup_response(&message, now, actions)
+                && let Some(hang_up) = self.proxy.response(message, flow, now, actions)
+            {
+                self.hang_up(hang_up, now, actions);
             }
             return;
         };
-        if self.is_from_scanner(&message, &flow, now_ms) {
+        if self.is_from_scanner(&message, &flow, now) {
             return;
         }
         let Some(via) = message.top_via() else {
@@ -273,7 +323,7 @@ impl Core {
         let sane = sanity::check(&message, self.max_vias, flow.transport.is_stream());
         if method == Method::Ack {
             if sane.is_ok() {
-                self.proxy_ack(&message, &via, flow, now_ms, actions);
+                self.proxy_ack(&message, &via, flow, now, actions);
             }
             return;
         }
@@ -283,7 +333,7 @@ impl Core {
             || (method == Method::Options && self.is_for_server(&message));
         if !local {
             if let Some(key) = key {
-                self.proxy(message, method, key, flow, now_ms, actions);
+                self.proxy(message, method, key, flow, now, actions);
             }
             return;
         }
@@ -291,7 +341,7 @@ impl Core {
         // over UDP.
         let cached = key.filter(|_| flow.transport == Transport::Udp);
         if let Some(response) = cached.as_ref().and_then(|k| self.transactions.response(k)) {
-            actions.push(Action::Send {
+            actions.push_back(Transmit {
                 flow,
                 bytes: response.to_vec(),
             });
@@ -300,8 +350,8 @@ impl Core {
         let answer = match sane {
             Err(refusal) => Answer::Stateless(Reply::new(refusal.status, refusal.reason)),
             Ok(()) => match method {
-                Method::Register => self.register(&message, &flow, now_ms),
-                Method::Cancel => self.proxy_cancel(&message, &via, flow, now_ms, actions),
+                Method::Register => self.register(&message, &flow, now),
+                Method::Cancel => self.proxy_cancel(&message, &via, flow, now, actions),
                 // What is left is an OPTIONS ping of the server itself.
                 _ => Answer::Stateless(
                     Reply::new(200, "OK")
@@ -311,7 +361,7 @@ impl Core {
             },
         };
         let Answer::Stateful(reply) = answer else {
-            self.answer_statelessly(&message, &flow, answer, now_ms, actions);
+            self.answer_statelessly(&message, &flow, answer, now, actions);
             return;
         };
         if reply.status >= 300 {
@@ -319,16 +369,16 @@ impl Core {
         }
         let response = reply.build(&message, flow.remote);
         if let Some(key) = cached {
-            self.transactions.complete(key, response.clone(), now_ms);
+            self.transactions.complete(key, response.clone(), now.ms());
         }
-        actions.push(Action::Send {
+        actions.push_back(Transmit {
             flow,
             bytes: response,
         });
     }
 
     /// `403 Flood detected`, statelessly, to a request that can be answered at all.
-    fn refuse_flood(&self, bytes: &[u8], flow: Flow, actions: &mut Vec<Action>) {
+    fn refuse_flood(&self, bytes: &[u8], flow: Flow, actions: &mut VecDeque<Transmit>) {
         let Ok(request) = Message::parse(bytes, self.max_headers) else {
             return;
         };
@@ -336,49 +386,56 @@ impl Core {
             request.top_via().is_some() && !matches!(request.method(), None | Some(Method::Ack));
         if answerable {
             let bytes = Reply::new(403, "Flood detected").build(&request, flow.remote);
-            actions.push(Action::Send { flow, bytes });
+            actions.push_back(Transmit { flow, bytes });
         }
     }
 
-    /// When [`Core::handle_timeout`] should next be called, if any timer runs.
-    pub fn next_timeout(&self) -> Option<u64> {
-        [self.calls.next_timer(), self.hangups.next_timer()]
-            .into_iter()
-            .flatten()
-            .min()
+    /// Runs what is due at `now`: transaction, ring and hang-up timers, the sweep of expired
+    /// state (about once a second) and the batch of changed bindings (every `flush_interval`).
+    pub fn handle_timeout(&mut self, now: Now) {
+        let mut transmits = std::mem::take(&mut self.transmits);
+        self.hangup_timeouts(now, &mut transmits);
+        self.proxy.on_timers(now, &mut transmits);
+        self.transmits = transmits;
+        if now.instant >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now.instant + SWEEP_INTERVAL;
+        }
+        if now.instant >= self.next_flush {
+            self.flush_bindings();
+            self.next_flush = now.instant + self.flush_interval;
+        }
     }
 
-    /// Expires bindings, dialogs, completed transactions and bans; call about once a second.
-    pub fn tick(&mut self, now_ms: u64) {
-        self.transactions.expire(now_ms);
-        self.calls.expire(now_ms);
-        self.dialogs.expire(now_ms);
-        for extension in self.registrar.expire(now_ms) {
+    /// Expires bindings and bans (by wall time), dialogs, completed transactions and scanner
+    /// sightings (by the monotonic clock).
+    fn sweep(&mut self, now: Now) {
+        self.transactions.expire(now.ms());
+        self.proxy.expire(now.ms());
+        for extension in self.registrar.expire(now.wall_ms) {
             info!(%extension, "binding expired");
         }
-        for ended in self.bans.expire(now_ms) {
+        for ended in self.bans.expire(now.wall_ms) {
             info!(scope = %ended.ban.scope, dropped = ended.dropped, "ban ended");
         }
-        self.scanners.expire(now_ms);
+        self.scanners.expire(now.ms());
     }
 
     pub fn connection_closed(&mut self, connection: ConnectionId) {
         self.registrar.connection_closed(connection);
     }
 
-    /// Bindings changed since the last call, for one batched write to the database.
-    pub fn take_changed_bindings(&mut self) -> Vec<(Extension, Vec<Binding>)> {
-        self.registrar.take_dirty()
+    /// Emits the bindings changed since the last batch now, as one [`Event::BindingsChanged`]
+    /// (at shutdown; otherwise they go every `flush_interval`).
+    pub fn flush_bindings(&mut self) {
+        let changed = self.registrar.take_dirty();
+        if !changed.is_empty() {
+            self.events.push_back(Event::BindingsChanged(changed));
+        }
     }
 
-    /// Bans started since the last call, to be written to the database.
-    pub fn take_new_bans(&mut self) -> Vec<Ban> {
-        std::mem::take(&mut self.new_bans)
-    }
-
-    /// Connections on which a request passed Digest since the last call.
-    pub fn take_authenticated(&mut self) -> Vec<ConnectionId> {
-        std::mem::take(&mut self.authenticated)
+    fn report(&mut self, event: SecurityEvent) {
+        self.events.push_back(Event::Security(event));
     }
 
     /// Lifts the ban of exactly `scope` (after `hotline ban remove`); false if there was none.
@@ -387,7 +444,7 @@ impl Core {
     }
 
     /// The registrar of RFC 3261 §10.3.
-    fn register(&mut self, request: &Message, flow: &Flow, now_ms: u64) -> Answer {
+    fn register(&mut self, request: &Message, flow: &Flow, now: Now) -> Answer {
         let request_uri = request.request_uri().and_then(|u| Uri::parse(u).ok());
         if !request_uri.is_some_and(|u| self.is_local(&u.host)) {
             return Answer::Refused(Reply::new(403, "Domain Not Served"));
@@ -399,11 +456,11 @@ impl Core {
         let Some(to) = to.filter(|t| self.is_local(&t.host)) else {
             return Answer::Refused(Reply::new(403, "Domain Not Served"));
         };
-        let extension = match self.authenticate(request, flow, now_ms, AuthKind::Registrar) {
+        let extension = match self.authenticate(request, flow, now, AuthKind::Registrar) {
             Ok(extension) => extension,
             Err(reply) => return Answer::Stateless(reply),
         };
-        Answer::Stateful(self.bind(&extension, &to, request, flow, now_ms))
+        Answer::Stateful(self.bind(&extension, &to, request, flow, now))
     }
 
     /// Applies an authenticated REGISTER.
@@ -413,26 +470,29 @@ impl Core {
         to: &Uri<'_>,
         request: &Message,
         flow: &Flow,
-        now_ms: u64,
+        now: Now,
     ) -> Reply {
         if to.user != Some(extension.as_str()) {
             return Reply::new(403, "Forbidden: To is not the authenticated user");
         }
         if self.is_forbidden_contact(flow.remote.ip(), flow.remote.port()) {
-            security::report(
-                security::Event::Refused,
-                flow,
-                format_args!(
-                    "method=\"REGISTER\" status=403 reason=\"source may not be bound\" user={extension:?}"
-                ),
-            );
+            self.report(SecurityEvent::Refused {
+                flow: *flow,
+                method: "REGISTER".to_owned(),
+                status: 403,
+                reason: "source may not be bound",
+                user: Some(extension.clone()),
+            });
             return Reply::new(403, "Forbidden: Source Address Not Allowed");
         }
-        match self.registrar.register(extension, request, *flow, now_ms) {
+        match self
+            .registrar
+            .register(extension, request, *flow, now.wall_ms)
+        {
             Ok(()) => {
                 let mut reply = Reply::new(200, "OK");
-                for binding in self.registrar.contacts(extension, now_ms) {
-                    let expires = binding.remaining_secs(now_ms);
+                for binding in self.registrar.contacts(extension, now.wall_ms) {
+                    let expires = binding.remaining_secs(now.wall_ms);
                     reply = reply.with(
                         "Contact",
                         format_args!("<{}>;expires={expires}", binding.contact),
@@ -456,9 +516,10 @@ impl Core {
         &mut self,
         request: &Message,
         flow: &Flow,
-        now_ms: u64,
+        now: Now,
         kind: AuthKind,
     ) -> Result<Extension, Reply> {
+        let now_ms = now.wall_ms;
         let realm = self.domain.as_str();
         let credentials = request
             .headers(kind.credentials())
@@ -483,7 +544,7 @@ impl Core {
                 Some(user) => {
                     if let Some(connection) = flow.connection.filter(|_| flow.transport.is_stream())
                     {
-                        self.authenticated.push(connection);
+                        self.events.push_back(Event::Authenticated(connection));
                     }
                     Ok(user.extension.clone())
                 }
@@ -495,11 +556,12 @@ impl Core {
                 Err(self.challenge(kind, flow, now_ms, false))
             }
             Verdict::Rejected(reason) => {
-                security::report(
-                    security::Event::AuthenticationFailed,
-                    flow,
-                    format_args!("user={:?} reason={reason:?}", credentials.username),
-                );
+                let user = credentials.username.to_string();
+                self.report(SecurityEvent::AuthenticationFailed {
+                    flow: *flow,
+                    user,
+                    reason,
+                });
                 self.count_failure(flow, now_ms);
                 Err(Reply::new(403, "Forbidden"))
             }
@@ -509,38 +571,30 @@ impl Core {
     /// Counts an authentication failure toward a ban of its source.
     fn count_failure(&mut self, flow: &Flow, now_ms: u64) {
         if let Some(ban) = self.bans.record_failure(flow.remote.ip(), now_ms) {
-            security::report(
-                security::Event::Banned,
-                flow,
-                format_args!(
-                    "scope={} until={} failures={}",
-                    ban.scope,
-                    Utc(ban.until_ms),
-                    self.bans.threshold()
-                ),
-            );
-            self.new_bans.push(ban);
+            self.report(SecurityEvent::Banned {
+                flow: *flow,
+                ban: ban.clone(),
+                failures: self.bans.threshold(),
+            });
+            self.events.push_back(Event::BanAdded(ban));
         }
     }
 
     /// A request from a known scanner: dropped without a reply, logged once per source and
     /// window.
-    fn is_from_scanner(&mut self, request: &Message, flow: &Flow, now_ms: u64) -> bool {
+    fn is_from_scanner(&mut self, request: &Message, flow: &Flow, now: Now) -> bool {
         let Some(name) = request
             .headers(HeaderName::UserAgent)
             .find_map(scanners::scanner)
         else {
             return false;
         };
-        if self.scanners.first_in_window(flow.remote.ip(), now_ms) {
-            security::report(
-                security::Event::Scanner,
-                flow,
-                format_args!(
-                    "user_agent={name} method={:?}",
-                    request.method_text().unwrap_or_default()
-                ),
-            );
+        if self.scanners.first_in_window(flow.remote.ip(), now.ms()) {
+            self.report(SecurityEvent::Scanner {
+                flow: *flow,
+                user_agent: name,
+                method: request.method_text().unwrap_or_default().to_owned(),
+            });
         }
         true
     }
@@ -586,6 +640,8 @@ impl Core {
 
 #[cfg(test)]
 mod bans_tests;
+#[cfg(test)]
+mod clock_tests;
 #[cfg(test)]
 mod proxy_tests;
 #[cfg(test)]

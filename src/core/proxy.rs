@@ -2,52 +2,83 @@
 //! target a client transaction (a branch); responses are chosen and forwarded as §16.7 says,
 //! CANCEL and the ring timeout cancel the branches, and 2xx responses to INVITE establish the
 //! dialogs that in-dialog requests are routed by.
+//!
+//! [`Proxy`] owns the calls in progress, the dialogs and the transactions that linger after a
+//! call; the core decides where a request goes (see `routing.rs`) and hands the proxy the
+//! requests it forwards.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use super::dialog::Party;
+use super::Reply;
+use super::clock::{Now, millis};
+use super::dialog::{Dialogs, Party};
 use super::lingering::{Lingerers, Reaction};
+use super::output::Transmit;
 use super::registrar::Flow;
+use super::settings::Settings;
 use super::share::Shares;
 use super::stateless::Answer;
 use super::transaction::{
     ClientInvite, ClientNonInvite, Echo, Key, Lingering, Output, ServerInvite, ServerNonInvite,
     TimerName, Timers,
 };
-use super::user::Extension;
-use super::{Action, AuthKind, Core, Reply};
-use crate::sip::{
-    Edit, HeaderName, Host, Message, Method, NameAddr, Response, Transport, Uri, Via, ack_for,
-    cancel_for, drop_first, request_uri_form,
-};
+use crate::sip::{Forwarded, HeaderName, Message, Method, NameAddr, Response, drop_first};
 
 mod media_policy;
 
-/// Max-Forwards given to a request that has none, as the seed's
-/// `mf_process_maxfwd_header("10")`.
-const DEFAULT_MAX_FORWARDS: u32 = 10;
+pub(super) use self::media_policy::{HangUp, check_ack};
 
-/// Proxied requests in progress, their transactions and the timers they asked for.
-pub struct Calls {
+/// Calls in progress, the dialogs they established and what lingers of those that ended.
+pub struct Proxy {
     calls: HashMap<u64, Call>,
     next_id: u64,
+    capacity: usize,
+    ring_timeout_ms: u64,
+    dialogs: Dialogs,
+    shared: Shared,
+}
+
+/// What every call writes to besides itself: the indexes by which messages find it, its
+/// timers, and what lingers after it.
+struct Shared {
     by_server: HashMap<Key, u64>,
     /// Our branches by their number (what follows `branch_prefix`).
     by_branch: HashMap<u64, (u64, usize)>,
     timers: BTreeSet<(u64, u64, Slot)>,
     /// What is left of calls whose transactions only absorb retransmissions.
     lingering: Lingerers,
-    settings: Timers,
-    capacity: usize,
     /// Calls in progress per /64 of their upstream.
     shares: Shares,
+    settings: Timers,
     /// Makes our branches unique across restarts (RFC 3261 §8.1.1.7).
     branch_prefix: String,
     next_branch: u64,
 }
+
+/// One target of a request, forwarded: `None` when the connection its contact registered over
+/// is gone.
+pub(super) struct Fork {
+    pub branch: u64,
+    pub flow: Flow,
+    pub bytes: Vec<u8>,
+    /// For an INVITE, what its CANCEL and ACK repeat.
+    pub invite: Option<Forwarded>,
+}
+
+/// A request to proxy, as it arrived.
+pub(super) struct Incoming {
+    pub request: Message,
+    pub method: Method,
+    /// Its transaction's key.
+    pub key: Key,
+    pub upstream: Flow,
+}
+
+/// What a proxied request gets: its forks, or hotline's own final response.
+pub(super) type Route = Result<Vec<Option<Fork>>, (u16, Vec<u8>)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Slot {
@@ -61,9 +92,99 @@ enum ServerTx {
     NonInvite(ServerNonInvite),
 }
 
+/// The server transaction of a call, whichever machine it is.
+impl ServerTx {
+    fn new(method: Method, reliable: bool, settings: Timers) -> ServerTx {
+        match method {
+            Method::Invite => ServerTx::Invite(ServerInvite::new(reliable, settings)),
+            _ => ServerTx::NonInvite(ServerNonInvite::new(reliable, settings)),
+        }
+    }
+
+    fn on_retransmission(&mut self, out: &mut Vec<Output>) {
+        match self {
+            ServerTx::Invite(tx) => tx.on_retransmission(out),
+            ServerTx::NonInvite(tx) => tx.on_retransmission(out),
+        }
+    }
+
+    fn send_response(&mut self, status: u16, bytes: Vec<u8>, now: u64, out: &mut Vec<Output>) {
+        match self {
+            ServerTx::Invite(tx) => tx.send_response(status, bytes, now, out),
+            ServerTx::NonInvite(tx) => tx.send_response(status, bytes, now, out),
+        }
+    }
+
+    fn on_timer(&mut self, timer: TimerName, now: u64, out: &mut Vec<Output>) {
+        match self {
+            ServerTx::Invite(tx) => tx.on_timer(timer, now, out),
+            ServerTx::NonInvite(tx) => tx.on_timer(timer, now, out),
+        }
+    }
+
+    fn lingering(&self) -> Option<Lingering> {
+        match self {
+            ServerTx::Invite(tx) => tx.lingering(),
+            ServerTx::NonInvite(tx) => tx.lingering(),
+        }
+    }
+}
+
 enum ClientTx {
     Invite(ClientInvite),
     NonInvite(ClientNonInvite),
+}
+
+/// A client transaction of a call (a branch, or a branch's CANCEL), whichever machine it is.
+impl ClientTx {
+    fn start(
+        method: Method,
+        bytes: Vec<u8>,
+        reliable: bool,
+        settings: Timers,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> ClientTx {
+        match method {
+            Method::Invite => {
+                ClientTx::Invite(ClientInvite::start(bytes, reliable, settings, now, out))
+            }
+            _ => ClientTx::NonInvite(ClientNonInvite::start(bytes, reliable, settings, now, out)),
+        }
+    }
+
+    /// A response to it; true if it goes on to the call. `invite` builds the ACK of an
+    /// INVITE's non-2xx final response.
+    fn on_response(
+        &mut self,
+        status: u16,
+        invite: Option<&Forwarded>,
+        response: &Message,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        match self {
+            ClientTx::Invite(tx) => {
+                let ack = || invite.map(|i| i.ack(response)).unwrap_or_default();
+                tx.on_response(status, ack, now, out)
+            }
+            ClientTx::NonInvite(tx) => tx.on_response(status, now, out),
+        }
+    }
+
+    fn on_timer(&mut self, timer: TimerName, now: u64, out: &mut Vec<Output>) {
+        match self {
+            ClientTx::Invite(tx) => tx.on_timer(timer, now, out),
+            ClientTx::NonInvite(tx) => tx.on_timer(timer, now, out),
+        }
+    }
+
+    fn lingering(&self) -> Option<Lingering> {
+        match self {
+            ClientTx::Invite(tx) => tx.lingering(),
+            ClientTx::NonInvite(tx) => tx.lingering(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +198,9 @@ enum Cancel {
 struct Client {
     tx: ClientTx,
     flow: Flow,
-    /// The request as forwarded, to build its CANCEL and ACK: kept until the branch's final
-    /// response; `None` for a CANCEL's own transaction.
-    request: Option<Message>,
+    /// An INVITE as forwarded, to build its CANCEL and ACK: kept until the branch's final
+    /// response; `None` for other requests and for a CANCEL's own transaction.
+    invite: Option<Forwarded>,
     branch: u64,
     /// `None` for a CANCEL's own transaction.
     target: Option<Target>,
@@ -101,6 +222,7 @@ struct Best {
 }
 
 struct Call {
+    id: u64,
     server: ServerTx,
     key: Option<Key>,
     upstream: Flow,
@@ -118,26 +240,24 @@ struct Call {
     timers: Vec<(u64, Slot)>,
 }
 
-impl Calls {
-    pub fn new(
-        settings: Timers,
-        capacity: usize,
-        per_prefix: usize,
-        lingering: usize,
-        boot_ms: u64,
-    ) -> Calls {
-        Calls {
+impl Proxy {
+    pub fn new(settings: &Settings, boot_ms: u64) -> Proxy {
+        Proxy {
             calls: HashMap::new(),
             next_id: 0,
-            by_server: HashMap::new(),
-            by_branch: HashMap::new(),
-            timers: BTreeSet::new(),
-            lingering: Lingerers::new(lingering),
-            settings,
-            capacity,
-            shares: Shares::new(per_prefix),
-            branch_prefix: format!("z9hG4bK-hl{boot_ms:x}-"),
-            next_branch: 0,
+            capacity: settings.max_transactions,
+            ring_timeout_ms: millis(settings.proxy.ring_timeout),
+            dialogs: Dialogs::new(settings.proxy.max_dialogs, settings.proxy.dialog_lifetime),
+            shared: Shared {
+                by_server: HashMap::new(),
+                by_branch: HashMap::new(),
+                timers: BTreeSet::new(),
+                lingering: Lingerers::new(settings.max_lingering_transactions),
+                shares: Shares::new(settings.max_transactions_per_prefix),
+                settings: Timers::default(),
+                branch_prefix: format!("z9hG4bK-hl{boot_ms:x}-"),
+                next_branch: 0,
+            },
         }
     }
 
@@ -145,125 +265,113 @@ impl Calls {
         self.calls.len()
     }
 
-    /// Transactions kept only to absorb retransmissions.
-    pub fn lingering(&self) -> usize {
-        self.lingering.len()
-    }
-
-    /// Forgets lingering transactions whose timer has fired.
-    pub fn expire(&mut self, now: u64) {
-        self.lingering.expire(now);
-    }
-
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }
 
-    #[cfg(test)]
-    pub fn pending_timers(&self) -> usize {
-        self.timers.len()
+    /// Transactions kept only to absorb retransmissions.
+    pub fn lingering(&self) -> usize {
+        self.shared.lingering.len()
     }
 
-    /// When the next timer is due.
+    #[cfg(test)]
+    pub fn pending_timers(&self) -> usize {
+        self.shared.timers.len()
+    }
+
+    #[cfg(test)]
+    pub fn dialogs(&self) -> &Dialogs {
+        &self.dialogs
+    }
+
+    /// When the next timer is due (monotonic ms).
     pub fn next_timer(&self) -> Option<u64> {
-        self.timers.first().map(|(at, _, _)| *at)
+        self.shared.timers.first().map(|(at, _, _)| *at)
+    }
+
+    /// Forgets lingering transactions and dialogs whose time is over (monotonic ms).
+    pub fn expire(&mut self, now: u64) {
+        self.shared.lingering.expire(now);
+        self.dialogs.expire(now);
     }
 
     /// Whether a new call from `source` fits: the table has room, and the source's /64 holds
     /// less than its share.
-    fn has_room_for(&self, source: IpAddr) -> bool {
-        self.calls.len() < self.capacity && self.shares.has_room(source)
+    pub(super) fn has_room_for(&self, source: IpAddr) -> bool {
+        self.calls.len() < self.capacity && self.shared.shares.has_room(source)
     }
 
     /// A new branch: its number, and the Via parameter that carries it.
-    fn branch(&mut self) -> (u64, String) {
-        self.next_branch += 1;
-        let number = self.next_branch;
-        (number, format!("{}{number:x}", self.branch_prefix))
+    pub(super) fn branch(&mut self) -> (u64, String) {
+        self.shared.next_branch += 1;
+        let number = self.shared.next_branch;
+        (number, format!("{}{number:x}", self.shared.branch_prefix))
     }
 
-    /// The number of one of our branches.
-    fn branch_number(&self, branch: &str) -> Option<u64> {
-        let digits = branch.strip_prefix(&self.branch_prefix)?;
-        u64::from_str_radix(digits, 16).ok()
+    /// The Via branch of a stateless forward of the request whose branch is `incoming`: the
+    /// same for its retransmissions (§16.11).
+    pub(super) fn stateless_branch(&self, incoming: &str) -> String {
+        format!("{}a{:x}", self.shared.branch_prefix, stable_hash(incoming))
     }
-}
 
-/// A target of a request: the URI to put in the Request-URI and the flow that reaches it.
-pub(super) struct Hop {
-    pub uri: String,
-    pub flow: Flow,
-}
+    /// The flow of the dialog party with Contact `contact` in call `call_id`.
+    pub(super) fn dialog_route(&self, call_id: &str, contact: &str) -> Option<Flow> {
+        self.dialogs.route(call_id, contact)
+    }
 
-impl Core {
-    /// A request to proxy (anything but REGISTER, ACK, CANCEL and pings of the server).
-    pub(super) fn proxy(
-        &mut self,
-        request: Message,
-        method: Method,
-        via: Key,
-        flow: Flow,
-        now: u64,
-        actions: &mut Vec<Action>,
-    ) {
-        if let Some(&id) = self.calls.by_server.get(&via) {
-            if let Some(call) = self.calls.calls.get_mut(&id) {
-                let mut out = Vec::new();
-                match &mut call.server {
-                    ServerTx::Invite(tx) => tx.on_retransmission(&mut out),
-                    ServerTx::NonInvite(tx) => tx.on_retransmission(&mut out),
-                }
-                transmit(out, call.upstream, actions);
-            }
-            return;
+    /// The dialogs, for the requests routed in them and for hotline ending one itself.
+    pub(super) fn dialogs_mut(&mut self) -> &mut Dialogs {
+        &mut self.dialogs
+    }
+
+    /// A request of a transaction already here: a retransmission, answered as its transaction
+    /// says. False for a new request.
+    pub(super) fn retransmission(&mut self, key: &Key, actions: &mut VecDeque<Transmit>) -> bool {
+        if let Some(call) = self.call_of(key) {
+            let mut out = Vec::new();
+            call.server.on_retransmission(&mut out);
+            transmit(out, call.upstream, actions);
+            return true;
         }
-        if let Some(reaction) = self.calls.lingering.server(&via) {
-            if let Reaction::Resend(flow, bytes) = reaction {
-                actions.push(Action::Send {
+        match self.shared.lingering.server(key) {
+            Some(Reaction::Resend(flow, bytes)) => {
+                actions.push_back(Transmit {
                     flow,
                     bytes: bytes.to_vec(),
                 });
+                true
             }
-            return;
+            Some(_) => true,
+            None => false,
         }
-        // Only what passed authentication, or a signed dialog, may take a transaction.
-        let route = match self.route(&request, method, &flow, now) {
-            Ok(hops) => Ok(hops),
-            Err(Answer::Stateful(reply)) => Err(reply),
-            Err(answer) => {
-                self.answer_statelessly(&request, &flow, answer, now, actions);
-                return;
-            }
-        };
-        if !self.calls.has_room_for(flow.remote.ip()) {
-            warn!(source = %flow.remote, "proxy at its transaction limit, for all or for this source's prefix: 503");
-            let reply = Reply::new(503, "Service Unavailable").with("Retry-After", 5);
-            actions.push(Action::Send {
-                flow,
-                bytes: reply.build(&request, flow.remote),
-            });
-            return;
-        }
-        let reliable = flow.transport.is_stream();
-        let settings = self.calls.settings;
-        let server = match method {
-            Method::Invite => ServerTx::Invite(ServerInvite::new(reliable, settings)),
-            _ => ServerTx::NonInvite(ServerNonInvite::new(reliable, settings)),
-        };
-        let id = self.calls.next_id;
-        self.calls.next_id += 1;
-        self.calls.by_server.insert(via, id);
-        self.calls.shares.add(flow.remote.ip());
-        let trying = (method == Method::Invite)
-            .then(|| Response::to(&request, flow.remote, 100, "Trying").finish());
-        let route = route.map_err(|reply| {
-            self.log_refusal(&request, &flow, reply.status, reply.reason);
-            (reply.status, reply.build(&request, flow.remote))
-        });
+    }
+
+    /// Starts the call of `incoming`: a server transaction, and a branch per fork or hotline's
+    /// own final response.
+    pub(super) fn start(
+        &mut self,
+        incoming: Incoming,
+        route: Route,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
+    ) {
+        let Incoming {
+            request,
+            method,
+            key,
+            upstream,
+        } = incoming;
+        let id = self.next_id;
+        self.next_id += 1;
+        let shared = &mut self.shared;
+        shared.by_server.insert(key, id);
+        shared.shares.add(upstream.remote.ip());
+        let reliable = upstream.transport.is_stream();
         let mut call = Call {
-            server,
-            key: Some(via),
-            upstream: flow,
+            id,
+            server: ServerTx::new(method, reliable, shared.settings),
+            key: Some(key),
+            upstream,
             method,
             request: None,
             clients: Vec::new(),
@@ -272,188 +380,297 @@ impl Core {
             server_done: false,
             timers: Vec::new(),
         };
-        if let Some(trying) = trying {
-            self.respond_upstream(id, &mut call, 100, trying, now, actions);
+        if method == Method::Invite {
+            let trying = Response::to(&request, upstream.remote, 100, "Trying").finish();
+            call.respond_upstream(shared, 100, trying, now, actions);
         }
         match route {
-            Err((status, bytes)) => {
-                self.respond_upstream(id, &mut call, status, bytes, now, actions);
-            }
-            Ok(hops) => {
+            Err((status, bytes)) => call.respond_upstream(shared, status, bytes, now, actions),
+            Ok(forks) => {
                 if method == Method::Invite {
-                    let ring = now + self.ring_timeout_ms;
-                    self.calls.timers.insert((ring, id, Slot::Ring));
-                    call.timers.push((ring, Slot::Ring));
+                    call.schedule(shared, now.ms() + self.ring_timeout_ms, Slot::Ring);
                 }
-                for hop in hops {
-                    self.fork(id, &mut call, &request, hop, now, actions);
+                for fork in forks {
+                    call.fork(shared, fork, now, actions);
                 }
                 call.request = Some(request);
-                self.finish_if_all_answered(id, &mut call, now, actions);
+                call.finish_if_all_answered(shared, now, actions);
             }
         }
-        self.put_back(id, call);
+        self.calls.insert(id, call);
+        self.settle(id);
     }
 
-    /// Where a request goes, or how hotline itself answers it: statelessly for everything
-    /// decided before authentication (or before a dialog's signature is checked).
-    fn route(
+    /// A response from downstream, matched to its branch by our Via; a 2xx with insecure
+    /// media asks for its dialog to be ended.
+    pub(super) fn response(
         &mut self,
-        request: &Message,
-        method: Method,
-        flow: &Flow,
-        now: u64,
-    ) -> Result<Vec<Hop>, Answer> {
-        let max_forwards = match request.header(HeaderName::MaxForwards) {
-            Some(value) => value.trim().parse::<u32>().unwrap_or(0),
-            None => DEFAULT_MAX_FORWARDS + 1,
+        response: Message,
+        flow: Flow,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
+    ) -> Option<HangUp> {
+        let status = response.status()?;
+        let branch = response.top_via().and_then(|v| {
+            v.branch()
+                .and_then(|b| b.strip_prefix(&self.shared.branch_prefix))
+                .and_then(|digits| u64::from_str_radix(digits, 16).ok())
+        });
+        let Some(&(id, index)) = branch.and_then(|b| self.shared.by_branch.get(&b)) else {
+            match branch.and_then(|b| self.shared.lingering.branch(b)) {
+                Some(reaction) => lingering_response(reaction, &response, status, actions),
+                None => {
+                    debug!(source = %flow.remote, status, "dropped response matching no transaction")
+                }
+            }
+            return None;
         };
-        if max_forwards == 0 {
-            return Err(Answer::Refused(Reply::new(483, "Too Many Hops")));
-        }
-        if let Some(required) = request.header(HeaderName::ProxyRequire) {
-            return Err(Answer::Refused(
-                Reply::new(420, "Bad Extension").with("Unsupported", required),
-            ));
-        }
-        let routes: Vec<&str> = request.values(HeaderName::Route).collect();
-        let ours = routes.iter().take_while(|r| self.is_our_route(r)).count();
-        if ours < routes.len() {
-            return Err(Answer::Refused(Reply::new(403, "Relaying Forbidden")));
-        }
-        let in_dialog = request.to().and_then(|t| t.tag()).is_some();
-        if in_dialog {
-            // Only a dialog hotline record-routed, proven by its signature: neither a To tag nor
-            // a phone's Contact, which anyone who was in a call with it knows, is enough.
-            if !self.route_signer.is_signed(request) {
-                return Err(Answer::Refused(Reply::new(
-                    481,
-                    "Call/Transaction Does Not Exist",
-                )));
+        let call = self.calls.get_mut(&id)?;
+        // A CANCEL shares its INVITE's branch; its responses are told apart by CSeq method.
+        let index = match response.cseq().map(|c| Method::parse(c.method)) {
+            Some(Method::Cancel) => {
+                let cancel = call
+                    .clients
+                    .iter()
+                    .position(|c| c.target.is_none() && Some(c.branch) == branch);
+                cancel?
             }
-            self.check_offer(request, flow, false)
-                .map_err(Answer::Stateful)?;
-            let uri = request.request_uri().unwrap_or_default();
-            debug!(source = %flow.remote, method = ?request.method_text().unwrap_or_default(), "routing in-dialog request");
-            if let (Some(call_id), Some(cseq)) = (request.call_id(), request.cseq()) {
-                self.dialogs.saw_request(call_id, uri, cseq.number);
-            }
-            return match self.dialog_hop(request, uri) {
-                Some(flow) => Ok(vec![Hop {
-                    uri: uri.to_owned(),
-                    flow,
-                }]),
-                None => Err(Answer::Stateful(Reply::new(404, "Not Found"))),
-            };
-        }
-        let uri = request
-            .request_uri()
-            .and_then(|u| Uri::parse(u).ok())
-            .ok_or(Answer::Stateless(Reply::new(400, "Bad Request-URI")))?;
-        if !self.is_local(&uri.host) {
-            return Err(Answer::Refused(Reply::new(403, "Relaying Forbidden")));
-        }
-        let caller = self
-            .authenticate(request, flow, now, AuthKind::Proxy)
-            .map_err(Answer::Stateless)?;
-        self.route_authenticated(request, method, flow, &uri, &caller, now)
-            .map_err(Answer::Stateful)
+            _ => index,
+        };
+        let shared = &mut self.shared;
+        let mut out = Vec::new();
+        let client = &mut call.clients[index];
+        let invite = client.invite.as_ref();
+        let pass = client
+            .tx
+            .on_response(status, invite, &response, now.ms(), &mut out);
+        let is_branch = client.target.is_some();
+        call.apply(shared, Some(index), out, actions);
+        let hang_up = match pass && is_branch {
+            true => call.branch_response(shared, &mut self.dialogs, index, &response, now, actions),
+            false => None,
+        };
+        self.settle(id);
+        hang_up
     }
 
-    /// Where an authenticated request outside any dialog goes: the callee's contacts.
-    fn route_authenticated(
+    /// A CANCEL from upstream (§16.10) for the INVITE of key `invite`: answered at once, and
+    /// the INVITE is answered 487 while its branches are cancelled. RFC 3261 matches a CANCEL
+    /// by branch alone, and forbids challenging it; but branches are guessable and hotline
+    /// passes the caller's Via to every callee, so a CANCEL also has to come from the INVITE's
+    /// own flow (address, transport and connection) and name its Call-ID, From tag and CSeq
+    /// number.
+    pub(super) fn cancel(
         &mut self,
         request: &Message,
-        method: Method,
-        flow: &Flow,
-        uri: &Uri<'_>,
-        caller: &Extension,
-        now: u64,
-    ) -> Result<Vec<Hop>, Reply> {
-        let from_user = request
-            .from()
-            .and_then(|f| f.parsed_uri().ok())
-            .and_then(|u| u.user);
-        if from_user != Some(caller.as_str()) {
-            return Err(Reply::new(403, "From Is Not The Authenticated User"));
+        invite: Key,
+        flow: Flow,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
+    ) -> Answer {
+        let unknown = || Answer::Refused(Reply::new(481, "Call/Transaction Does Not Exist"));
+        let Some(id) = self.shared.by_server.get(&invite).copied() else {
+            // An INVITE answered already: the CANCEL has nothing left to do (§9.2).
+            return match self.shared.lingering.server(&invite) {
+                Some(Reaction::Resend(upstream, _)) if upstream != flow => unknown(),
+                Some(_) => Answer::Stateless(Reply::new(200, "OK")),
+                None => unknown(),
+            };
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return unknown();
+        };
+        let from_caller =
+            call.upstream == flow && call.request.as_ref().is_some_and(|i| same_call(i, request));
+        if !from_caller {
+            return unknown();
         }
-        self.check_offer(request, flow, method == Method::Invite)?;
-        let callee = uri
-            .user
-            .and_then(|u| Extension::parse(u).ok())
-            .filter(|e| self.users.contains_key(e))
-            .ok_or(Reply::new(404, "Not Found"))?;
-        let hops: Vec<Hop> = self
-            .registrar
-            .contacts(&callee, now)
-            .map(|b| Hop {
-                uri: request_uri_form(&b.contact),
-                flow: b.flow,
-            })
-            .collect();
-        if hops.is_empty() {
-            return Err(Reply::new(480, "Temporarily Unavailable"));
+        if !call.answered
+            && let Some(invite) = &call.request
+        {
+            info!(source = %flow.remote, "call cancelled by the caller");
+            call.answered = true;
+            let bytes = Response::to(invite, call.upstream.remote, 487, reason(487)).finish();
+            call.respond_upstream(&mut self.shared, 487, bytes, now, actions);
+            call.cancel_branches(&mut self.shared, now, actions);
         }
-        info!(
-            source = %flow.remote,
-            method = ?request.method_text().unwrap_or_default(),
-            from = %caller,
-            to = %callee,
-            branches = hops.len(),
-            "routing request"
-        );
-        Ok(hops)
+        self.settle(id);
+        Answer::Stateful(Reply::new(200, "OK"))
     }
 
-    /// The flow for an in-dialog request whose dialog signature verified: the dialog's party
-    /// with that Contact, else a binding (the dialog table is gone after a restart).
-    fn dialog_hop(&self, request: &Message, uri: &str) -> Option<Flow> {
-        let call_id = request.call_id()?;
-        self.dialogs
-            .route(call_id, uri)
-            .or_else(|| self.registrar.flow_of_contact(uri))
+    /// An ACK for the INVITE of key `invite`: absorbed when it acknowledges our non-2xx final
+    /// response (it ends the server transaction); false when it matches no transaction (an ACK
+    /// for a 2xx, end to end).
+    pub(super) fn ack(
+        &mut self,
+        invite: Option<Key>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
+    ) -> bool {
+        let Some(invite) = invite else {
+            return false;
+        };
+        if self.shared.lingering.server(&invite).is_some() {
+            return true;
+        }
+        let Some(&id) = self.shared.by_server.get(&invite) else {
+            return false;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        let mut out = Vec::new();
+        if let ServerTx::Invite(tx) = &mut call.server {
+            tx.on_ack(now.ms(), &mut out);
+        }
+        call.apply(&mut self.shared, None, out, actions);
+        self.settle(id);
+        true
+    }
+
+    /// Transaction and ring timers that are due.
+    pub(super) fn on_timers(&mut self, now: Now, actions: &mut VecDeque<Transmit>) {
+        while let Some(&(at, id, slot)) = self.shared.timers.first() {
+            if at > now.ms() {
+                break;
+            }
+            self.shared.timers.pop_first();
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            call.on_timer(&mut self.shared, slot, now, actions);
+            self.settle(id);
+        }
+    }
+
+    fn call_of(&mut self, key: &Key) -> Option<&mut Call> {
+        let id = self.shared.by_server.get(key)?;
+        self.calls.get_mut(id)
+    }
+
+    /// After an event of call `id`: keeps the call, without the requests that no transaction
+    /// needs any more, unless all its transactions are over or only linger; then it is
+    /// forgotten, and what lingers is kept in its compact form.
+    fn settle(&mut self, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(remains) = remains(call) else {
+            let mut all_final = true;
+            for client in &mut call.clients {
+                match &client.target {
+                    Some(target) if target.final_status.is_none() => all_final = false,
+                    _ => client.invite = None,
+                }
+            }
+            if call.answered && all_final {
+                call.request = None;
+            }
+            return;
+        };
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        let shared = &mut self.shared;
+        for &(at, slot) in &call.timers {
+            shared.timers.remove(&(at, id, slot));
+        }
+        shared.shares.remove(call.upstream.remote.ip());
+        if let Some(key) = &call.key {
+            shared.by_server.remove(key);
+        }
+        for client in &call.clients {
+            if client.target.is_some() {
+                shared.by_branch.remove(&client.branch);
+            }
+        }
+        for part in remains {
+            match part {
+                Remains::Server(key, lingering) => {
+                    shared.lingering.add_server(key, lingering, call.upstream)
+                }
+                Remains::Branch(branch, lingering, flow) => {
+                    shared.lingering.add_branch(branch, lingering, flow)
+                }
+            }
+        }
+    }
+}
+
+/// Records the dialog a 2xx to an INVITE established.
+fn established(
+    dialogs: &mut Dialogs,
+    invite: &Message,
+    ok: &Message,
+    caller: Flow,
+    callee: Flow,
+    now: Now,
+) {
+    let contact = |m: &Message| {
+        m.values(HeaderName::Contact)
+            .next()
+            .and_then(NameAddr::parse)
+            .map(|c| c.uri.to_owned())
+    };
+    if let (Some(call_id), Some(from), Some(to)) = (invite.call_id(), contact(invite), contact(ok))
+    {
+        dialogs.establish(
+            call_id,
+            Party {
+                contact: from,
+                flow: caller,
+                name_addr: invite
+                    .header(HeaderName::From)
+                    .unwrap_or_default()
+                    .to_owned(),
+                cseq: invite.cseq().map_or(0, |c| c.number),
+            },
+            Party {
+                contact: to,
+                flow: callee,
+                name_addr: ok.header(HeaderName::To).unwrap_or_default().to_owned(),
+                cseq: 0,
+            },
+            now.ms(),
+        );
+    }
+}
+
+impl Call {
+    fn schedule(&mut self, shared: &mut Shared, at: u64, slot: Slot) {
+        shared.timers.insert((at, self.id, slot));
+        self.timers.push((at, slot));
     }
 
     /// Sends the request to one target through a new client transaction.
     fn fork(
         &mut self,
-        id: u64,
-        call: &mut Call,
-        request: &Message,
-        hop: Hop,
-        now: u64,
-        actions: &mut Vec<Action>,
+        shared: &mut Shared,
+        fork: Option<Fork>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
-        if hop.flow.transport.is_stream() && hop.flow.connection.is_none() {
-            debug!(target = %hop.uri, "the connection this contact registered over is gone");
-            consider(&mut call.best, 480, None);
-            return;
-        }
-        let method = call.method;
-        let (branch, via_branch) = self.calls.branch();
-        let bytes = self.forwarded(request, method, call.upstream.transport, &hop, &via_branch);
-        let Ok(request) = Message::parse(&bytes, usize::MAX) else {
-            consider(&mut call.best, 500, None);
+        let Some(fork) = fork else {
+            consider(&mut self.best, 480, None);
             return;
         };
-        let reliable = hop.flow.transport.is_stream();
-        let settings = self.calls.settings;
+        let reliable = fork.flow.transport.is_stream();
         let mut out = Vec::new();
-        let tx = match method {
-            Method::Invite => ClientTx::Invite(ClientInvite::start(
-                bytes, reliable, settings, now, &mut out,
-            )),
-            _ => ClientTx::NonInvite(ClientNonInvite::start(
-                bytes, reliable, settings, now, &mut out,
-            )),
-        };
-        let index = call.clients.len();
-        self.calls.by_branch.insert(branch, (id, index));
-        call.clients.push(Client {
+        let tx = ClientTx::start(
+            self.method,
+            fork.bytes,
+            reliable,
+            shared.settings,
+            now.ms(),
+            &mut out,
+        );
+        let index = self.clients.len();
+        shared.by_branch.insert(fork.branch, (self.id, index));
+        self.clients.push(Client {
             tx,
-            flow: hop.flow,
-            request: Some(request),
-            branch,
+            flow: fork.flow,
+            invite: fork.invite,
+            branch: fork.branch,
             target: Some(Target {
                 final_status: None,
                 cancel: Cancel::No,
@@ -461,411 +678,136 @@ impl Core {
             }),
             done: false,
         });
-        self.apply(id, call, Some(index), out, actions);
+        self.apply(shared, Some(index), out, actions);
     }
 
-    /// The request as sent to `hop` (§16.6): new Request-URI, our Via on top, our Routes
-    /// removed, Max-Forwards decremented, our credentials consumed, Record-Route for dialogs.
-    fn forwarded(
-        &self,
-        request: &Message,
-        method: Method,
-        arrived: Transport,
-        hop: &Hop,
-        branch: &str,
-    ) -> Vec<u8> {
-        let out = hop.flow.transport;
-        let via = format!(
-            "SIP/2.0/{out} {};branch={branch};rport",
-            self.advertised(out)
-        );
-        let in_dialog = request.to().and_then(|t| t.tag()).is_some();
-        let dialog_forming = matches!(method, Method::Invite)
-            || matches!(request.method_text(), Some("SUBSCRIBE" | "REFER"));
-        let mut prepend = vec![("Via", via)];
-        if dialog_forming && !in_dialog {
-            let signature = self.route_signer.sign(
-                request.call_id().unwrap_or_default(),
-                request.from().and_then(|f| f.tag()).unwrap_or_default(),
-            );
-            // RFC 5658: one entry per side when the transports differ, the callee's side first.
-            prepend.push(("Record-Route", self.record_route(out, &signature)));
-            if arrived != out {
-                prepend.push(("Record-Route", self.record_route(arrived, &signature)));
-            }
-        }
-        let max_forwards = request
-            .header(HeaderName::MaxForwards)
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .map_or(DEFAULT_MAX_FORWARDS, |v| v.saturating_sub(1));
-        let routes = request
-            .values(HeaderName::Route)
-            .take_while(|r| self.is_our_route(r))
-            .count();
-        let mut drop_routes = drop_first(HeaderName::Route, routes);
-        let realm = self.domain.clone();
-        let prepend: Vec<(&str, &str)> = prepend.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let has_max_forwards = request.header(HeaderName::MaxForwards).is_some();
-        let max_forwards = max_forwards.to_string();
-        let append: Vec<(&str, &str)> = match has_max_forwards {
-            true => Vec::new(),
-            false => vec![("Max-Forwards", max_forwards.as_str())],
-        };
-        request.rewrite(
-            Some(&hop.uri),
-            &prepend,
-            |header, value| match header {
-                HeaderName::Route => drop_routes(header, value),
-                HeaderName::MaxForwards => Edit::Replace(max_forwards.clone()),
-                HeaderName::ProxyAuthorization if credentials_for(value, &realm) => Edit::Drop,
-                _ => Edit::Keep,
-            },
-            &append,
-        )
-    }
-
-    /// A response from downstream, matched to its branch by our Via.
-    pub(super) fn proxy_response(
-        &mut self,
-        response: Message,
-        flow: Flow,
-        now: u64,
-        actions: &mut Vec<Action>,
-    ) {
-        let Some(status) = response.status() else {
-            return;
-        };
-        let branch = response
-            .top_via()
-            .and_then(|v| v.branch().and_then(|b| self.calls.branch_number(b)));
-        let Some(&(id, index)) = branch.and_then(|b| self.calls.by_branch.get(&b)) else {
-            match branch.and_then(|b| self.calls.lingering.branch(b)) {
-                Some(reaction) => lingering_response(reaction, &response, status, actions),
-                None => {
-                    debug!(source = %flow.remote, status, "dropped response matching no transaction")
-                }
-            }
-            return;
-        };
-        let Some(mut call) = self.calls.calls.remove(&id) else {
-            return;
-        };
-        // A CANCEL shares its INVITE's branch; its responses are told apart by CSeq method.
-        let index = match response.cseq().map(|c| c.method) {
-            Some("CANCEL") => match call
-                .clients
-                .iter()
-                .position(|c| c.target.is_none() && Some(c.branch) == branch)
-            {
-                Some(index) => index,
-                None => {
-                    self.put_back(id, call);
-                    return;
-                }
-            },
-            _ => index,
-        };
-        let mut out = Vec::new();
-        let client = &mut call.clients[index];
-        let pass = match &mut client.tx {
-            ClientTx::Invite(tx) => match &client.request {
-                Some(request) => {
-                    tx.on_response(status, || ack_for(request, &response), now, &mut out)
-                }
-                None => tx.on_response(status, Vec::new, now, &mut out),
-            },
-            ClientTx::NonInvite(tx) => tx.on_response(status, now, &mut out),
-        };
-        let is_branch = client.target.is_some();
-        self.apply(id, &mut call, Some(index), out, actions);
-        if pass && is_branch {
-            self.branch_response(id, &mut call, index, &response, now, actions);
-        }
-        self.put_back(id, call);
-    }
-
+    /// A response a branch passed on; a 2xx establishes or ends a dialog, or must be hung up.
     fn branch_response(
         &mut self,
-        id: u64,
-        call: &mut Call,
+        shared: &mut Shared,
+        dialogs: &mut Dialogs,
         index: usize,
         response: &Message,
-        now: u64,
-        actions: &mut Vec<Action>,
-    ) {
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
+    ) -> Option<HangUp> {
         let status = response.status().unwrap_or(500);
         if status == 100 {
-            return;
+            return None;
         }
-        if status < 200 && self.refuse_early_answer(id, call, index, response, now, actions) {
-            return;
+        if status < 200 && self.refuse_early_answer(shared, index, response, now, actions) {
+            return None;
         }
         let upstream = response.rewrite(None, &[], drop_first(HeaderName::Via, 1), &[]);
         if status < 200 {
             let pending =
-                call.clients[index].target.as_ref().map(|t| t.cancel) == Some(Cancel::Pending);
+                self.clients[index].target.as_ref().map(|t| t.cancel) == Some(Cancel::Pending);
             if pending {
-                self.send_cancel(id, call, index, now, actions);
+                self.send_cancel(shared, index, now, actions);
             }
-            if !call.answered {
-                self.respond_upstream(id, call, status, upstream, now, actions);
+            if !self.answered {
+                self.respond_upstream(shared, status, upstream, now, actions);
             }
-            return;
+            return None;
         }
-        if let Some(target) = call.clients[index].target.as_mut() {
+        if let Some(target) = self.clients[index].target.as_mut() {
             target.final_status = Some(status);
         }
         if status < 300 {
             // Without the request the 2xx is a retransmission: its dialog exists already.
-            if let Some(request) = &call.request {
-                match call.method {
-                    Method::Invite => self.established(
-                        request,
-                        response,
-                        call.upstream,
-                        call.clients[index].flow,
-                        now,
-                    ),
+            if let Some(request) = &self.request {
+                match self.method {
+                    Method::Invite => {
+                        let callee = self.clients[index].flow;
+                        established(dialogs, request, response, self.upstream, callee, now);
+                    }
                     Method::Bye => {
                         if let Some(call_id) = request.call_id() {
-                            self.dialogs.end(call_id);
+                            dialogs.end(call_id);
                         }
                     }
                     _ => {}
                 }
             }
-            call.answered = true;
-            self.respond_upstream(id, call, status, upstream, now, actions);
-            self.check_answer(call, index, response, now, actions);
-            self.cancel_branches(id, call, now, actions);
-            return;
+            self.answered = true;
+            self.respond_upstream(shared, status, upstream, now, actions);
+            let hang_up = self.check_answer(index, response);
+            self.cancel_branches(shared, now, actions);
+            return hang_up;
         }
         if status >= 600 {
-            self.cancel_branches(id, call, now, actions);
+            self.cancel_branches(shared, now, actions);
         }
-        match call.media_refused(index) {
-            true => consider(&mut call.best, 488, None),
-            false => consider(&mut call.best, status, Some(upstream)),
+        match self.media_refused(index) {
+            true => consider(&mut self.best, 488, None),
+            false => consider(&mut self.best, status, Some(upstream)),
         }
-        self.finish_if_all_answered(id, call, now, actions);
+        self.finish_if_all_answered(shared, now, actions);
+        None
     }
 
-    /// Records the dialog a 2xx to an INVITE established.
-    fn established(
+    fn on_timer(
         &mut self,
-        invite: &Message,
-        ok: &Message,
-        caller: Flow,
-        callee: Flow,
-        now: u64,
+        shared: &mut Shared,
+        slot: Slot,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
-        let contact = |m: &Message| {
-            m.values(HeaderName::Contact)
-                .next()
-                .and_then(NameAddr::parse)
-                .map(|c| c.uri.to_owned())
-        };
-        if let (Some(call_id), Some(from), Some(to)) =
-            (invite.call_id(), contact(invite), contact(ok))
-        {
-            self.dialogs.establish(
-                call_id,
-                Party {
-                    contact: from,
-                    flow: caller,
-                    name_addr: invite
-                        .header(HeaderName::From)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    cseq: invite.cseq().map_or(0, |c| c.number),
-                },
-                Party {
-                    contact: to,
-                    flow: callee,
-                    name_addr: ok.header(HeaderName::To).unwrap_or_default().to_owned(),
-                    cseq: 0,
-                },
-                now,
-            );
-        }
-    }
-
-    /// A CANCEL from upstream (§16.10): answered at once, and the INVITE it names is answered
-    /// 487 while its branches are cancelled. RFC 3261 matches a CANCEL by branch alone, and
-    /// forbids challenging it; but branches are guessable and hotline passes the caller's Via
-    /// to every callee, so a CANCEL also has to come from the INVITE's own flow (address,
-    /// transport and connection) and name its Call-ID, From tag and CSeq number.
-    pub(super) fn proxy_cancel(
-        &mut self,
-        request: &Message,
-        via: &Via<'_>,
-        flow: Flow,
-        now: u64,
-        actions: &mut Vec<Action>,
-    ) -> Answer {
-        let unknown = || Answer::Refused(Reply::new(481, "Call/Transaction Does Not Exist"));
-        let Some(invite) = Key::for_method(request, via, "INVITE") else {
-            return unknown();
-        };
-        let Some(id) = self.calls.by_server.get(&invite).copied() else {
-            // An INVITE answered already: the CANCEL has nothing left to do (§9.2).
-            return match self.calls.lingering.server(&invite) {
-                Some(Reaction::Resend(upstream, _)) if upstream != flow => unknown(),
-                Some(_) => Answer::Stateless(Reply::new(200, "OK")),
-                None => unknown(),
-            };
-        };
-        let from_caller = self.calls.calls.get(&id).is_some_and(|call| {
-            call.upstream == flow && call.request.as_ref().is_some_and(|i| same_call(i, request))
-        });
-        if !from_caller {
-            return unknown();
-        }
-        let Some(mut call) = self.calls.calls.remove(&id) else {
-            return unknown();
-        };
-        if !call.answered
-            && let Some(invite) = &call.request
-        {
-            info!(source = %flow.remote, "call cancelled by the caller");
-            call.answered = true;
-            let bytes = Response::to(invite, call.upstream.remote, 487, reason(487)).finish();
-            self.respond_upstream(id, &mut call, 487, bytes, now, actions);
-            self.cancel_branches(id, &mut call, now, actions);
-        }
-        self.put_back(id, call);
-        Answer::Stateful(Reply::new(200, "OK"))
-    }
-
-    /// An ACK: for our non-2xx final it ends the server transaction; an ACK for a 2xx is
-    /// end-to-end and follows the dialog, statelessly.
-    pub(super) fn proxy_ack(
-        &mut self,
-        request: &Message,
-        via: &Via<'_>,
-        flow: Flow,
-        now: u64,
-        actions: &mut Vec<Action>,
-    ) {
-        let invite = Key::for_method(request, via, "INVITE");
-        if invite.is_some_and(|k| self.calls.lingering.server(&k).is_some()) {
-            return;
-        }
-        let transaction = invite.and_then(|k| self.calls.by_server.get(&k).copied());
-        if let Some(id) = transaction
-            && let Some(mut call) = self.calls.calls.remove(&id)
-        {
-            let mut out = Vec::new();
-            if let ServerTx::Invite(tx) = &mut call.server {
-                tx.on_ack(now, &mut out);
-            }
-            self.apply(id, &mut call, None, out, actions);
-            self.put_back(id, call);
-            return;
-        }
-        let routes = request.values(HeaderName::Route).count();
-        let ours = request
-            .values(HeaderName::Route)
-            .take_while(|r| self.is_our_route(r))
-            .count();
-        let uri = request.request_uri().unwrap_or_default();
-        let hop = (ours > 0 && ours == routes && self.route_signer.is_signed(request))
-            .then(|| self.dialog_hop(request, uri))
-            .flatten();
-        let Some(hop_flow) = hop else {
-            debug!(source = %flow.remote, "dropped ACK outside any dialog");
-            return;
-        };
-        // A stateless forward needs a branch that is the same for retransmissions (§16.11).
-        let incoming = via.branch().unwrap_or_default();
-        let branch = format!("{}a{:x}", self.calls.branch_prefix, stable_hash(incoming));
-        let hop = Hop {
-            uri: uri.to_owned(),
-            flow: hop_flow,
-        };
-        let bytes = self.forwarded(request, Method::Ack, flow.transport, &hop, &branch);
-        actions.push(Action::Send {
-            flow: hop_flow,
-            bytes,
-        });
-        self.check_ack(request, now, actions);
-    }
-
-    /// Timers that are due.
-    pub fn handle_timeout(&mut self, now: u64, actions: &mut Vec<Action>) {
-        self.hangup_timeouts(now, actions);
-        while let Some(&(at, id, slot)) = self.calls.timers.first() {
-            if at > now {
-                break;
-            }
-            self.calls.timers.pop_first();
-            let Some(mut call) = self.calls.calls.remove(&id) else {
-                continue;
-            };
-            let mut out = Vec::new();
-            match slot {
-                Slot::Ring => {
-                    if !call.answered {
-                        // A device that already said busy gives a better answer than our 480.
-                        info!(source = %call.upstream.remote, "no answer within the ring time");
-                        consider(&mut call.best, 480, None);
-                        self.send_best(id, &mut call, now, actions);
-                        self.cancel_branches(id, &mut call, now, actions);
-                    }
-                }
-                Slot::Server(timer) => {
-                    match &mut call.server {
-                        ServerTx::Invite(tx) => tx.on_timer(timer, now, &mut out),
-                        ServerTx::NonInvite(tx) => tx.on_timer(timer, now, &mut out),
-                    }
-                    self.apply(id, &mut call, None, out, actions);
-                }
-                Slot::Client(index, timer) => {
-                    match &mut call.clients[index].tx {
-                        ClientTx::Invite(tx) => tx.on_timer(timer, now, &mut out),
-                        ClientTx::NonInvite(tx) => tx.on_timer(timer, now, &mut out),
-                    }
-                    let timed_out = out.contains(&Output::Timeout);
-                    self.apply(id, &mut call, Some(index), out, actions);
-                    let unanswered = call.clients[index]
-                        .target
-                        .as_ref()
-                        .is_some_and(|t| t.final_status.is_none());
-                    if timed_out && unanswered {
-                        if let Some(target) = call.clients[index].target.as_mut() {
-                            target.final_status = Some(408);
-                        }
-                        consider(&mut call.best, 408, None);
-                        self.finish_if_all_answered(id, &mut call, now, actions);
-                    }
+        let mut out = Vec::new();
+        match slot {
+            Slot::Ring => {
+                if !self.answered {
+                    // A device that already said busy gives a better answer than our 480.
+                    info!(source = %self.upstream.remote, "no answer within the ring time");
+                    consider(&mut self.best, 480, None);
+                    self.send_best(shared, now, actions);
+                    self.cancel_branches(shared, now, actions);
                 }
             }
-            self.put_back(id, call);
+            Slot::Server(timer) => {
+                self.server.on_timer(timer, now.ms(), &mut out);
+                self.apply(shared, None, out, actions);
+            }
+            Slot::Client(index, timer) => {
+                self.clients[index].tx.on_timer(timer, now.ms(), &mut out);
+                let timed_out = out.contains(&Output::Timeout);
+                self.apply(shared, Some(index), out, actions);
+                let unanswered = self.clients[index]
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| t.final_status.is_none());
+                if timed_out && unanswered {
+                    if let Some(target) = self.clients[index].target.as_mut() {
+                        target.final_status = Some(408);
+                    }
+                    consider(&mut self.best, 408, None);
+                    self.finish_if_all_answered(shared, now, actions);
+                }
+            }
         }
     }
 
     /// Sends the best final response once every branch has one (§16.7 step 5).
     fn finish_if_all_answered(
         &mut self,
-        id: u64,
-        call: &mut Call,
-        now: u64,
-        actions: &mut Vec<Action>,
+        shared: &mut Shared,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
-        let all = call
+        let all = self
             .clients
             .iter()
             .filter_map(|c| c.target.as_ref())
             .all(|t| t.final_status.is_some());
-        if !call.answered && all {
-            self.send_best(id, call, now, actions);
+        if !self.answered && all {
+            self.send_best(shared, now, actions);
         }
     }
 
     /// Sends the best final response so far upstream (§16.7 step 6).
-    fn send_best(&mut self, id: u64, call: &mut Call, now: u64, actions: &mut Vec<Action>) {
-        call.answered = true;
-        let best = call.best.take().unwrap_or(Best {
+    fn send_best(&mut self, shared: &mut Shared, now: Now, actions: &mut VecDeque<Transmit>) {
+        self.answered = true;
+        let best = self.best.take().unwrap_or(Best {
             status: 480,
             bytes: None,
         });
@@ -874,32 +816,32 @@ impl Core {
             Best { status: 503, .. } => (500, None),
             Best { status, bytes } => (status, bytes),
         };
-        let bytes = match (bytes, &call.request) {
+        let bytes = match (bytes, &self.request) {
             (Some(bytes), _) => bytes,
             (None, Some(request)) => {
-                Response::to(request, call.upstream.remote, status, reason(status)).finish()
+                Response::to(request, self.upstream.remote, status, reason(status)).finish()
             }
             (None, None) => return,
         };
-        self.respond_upstream(id, call, status, bytes, now, actions);
+        self.respond_upstream(shared, status, bytes, now, actions);
     }
 
-    fn cancel_branches(&mut self, id: u64, call: &mut Call, now: u64, actions: &mut Vec<Action>) {
-        if call.method != Method::Invite {
+    fn cancel_branches(&mut self, shared: &mut Shared, now: Now, actions: &mut VecDeque<Transmit>) {
+        if self.method != Method::Invite {
             return;
         }
-        for index in 0..call.clients.len() {
-            let Some(target) = call.clients[index].target.as_mut() else {
+        for index in 0..self.clients.len() {
+            let Some(target) = self.clients[index].target.as_mut() else {
                 continue;
             };
             if target.final_status.is_some() || target.cancel != Cancel::No {
                 continue;
             }
             let proceeding =
-                matches!(&call.clients[index].tx, ClientTx::Invite(tx) if tx.has_provisional());
+                matches!(&self.clients[index].tx, ClientTx::Invite(tx) if tx.has_provisional());
             if proceeding {
-                self.send_cancel(id, call, index, now, actions);
-            } else if let Some(target) = call.clients[index].target.as_mut() {
+                self.send_cancel(shared, index, now, actions);
+            } else if let Some(target) = self.clients[index].target.as_mut() {
                 target.cancel = Cancel::Pending;
             }
         }
@@ -907,172 +849,78 @@ impl Core {
 
     fn send_cancel(
         &mut self,
-        id: u64,
-        call: &mut Call,
+        shared: &mut Shared,
         index: usize,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
-        if let Some(target) = call.clients[index].target.as_mut() {
+        if let Some(target) = self.clients[index].target.as_mut() {
             target.cancel = Cancel::Sent;
         }
-        let original = &call.clients[index];
-        let Some(invite) = &original.request else {
+        let original = &self.clients[index];
+        let Some(invite) = &original.invite else {
             return;
         };
-        let bytes = cancel_for(invite);
+        let bytes = invite.cancel();
         let flow = original.flow;
         let branch = original.branch;
         let mut out = Vec::new();
         let tx = ClientNonInvite::start(
             bytes,
             flow.transport.is_stream(),
-            self.calls.settings,
-            now,
+            shared.settings,
+            now.ms(),
             &mut out,
         );
-        let cancel_index = call.clients.len();
-        call.clients.push(Client {
+        let cancel_index = self.clients.len();
+        self.clients.push(Client {
             tx: ClientTx::NonInvite(tx),
             flow,
-            request: None,
+            invite: None,
             branch,
             target: None,
             done: false,
         });
-        self.apply(id, call, Some(cancel_index), out, actions);
+        self.apply(shared, Some(cancel_index), out, actions);
     }
 
     /// Sends a response upstream through the server transaction.
     fn respond_upstream(
         &mut self,
-        id: u64,
-        call: &mut Call,
+        shared: &mut Shared,
         status: u16,
         bytes: Vec<u8>,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
         let mut out = Vec::new();
-        match &mut call.server {
-            ServerTx::Invite(tx) => tx.send_response(status, bytes, now, &mut out),
-            ServerTx::NonInvite(tx) => tx.send_response(status, bytes, now, &mut out),
-        }
-        self.apply(id, call, None, out, actions);
+        self.server.send_response(status, bytes, now.ms(), &mut out);
+        self.apply(shared, None, out, actions);
     }
 
     /// Carries out a transaction's outputs; `client` is `None` for the server transaction.
     fn apply(
         &mut self,
-        id: u64,
-        call: &mut Call,
+        shared: &mut Shared,
         client: Option<usize>,
         out: Vec<Output>,
-        actions: &mut Vec<Action>,
+        actions: &mut VecDeque<Transmit>,
     ) {
-        let flow = client.map_or(call.upstream, |i| call.clients[i].flow);
+        let flow = client.map_or(self.upstream, |i| self.clients[i].flow);
         for output in out {
             match output {
-                Output::Transmit(bytes) => actions.push(Action::Send { flow, bytes }),
+                Output::Transmit(bytes) => actions.push_back(Transmit { flow, bytes }),
                 Output::Schedule { timer, at } => {
                     let slot = client.map_or(Slot::Server(timer), |i| Slot::Client(i, timer));
-                    self.calls.timers.insert((at, id, slot));
-                    call.timers.push((at, slot));
+                    self.schedule(shared, at, slot);
                 }
                 Output::Timeout => {}
                 Output::Terminated => match client {
-                    Some(i) => call.clients[i].done = true,
-                    None => call.server_done = true,
+                    Some(i) => self.clients[i].done = true,
+                    None => self.server_done = true,
                 },
             }
         }
-    }
-
-    /// Keeps the call, without the requests that no transaction needs any more, unless all its
-    /// transactions are over or only linger: then it is forgotten, and what lingers is kept in
-    /// its compact form.
-    fn put_back(&mut self, id: u64, mut call: Call) {
-        let Some(remains) = remains(&call) else {
-            let mut all_final = true;
-            for client in &mut call.clients {
-                match &client.target {
-                    Some(target) if target.final_status.is_none() => all_final = false,
-                    _ => client.request = None,
-                }
-            }
-            if call.answered && all_final {
-                call.request = None;
-            }
-            self.calls.calls.insert(id, call);
-            return;
-        };
-        for &(at, slot) in &call.timers {
-            self.calls.timers.remove(&(at, id, slot));
-        }
-        self.calls.shares.remove(call.upstream.remote.ip());
-        if let Some(key) = &call.key {
-            self.calls.by_server.remove(key);
-        }
-        for client in &call.clients {
-            if client.target.is_some() {
-                self.calls.by_branch.remove(&client.branch);
-            }
-        }
-        for part in remains {
-            match part {
-                Remains::Server(key, lingering) => {
-                    self.calls
-                        .lingering
-                        .add_server(key, lingering, call.upstream)
-                }
-                Remains::Branch(branch, lingering, flow) => {
-                    self.calls.lingering.add_branch(branch, lingering, flow)
-                }
-            }
-        }
-    }
-
-    /// A Route URI that names this server (loose routing, RFC 3261 §16.4): our domain or an
-    /// alias at one of our ports, or exactly one of our listening addresses. Not any IP literal,
-    /// which would make every phone's address "ours".
-    pub(super) fn is_our_route(&self, route: &str) -> bool {
-        let Some(uri) = NameAddr::parse(route).and_then(|r| r.parsed_uri().ok()) else {
-            return false;
-        };
-        let port = uri.port.unwrap_or(5060);
-        self.listeners.iter().any(|(_, addr)| {
-            addr.port() == port
-                && match uri.host {
-                    Host::Ip(ip) => Host::Ip(addr.ip()).matches(&uri.host) && !ip.is_unspecified(),
-                    Host::Name(_) => self.is_local(&uri.host),
-                }
-        })
-    }
-
-    /// `host:port` at which this server is reached over `transport`.
-    pub(super) fn advertised(&self, transport: Transport) -> String {
-        let listener = self
-            .listeners
-            .iter()
-            .find(|(t, _)| *t == transport)
-            .or(self.listeners.first());
-        match listener {
-            Some((_, addr)) if !addr.ip().is_unspecified() => {
-                format!("[{}]:{}", addr.ip(), addr.port())
-            }
-            Some((_, addr)) => format!("{}:{}", self.domain, addr.port()),
-            None => self.domain.clone(),
-        }
-    }
-
-    /// Our Record-Route entry, signed for its dialog (see [`super::route_sign`]).
-    fn record_route(&self, transport: Transport, signature: &str) -> String {
-        let transport_param = transport.as_str().to_ascii_lowercase();
-        format!(
-            "<sip:{};transport={transport_param};lr;{}={signature}>",
-            self.advertised(transport),
-            super::route_sign::PARAM
-        )
     }
 }
 
@@ -1087,19 +935,13 @@ enum Remains {
 fn remains(call: &Call) -> Option<Vec<Remains>> {
     let mut parts = Vec::new();
     if !call.server_done {
-        let lingering = match &call.server {
-            ServerTx::Invite(tx) => tx.lingering(),
-            ServerTx::NonInvite(tx) => tx.lingering(),
-        }?;
+        let lingering = call.server.lingering()?;
         if let Some(key) = call.key {
             parts.push(Remains::Server(key, lingering));
         }
     }
     for client in call.clients.iter().filter(|c| !c.done) {
-        let lingering = match &client.tx {
-            ClientTx::Invite(tx) => tx.lingering(),
-            ClientTx::NonInvite(tx) => tx.lingering(),
-        }?;
+        let lingering = client.tx.lingering()?;
         // A CANCEL shares its INVITE's branch, whose entry absorbs the CANCEL's responses.
         if client.target.is_some() {
             let flow = match lingering.echo {
@@ -1118,19 +960,19 @@ fn lingering_response(
     reaction: Reaction<'_>,
     response: &Message,
     status: u16,
-    actions: &mut Vec<Action>,
+    actions: &mut VecDeque<Transmit>,
 ) {
-    if response.cseq().map(|c| c.method) == Some("CANCEL") {
+    if response.cseq().map(|c| Method::parse(c.method)) == Some(Method::Cancel) {
         return;
     }
     match reaction {
         Reaction::PassSuccess(upstream) if (200..300).contains(&status) => {
-            actions.push(Action::Send {
+            actions.push_back(Transmit {
                 flow: upstream,
                 bytes: response.rewrite(None, &[], drop_first(HeaderName::Via, 1), &[]),
             });
         }
-        Reaction::Resend(flow, ack) if status >= 300 => actions.push(Action::Send {
+        Reaction::Resend(flow, ack) if status >= 300 => actions.push_back(Transmit {
             flow,
             bytes: ack.to_vec(),
         }),
@@ -1165,11 +1007,6 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Whether Proxy-Authorization credentials are for our realm (and so consumed by us).
-fn credentials_for(value: &str, realm: &str) -> bool {
-    super::auth::parse_credentials(value).is_ok_and(|c| c.realm == realm)
-}
-
 /// Whether a CANCEL names the INVITE's Call-ID, From tag and CSeq number.
 fn same_call(invite: &Message, cancel: &Message) -> bool {
     let number = |m: &Message| m.cseq().map(|c| c.number);
@@ -1179,17 +1016,17 @@ fn same_call(invite: &Message, cancel: &Message) -> bool {
         && number(invite) == number(cancel)
 }
 
+fn transmit(out: Vec<Output>, flow: Flow, actions: &mut VecDeque<Transmit>) {
+    for output in out {
+        if let Output::Transmit(bytes) = output {
+            actions.push_back(Transmit { flow, bytes });
+        }
+    }
+}
+
 fn stable_hash(text: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
     hasher.finish()
-}
-
-fn transmit(out: Vec<Output>, flow: Flow, actions: &mut Vec<Action>) {
-    for output in out {
-        if let Output::Transmit(bytes) = output {
-            actions.push(Action::Send { flow, bytes });
-        }
-    }
 }

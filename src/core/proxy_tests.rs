@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::auth::Algorithm;
-use super::tests::{DOMAIN, PASSWORD, answer, challenges_of};
+use super::tests::{DOMAIN, PASSWORD, answer, at, challenges_of};
 use super::*;
 
 pub(super) const T0: u64 = 1_800_000_000_000;
@@ -35,7 +35,10 @@ pub(super) fn phone_c() -> Flow {
 
 pub(super) struct Net {
     pub(super) core: Core,
+    /// The monotonic clock, in ms.
     pub(super) now: u64,
+    /// How far the wall clock was stepped away from the monotonic one.
+    wall_offset: i64,
     /// Calls placed so far, to give each its own branches.
     placed: u32,
 }
@@ -47,34 +50,48 @@ impl Net {
         Net::configured(|_| {})
     }
 
-    /// A core whose default configuration `change` adjusts.
-    pub(super) fn configured(change: impl FnOnce(&mut Config)) -> Net {
+    /// A core whose default settings `change` adjusts.
+    pub(super) fn configured(change: impl FnOnce(&mut Settings)) -> Net {
         let users = ["1000", "1001", "1002"]
             .iter()
             .map(|e| User::new(Extension::parse(e).unwrap(), e, DOMAIN, PASSWORD))
             .collect();
-        let mut config = Config {
+        let mut settings = Settings {
             domain: DOMAIN.to_owned(),
-            ..Config::default()
+            ..Settings::default()
         };
-        change(&mut config);
+        change(&mut settings);
         let listeners: Vec<(Transport, SocketAddr)> = vec![
             (Transport::Udp, "[2001:db8::1]:5060".parse().unwrap()),
             (Transport::Tcp, "[2001:db8::1]:5060".parse().unwrap()),
         ];
         Net {
             core: Core::new(
-                &config,
+                settings,
                 listeners,
                 [9; 32],
                 users,
                 Vec::new(),
                 Vec::new(),
-                T0,
+                at(T0),
             ),
             now: T0,
+            wall_offset: 0,
             placed: 0,
         }
+    }
+
+    /// Both clocks now.
+    fn clock(&self) -> Now {
+        Now {
+            instant: Instant::from_millis(self.now),
+            wall_ms: self.now.saturating_add_signed(self.wall_offset),
+        }
+    }
+
+    /// Steps the wall clock, as NTP does on a board without a real-time clock.
+    pub fn step_wall_clock(&mut self, ms: i64) {
+        self.wall_offset += ms;
     }
 
     /// Binds `extension` to a contact at `flow` (the registrar is tested elsewhere).
@@ -90,18 +107,17 @@ impl Net {
         let extension = Extension::parse(extension).unwrap();
         self.core
             .registrar
-            .register(&extension, &request, flow, self.now)
+            .register(&extension, &request, flow, self.clock().wall_ms)
             .unwrap();
     }
 
     pub(super) fn send(&mut self, from: Flow, text: &str) -> Sent {
-        let mut actions = Vec::new();
         let inbound = Inbound {
             bytes: text.as_bytes(),
             flow: from,
         };
-        self.core.handle(inbound, self.now, &mut actions);
-        parse_all(actions)
+        self.core.handle(inbound, self.clock());
+        parse_all(self.core.take_transmits())
     }
 
     /// Sends `response` (built by a phone) back through the core.
@@ -112,13 +128,24 @@ impl Net {
     /// Lets time pass, firing due timers in order.
     pub(super) fn advance(&mut self, ms: u64) -> Sent {
         let end = self.now + ms;
-        let mut actions = Vec::new();
-        while let Some(at) = self.core.next_timeout().filter(|at| *at <= end) {
-            self.now = at.max(self.now);
-            self.core.handle_timeout(self.now, &mut actions);
+        let mut sent = Vec::new();
+        loop {
+            let due = match self.core.poll_output() {
+                Output::Transmit(transmit) => {
+                    sent.push(transmit);
+                    continue;
+                }
+                Output::Event(_) => continue,
+                Output::Timeout(due) => due.as_millis(),
+            };
+            if due > end {
+                break;
+            }
+            self.now = due.max(self.now);
+            self.core.handle_timeout(self.clock());
         }
         self.now = end;
-        parse_all(actions)
+        parse_all(sent)
     }
 
     /// A call from 1000 that rings at phone B, bound as 1001: the INVITE phone B got, and the
@@ -175,10 +202,10 @@ impl Net {
     }
 }
 
-pub(super) fn parse_all(actions: Vec<Action>) -> Sent {
-    actions
+pub(super) fn parse_all(transmits: Vec<Transmit>) -> Sent {
+    transmits
         .into_iter()
-        .map(|Action::Send { flow, bytes }| (flow, Message::parse(&bytes, 128).unwrap()))
+        .map(|Transmit { flow, bytes }| (flow, Message::parse(&bytes, 128).unwrap()))
         .collect()
 }
 
@@ -290,9 +317,9 @@ fn a_call_is_set_up_and_torn_down() {
     assert_eq!(bye.method(), Some(Method::Bye));
     let done = net.reply(phone_b(), respond(&bye, phone_b(), 200, "OK", ""));
     only(&done, caller(), 200);
-    assert!(net.core.dialogs.is_empty());
+    assert!(net.core.proxy.dialogs().is_empty());
     net.advance(64 * 500 + 1);
-    assert!(net.core.calls.is_empty(), "every transaction ends");
+    assert!(net.core.proxy.is_empty(), "every transaction ends");
 }
 
 #[test]
@@ -320,8 +347,8 @@ fn busy_is_passed_back_and_acknowledged() {
          Call-ID: call-1\r\nCSeq: 2 ACK\r\n\r\n"
     );
     assert!(net.send(caller(), &caller_ack).is_empty());
-    assert!(net.core.calls.is_empty());
-    assert_eq!(net.core.calls.lingering(), 2);
+    assert!(net.core.proxy.is_empty());
+    assert_eq!(net.core.proxy.lingering(), 2);
     assert!(net.send(caller(), &caller_ack).is_empty());
     let again = net.reply(
         phone_b(),
@@ -329,8 +356,8 @@ fn busy_is_passed_back_and_acknowledged() {
     );
     assert_eq!(only(&again, phone_b(), 0).method_text(), Some("ACK"));
     assert_eq!(again.len(), 1);
-    net.core.tick(net.now + 32_000);
-    assert_eq!(net.core.calls.lingering(), 0);
+    net.core.handle_timeout(at(net.now + 32_000));
+    assert_eq!(net.core.proxy.lingering(), 0);
 }
 
 #[test]
@@ -341,10 +368,10 @@ fn an_answered_call_lingers_in_a_few_bytes() {
     let forwarded = only(&sent, phone_b(), 0);
     let ok = respond(&forwarded, phone_b(), 200, "OK", SDES);
     only(&net.reply(phone_b(), ok.clone()), caller(), 200);
-    assert!(net.core.calls.is_empty());
-    assert_eq!(net.core.calls.lingering(), 2);
+    assert!(net.core.proxy.is_empty());
+    assert_eq!(net.core.proxy.lingering(), 2);
     assert_eq!(
-        net.core.calls.pending_timers(),
+        net.core.proxy.pending_timers(),
         0,
         "timers left by a forgotten call"
     );
@@ -367,8 +394,8 @@ fn an_answered_call_lingers_in_a_few_bytes() {
     let forwarded_bye = only(&net.send(caller(), &bye), phone_b(), 0);
     let done = net.reply(phone_b(), respond(&forwarded_bye, phone_b(), 200, "OK", ""));
     let first = only(&done, caller(), 200);
-    assert_eq!(net.core.calls.lingering(), 4);
-    assert_eq!(net.core.calls.pending_timers(), 0);
+    assert_eq!(net.core.proxy.lingering(), 4);
+    assert_eq!(net.core.proxy.pending_timers(), 0);
     // A retransmitted BYE gets the same 200 (Timer J) without reaching the callee again.
     let again = net.send(caller(), &bye);
     assert_eq!(again.len(), 1);
@@ -376,10 +403,10 @@ fn an_answered_call_lingers_in_a_few_bytes() {
         format!("{:?}", only(&again, caller(), 200)),
         format!("{first:?}")
     );
-    net.core.tick(net.now + 5_000);
-    assert_eq!(net.core.calls.lingering(), 3, "Timer K is T4");
-    net.core.tick(net.now + 32_000);
-    assert_eq!(net.core.calls.lingering(), 0);
+    net.core.handle_timeout(at(net.now + 5_000));
+    assert_eq!(net.core.proxy.lingering(), 3, "Timer K is T4");
+    net.core.handle_timeout(at(net.now + 32_000));
+    assert_eq!(net.core.proxy.lingering(), 0);
 }
 
 #[test]
@@ -388,15 +415,15 @@ fn a_challenge_keeps_no_state() {
     net.bind("1001", phone_b());
     let first = invite("1001", "z9hG4bKc1", 1, None, SDES, "");
     let challenge = only(&net.send(caller(), &first), caller(), 407);
-    assert!(net.core.calls.is_empty());
-    assert_eq!(net.core.calls.lingering(), 0);
+    assert!(net.core.proxy.is_empty());
+    assert_eq!(net.core.proxy.lingering(), 0);
     // A retransmission gets a fresh challenge (RFC 3261 §8.2.7).
     let again = only(&net.send(caller(), &first), caller(), 407);
     assert_ne!(
         challenges_of(&again, "Proxy-Authenticate"),
         challenges_of(&challenge, "Proxy-Authenticate")
     );
-    assert!(net.core.calls.is_empty());
+    assert!(net.core.proxy.is_empty());
 }
 
 #[test]
@@ -470,7 +497,7 @@ fn refusals_before_routing() {
         "INVITE sip:1001@example.com",
     );
     only(&net.send(caller(), &foreign), caller(), 403);
-    assert!(net.core.dialogs.is_empty());
+    assert!(net.core.proxy.dialogs().is_empty());
 }
 
 #[test]

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use crate::config;
 use crate::sip::{HeaderName, Message, NameAddr, Transport, Uri};
 
 use super::user::Extension;
@@ -55,8 +55,44 @@ pub enum RegisterError {
     OutOfOrder,
 }
 
+/// What registrations may ask for, and how many the registrar holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Shorter registrations get `423 Interval Too Brief`.
+    pub min_expires: Duration,
+    /// Longer registrations are shortened to this.
+    pub max_expires: Duration,
+    /// Used when a REGISTER names no expiry.
+    pub default_expires: Duration,
+    /// Contacts per extension (a desk phone, a softphone, a mobile…).
+    pub max_contacts: usize,
+    /// Bindings in all: the table an outsider with a password could try to grow.
+    pub max_bindings: usize,
+    /// How often changed bindings go to the store, in one batch (one fsync).
+    pub flush_interval: Duration,
+}
+
+impl Default for Settings {
+    /// The defaults of `config/hotline.toml`, which says why.
+    fn default() -> Settings {
+        Settings {
+            min_expires: Duration::from_secs(60),
+            max_expires: Duration::from_secs(3600),
+            default_expires: Duration::from_secs(3600),
+            max_contacts: 5,
+            max_bindings: 10_000,
+            flush_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A duration as the whole seconds of an Expires value.
+fn seconds(duration: Duration) -> u32 {
+    u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
+}
+
 pub struct Registrar {
-    settings: config::Registrar,
+    settings: Settings,
     bindings: HashMap<Extension, Vec<Binding>>,
     total: usize,
     /// Extensions whose bindings changed since the last write to the database.
@@ -65,11 +101,7 @@ pub struct Registrar {
 
 impl Registrar {
     /// Starts from the bindings kept in the database, dropping those that expired meanwhile.
-    pub fn new(
-        settings: config::Registrar,
-        stored: Vec<(Extension, Binding)>,
-        now_ms: u64,
-    ) -> Registrar {
+    pub fn new(settings: Settings, stored: Vec<(Extension, Binding)>, now_ms: u64) -> Registrar {
         let mut registrar = Registrar {
             settings,
             bindings: HashMap::new(),
@@ -90,7 +122,7 @@ impl Registrar {
     }
 
     pub fn min_expires(&self) -> u32 {
-        self.settings.min_expires
+        seconds(self.settings.min_expires)
     }
 
     /// The live bindings of an extension.
@@ -158,12 +190,12 @@ impl Registrar {
                 Some(value) => value
                     .and_then(parse_seconds)
                     .ok_or(RegisterError::BadRequest("malformed Contact expires"))?,
-                None => expires_header.unwrap_or(self.settings.default_expires),
+                None => expires_header.unwrap_or(seconds(self.settings.default_expires)),
             };
-            if expires != 0 && expires < self.settings.min_expires {
+            if expires != 0 && expires < seconds(self.settings.min_expires) {
                 return Err(RegisterError::IntervalTooBrief);
             }
-            let expires = expires.min(self.settings.max_expires);
+            let expires = expires.min(seconds(self.settings.max_expires));
             let existing = updated.iter().position(|b| b.contact == contact.uri);
             if let Some(b) = existing.map(|i| &updated[i])
                 && b.call_id == call_id
@@ -268,11 +300,11 @@ mod tests {
 
     const NOW: u64 = 1_000_000;
 
-    fn settings() -> config::Registrar {
-        config::Registrar {
+    fn settings() -> Settings {
+        Settings {
             max_contacts: 2,
             max_bindings: 3,
-            ..config::Registrar::default()
+            ..Settings::default()
         }
     }
 

@@ -15,8 +15,10 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::bans::Scope;
+use super::clock::millis;
 
 pub const SCANNERS: [&str; 9] = [
     "friendly-scanner",
@@ -90,9 +92,9 @@ pub struct Sightings {
 }
 
 impl Sightings {
-    pub fn new(window_ms: u64, prefix: u8, capacity: usize) -> Sightings {
+    pub fn new(window: Duration, prefix: u8, capacity: usize) -> Sightings {
         Sightings {
-            window_ms,
+            window_ms: millis(window),
             prefix,
             capacity: capacity.max(1),
             last_logged: HashMap::new(),
@@ -168,7 +170,7 @@ mod tests {
 
     #[test]
     fn each_source_is_logged_once_per_window() {
-        let mut seen = Sightings::new(600_000, 64, 2);
+        let mut seen = Sightings::new(Duration::from_secs(600), 64, 2);
         let ip = |text: &str| -> IpAddr { text.parse().unwrap() };
         assert!(seen.first_in_window(ip("2001:db8::1"), 0));
         assert!(!seen.first_in_window(ip("2001:db8::1"), 1000));

@@ -1,56 +1,124 @@
-//! Security events: one line each, with everything in the message text, because journald keeps
-//! structured fields apart from the message and Fail2Ban reads only the message. The address is
-//! written bare (no brackets, no port) so that a filter's `<ADDR>` matches it.
+//! Security events: typed values that leave the core as [`super::Event::Security`], and their
+//! one log line each, with everything in the message text, because journald keeps structured
+//! fields apart from the message and Fail2Ban reads only the message. The address is written
+//! bare (no brackets, no port) so that a filter's `<ADDR>` matches it.
 
 use std::fmt;
 
-use tracing::warn;
-
+use super::auth::Rejection;
+use super::bans::{Ban, Utc};
 use super::registrar::Flow;
+use super::user::Extension;
 
-/// What happened, as the first words of the line (and the name Fail2Ban filters use).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+/// Something an outsider did that an administrator (or Fail2Ban) should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityEvent {
     /// Wrong credentials, or credentials for a user that does not exist.
-    AuthenticationFailed,
+    AuthenticationFailed {
+        flow: Flow,
+        user: String,
+        reason: Rejection,
+    },
     /// A source or prefix went over its flood limit.
-    Flood,
+    Flood { flow: Flow, scope: String },
     /// Too many authentication failures: the source's messages are dropped for a while.
-    Banned,
-    /// A request from a known scanner, dropped (logged once per source and window).
-    Scanner,
+    Banned {
+        flow: Flow,
+        ban: Ban,
+        failures: usize,
+    },
+    /// A request from a known scanner, dropped (reported once per source and window).
+    Scanner {
+        flow: Flow,
+        user_agent: &'static str,
+        method: String,
+    },
     /// A request refused before authentication: a Route or To tag that claims a dialog hotline
     /// did not make, a CANCEL of someone else's call, relaying, a loop. Counted like an
     /// authentication failure.
-    Refused,
+    Refused {
+        flow: Flow,
+        method: String,
+        status: u16,
+        reason: &'static str,
+        /// The authenticated user, for a refusal after authentication.
+        user: Option<Extension>,
+    },
     /// An address or prefix kept opening connections beyond its limit.
-    ConnectionLimit,
+    ConnectionLimit { flow: Flow, scope: String },
     /// An address or prefix kept opening connections that never authenticated.
-    AnonymousExpired,
+    AnonymousExpired { flow: Flow, scope: String },
 }
 
-impl Event {
-    pub fn as_str(self) -> &'static str {
+impl SecurityEvent {
+    /// What happened, as the first words of the line (and the name Fail2Ban filters use).
+    pub fn name(&self) -> &'static str {
         match self {
-            Event::AuthenticationFailed => "authentication failed",
-            Event::Flood => "flood detected",
-            Event::Banned => "banned",
-            Event::Scanner => "scanner detected",
-            Event::Refused => "request refused",
-            Event::ConnectionLimit => "connection limit reached",
-            Event::AnonymousExpired => "anonymous connections expired",
+            SecurityEvent::AuthenticationFailed { .. } => "authentication failed",
+            SecurityEvent::Flood { .. } => "flood detected",
+            SecurityEvent::Banned { .. } => "banned",
+            SecurityEvent::Scanner { .. } => "scanner detected",
+            SecurityEvent::Refused { .. } => "request refused",
+            SecurityEvent::ConnectionLimit { .. } => "connection limit reached",
+            SecurityEvent::AnonymousExpired { .. } => "anonymous connections expired",
+        }
+    }
+
+    /// Where it came from.
+    pub fn flow(&self) -> &Flow {
+        match self {
+            SecurityEvent::AuthenticationFailed { flow, .. }
+            | SecurityEvent::Flood { flow, .. }
+            | SecurityEvent::Banned { flow, .. }
+            | SecurityEvent::Scanner { flow, .. }
+            | SecurityEvent::Refused { flow, .. }
+            | SecurityEvent::ConnectionLimit { flow, .. }
+            | SecurityEvent::AnonymousExpired { flow, .. } => flow,
         }
     }
 }
 
-/// Logs `event` from `flow` with `detail` (`key=value` pairs).
-pub fn report(event: Event, flow: &Flow, detail: fmt::Arguments<'_>) {
-    warn!(
-        target: "hotline::security",
-        "{} address={} port={} transport={} {detail}",
-        event.as_str(),
-        flow.remote.ip(),
-        flow.remote.port(),
-        flow.transport,
-    );
+/// The log line: `<name> address=<ip> port=<port> transport=<transport> <key=value …>`.
+impl fmt::Display for SecurityEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let flow = self.flow();
+        write!(
+            f,
+            "{} address={} port={} transport={} ",
+            self.name(),
+            flow.remote.ip(),
+            flow.remote.port(),
+            flow.transport,
+        )?;
+        match self {
+            SecurityEvent::AuthenticationFailed { user, reason, .. } => {
+                write!(f, "user={user:?} reason={reason:?}")
+            }
+            SecurityEvent::Flood { scope, .. }
+            | SecurityEvent::ConnectionLimit { scope, .. }
+            | SecurityEvent::AnonymousExpired { scope, .. } => write!(f, "scope={scope}"),
+            SecurityEvent::Banned { ban, failures, .. } => write!(
+                f,
+                "scope={} until={} failures={failures}",
+                ban.scope,
+                Utc(ban.until_ms)
+            ),
+            SecurityEvent::Scanner {
+                user_agent, method, ..
+            } => write!(f, "user_agent={user_agent} method={method:?}"),
+            SecurityEvent::Refused {
+                method,
+                status,
+                reason,
+                user,
+                ..
+            } => {
+                write!(f, "method={method:?} status={status} reason={reason:?}")?;
+                match user {
+                    Some(user) => write!(f, " user={user:?}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
 }

@@ -4,10 +4,14 @@
 //! retransmission is simply answered again, within the flood limits, and an ACK for such a
 //! response matches nothing and is dropped.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
+use super::clock::Now;
+use super::output::Transmit;
 use super::registrar::Flow;
-use super::{Action, Core, Reply, security};
+use super::security::SecurityEvent;
+use super::{Core, Reply};
 use crate::sip::Message;
 
 /// How hotline answers a request it handles itself.
@@ -32,22 +36,19 @@ impl Core {
         request: &Message,
         flow: &Flow,
         answer: Answer,
-        now_ms: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) {
         let reply = match answer {
             Answer::Refused(reply) => {
-                security::report(
-                    security::Event::Refused,
-                    flow,
-                    format_args!(
-                        "method={:?} status={} reason={:?}",
-                        request.method_text().unwrap_or_default(),
-                        reply.status,
-                        reply.reason
-                    ),
-                );
-                self.count_failure(flow, now_ms);
+                self.report(SecurityEvent::Refused {
+                    flow: *flow,
+                    method: request.method_text().unwrap_or_default().to_owned(),
+                    status: reply.status,
+                    reason: reply.reason,
+                    user: None,
+                });
+                self.count_failure(flow, now.wall_ms);
                 reply
             }
             Answer::Stateless(reply) | Answer::Stateful(reply) => {
@@ -57,7 +58,7 @@ impl Core {
                 reply
             }
         };
-        actions.push(Action::Send {
+        actions.push_back(Transmit {
             flow: *flow,
             bytes: reply.build(request, flow.remote),
         });

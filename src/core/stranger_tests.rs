@@ -26,9 +26,9 @@ fn attacker(port: u16) -> Flow {
 
 /// Nothing kept for a request: no call, nothing lingering, no timer.
 fn stateless(net: &Net) {
-    assert!(net.core.calls.is_empty());
-    assert_eq!(net.core.calls.lingering(), 0);
-    assert_eq!(net.core.next_timeout(), None);
+    assert!(net.core.proxy.is_empty());
+    assert_eq!(net.core.proxy.lingering(), 0);
+    assert_eq!(net.core.proxy.next_timer(), None);
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn a_to_tag_and_our_route_do_not_make_a_dialog() {
         only(&sent, attacker(5999), 481);
     }
     // The ringing call is untouched, and nothing was kept for the attacker.
-    assert_eq!(net.core.calls.len(), 1);
+    assert_eq!(net.core.proxy.len(), 1);
     // The fifth refusal bans the source like five wrong passwords: then it gets silence.
     let fifth = in_dialog("BYE", forged_mac, "attack-5", "ft1", "xyz");
     only(&net.send(attacker(5999), &fifth), attacker(5999), 481);
@@ -203,7 +203,7 @@ fn refusals_before_authentication_are_sent_once_and_forgotten() {
 
 #[test]
 fn only_the_caller_cancels_its_call() {
-    let mut net = Net::configured(|c| c.bans.failures = 20);
+    let mut net = Net::configured(|s| s.bans.failures = 20);
     let (forwarded, _) = net.ringing();
     let cancel = format!(
         "CANCEL sip:1001@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::a]:5070;branch=z9hG4bK1i2;rport\r\n\
@@ -234,7 +234,7 @@ fn only_the_caller_cancels_its_call() {
         only(&sent, caller(), 481);
     }
     // Still ringing: the answer goes through.
-    assert_eq!(net.core.calls.len(), 1);
+    assert_eq!(net.core.proxy.len(), 1);
     let sent = net.send(caller(), &cancel);
     only(&sent, caller(), 200);
     only(&sent, caller(), 487);
@@ -302,7 +302,7 @@ fn a_register_binds_no_address_of_hotline_nor_a_group() {
 
 #[test]
 fn no_prefix_holds_more_than_its_share_of_transactions() {
-    let mut net = Net::configured(|c| c.limits.max_transactions_per_prefix = 2);
+    let mut net = Net::configured(|s| s.max_transactions_per_prefix = 2);
     net.bind("1001", phone_b());
     only(&net.call("1001", SDES, ""), phone_b(), 0);
     only(&net.call("1001", SDES, ""), phone_b(), 0);
@@ -316,13 +316,13 @@ fn no_prefix_holds_more_than_its_share_of_transactions() {
     only(&net.send(caller(), &stranger), caller(), 407);
     // Once the caller's calls end (Timer B, then Timer H without ACK), its share is back.
     net.advance(2 * 64 * 500 + 1);
-    assert!(net.core.calls.is_empty());
+    assert!(net.core.proxy.is_empty());
     only(&net.call("1001", SDES, ""), phone_b(), 0);
 }
 
 #[test]
 fn a_full_table_challenges_strangers_and_refuses_the_newest_call() {
-    let mut net = Net::configured(|c| c.limits.max_transactions = 1);
+    let mut net = Net::configured(|s| s.max_transactions = 1);
     net.bind("1001", phone_b());
     only(&net.call("1001", SDES, ""), phone_b(), 0);
     let stranger = invite("1001", "z9hG4bKst", 1, None, SDES, "");

@@ -10,14 +10,74 @@ pub(super) const DOMAIN: &str = "hotline.test";
 pub(super) const PASSWORD: &str = "1234567890";
 
 /// Both algorithms offered, so that SHA-256 (opt-in) is tested too.
-fn config() -> Config {
-    Config {
+fn settings() -> Settings {
+    Settings {
         domain: DOMAIN.to_owned(),
-        auth: crate::config::Auth {
+        auth: auth::Settings {
             algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
-            ..crate::config::Auth::default()
+            ..auth::Settings::default()
         },
-        ..Config::default()
+        ..Settings::default()
+    }
+}
+
+/// Both clocks at `ms`: the tests that do not step the wall clock keep the two together.
+pub(super) fn at(ms: u64) -> Now {
+    Now {
+        instant: Instant::from_millis(ms),
+        wall_ms: ms,
+    }
+}
+
+impl Core {
+    /// The transmits [`Core::poll_output`] would give; events stay queued.
+    pub(super) fn take_transmits(&mut self) -> Vec<Transmit> {
+        self.transmits.drain(..).collect()
+    }
+
+    /// The events [`Core::poll_output`] would give; transmits stay queued.
+    pub(super) fn take_events(&mut self) -> Vec<Event> {
+        self.events.drain(..).collect()
+    }
+
+    /// The bindings changed since the last batch, flushed now; other events stay queued.
+    pub(super) fn take_changed_bindings(&mut self) -> Vec<(Extension, Vec<Binding>)> {
+        self.flush_bindings();
+        let mut changed = Vec::new();
+        self.events.retain(|event| match event {
+            Event::BindingsChanged(batch) => {
+                changed.extend(batch.iter().cloned());
+                false
+            }
+            _ => true,
+        });
+        changed
+    }
+
+    /// The stream connections that authenticated since the last call; other events stay queued.
+    pub(super) fn take_authenticated(&mut self) -> Vec<ConnectionId> {
+        let mut connections = Vec::new();
+        self.events.retain(|event| match event {
+            Event::Authenticated(connection) => {
+                connections.push(*connection);
+                false
+            }
+            _ => true,
+        });
+        connections
+    }
+
+    /// The bans added since the last call; other events stay queued.
+    pub(super) fn take_new_bans(&mut self) -> Vec<Ban> {
+        let mut bans = Vec::new();
+        self.events.retain(|event| match event {
+            Event::BanAdded(ban) => {
+                bans.push(ban.clone());
+                false
+            }
+            _ => true,
+        });
+        bans
     }
 }
 
@@ -27,13 +87,13 @@ fn core() -> Core {
         User::new(Extension::parse("1001").unwrap(), "Bob", DOMAIN, PASSWORD),
     ];
     Core::new(
-        &config(),
+        settings(),
         listeners(),
         [7; 32],
         users,
         Vec::new(),
         Vec::new(),
-        T0,
+        at(T0),
     )
 }
 
@@ -60,27 +120,26 @@ fn exchange(core: &mut Core, text: &str, now: u64) -> Message {
 
 /// Sends `text` over `flow` and returns the one response, parsed.
 fn exchange_over(core: &mut Core, text: &str, now: u64, flow: Flow) -> Message {
-    let mut actions = Vec::new();
     core.handle(
         Inbound {
             bytes: text.as_bytes(),
             flow,
         },
-        now,
-        &mut actions,
+        at(now),
     );
+    let actions = core.take_transmits();
     assert_eq!(actions.len(), 1, "one response to {text}");
-    let Action::Send { bytes, .. } = &actions[0];
+    let Transmit { bytes, .. } = &actions[0];
     Message::parse(bytes, 64).unwrap()
 }
 
 fn silent(core: &mut Core, bytes: &[u8]) {
-    let mut actions = Vec::new();
     let inbound = Inbound {
         bytes,
         flow: flow(Transport::Udp),
     };
-    core.handle(inbound, T0, &mut actions);
+    core.handle(inbound, at(T0));
+    let actions = core.take_transmits();
     assert!(
         actions.is_empty(),
         "no reply to {}",
@@ -288,7 +347,7 @@ fn retransmissions_get_the_same_response_without_reprocessing() {
     assert_eq!(format!("{again:?}"), format!("{first:?}"));
     assert!(core.take_changed_bindings().is_empty());
     // After Timer J the same request is processed anew and its nonce-count is a replay.
-    core.tick(T0 + transaction::TIMER_J_MS);
+    core.handle_timeout(at(T0 + transaction::TIMER_J_MS));
     assert_eq!(
         exchange(&mut core, &request, T0 + transaction::TIMER_J_MS).status(),
         Some(403)
@@ -329,9 +388,9 @@ fn removal_expiry_and_limits() {
         register(&mut core, &mut phone, "Expires: 60\r\n", T0).status(),
         Some(200)
     );
-    core.tick(T0 + 59_000);
+    core.handle_timeout(at(T0 + 59_000));
     assert_eq!(core.registrar.total(), 1);
-    core.tick(T0 + 60_000);
+    core.handle_timeout(at(T0 + 60_000));
     assert_eq!(core.registrar.total(), 0);
 
     assert_eq!(
@@ -485,13 +544,13 @@ fn bindings_survive_through_the_store_shape() {
         PASSWORD,
     )];
     let restarted = Core::new(
-        &config(),
+        settings(),
         listeners(),
         [7; 32],
         users,
         saved,
         Vec::new(),
-        T0 + 1000,
+        at(T0 + 1000),
     );
     let extension = Extension::parse("1000").unwrap();
     let remote: SocketAddr = "[2001:db8::5]:5070".parse().unwrap();
@@ -513,7 +572,7 @@ fn a_flooding_source_gets_403_then_silence() {
              CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         )
     };
-    let limit = Config::default().flood.per_address;
+    let limit = Settings::default().flood.per_address;
     for n in 0..limit {
         assert_eq!(exchange(&mut core, &options(n), T0).status(), Some(200));
     }
@@ -526,6 +585,19 @@ fn a_flooding_source_gets_403_then_silence() {
         assert_eq!(exchange(&mut core, &options(n), T0).status(), Some(403));
     }
     silent(&mut core, options(limit + 3).as_bytes());
+    // The address flooded, once; its /64 did not.
+    let lines: Vec<String> = core
+        .take_events()
+        .iter()
+        .map(|event| match event {
+            Event::Security(event) => event.to_string(),
+            other => panic!("a security event expected: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        ["flood detected address=2001:db8::5 port=5070 transport=UDP scope=2001:db8::5"]
+    );
 }
 
 #[test]

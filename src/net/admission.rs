@@ -144,7 +144,7 @@ impl Admission {
         // Two offences per address and window pass; a prefix may have twice as many as the
         // next longer one, so that one offending address is reported as itself alone.
         let offences = limits::Settings {
-            window_ms: OFFENCE_WINDOW_MS,
+            window: Duration::from_millis(OFFENCE_WINDOW_MS),
             per_address: 2,
             per_prefix: levels[..levels.len() - 1]
                 .iter()
@@ -153,7 +153,7 @@ impl Admission {
                 .map(|(&(length, _), n)| (length, 2 << n))
                 .collect(),
             reply_budget: 0,
-            cooldown_ms: OFFENCE_COOLDOWN_MS,
+            cooldown: Duration::from_millis(OFFENCE_COOLDOWN_MS),
             capacity: OFFENCE_CAPACITY,
         };
         Admission {

@@ -9,7 +9,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, warn};
 
-use super::server::now_ms;
+use crate::clock::wall_ms;
 use crate::core::bans::Ban;
 use crate::store::Store;
 
@@ -29,14 +29,10 @@ impl BanWriter {
         BanWriter { queue, task }
     }
 
-    /// Queues bans for writing; never waits.
-    pub fn save(&self, bans: Vec<Ban>) {
-        for ban in bans {
-            if let Err(TrySendError::Full(ban) | TrySendError::Closed(ban)) =
-                self.queue.try_send(ban)
-            {
-                warn!(scope = %ban.scope, "ban not saved: the database is behind; it holds until the server stops");
-            }
+    /// Queues a ban for writing; never waits.
+    pub fn save(&self, ban: Ban) {
+        if let Err(TrySendError::Full(ban) | TrySendError::Closed(ban)) = self.queue.try_send(ban) {
+            warn!(scope = %ban.scope, "ban not saved: the database is behind; it holds until the server stops");
         }
     }
 
@@ -57,7 +53,7 @@ async fn write(store: Arc<Store>, mut pending: mpsc::Receiver<Ban>) {
         }
         let count = batch.len();
         let store = store.clone();
-        let written = tokio::task::spawn_blocking(move || store.save_bans(&batch, now_ms())).await;
+        let written = tokio::task::spawn_blocking(move || store.save_bans(&batch, wall_ms())).await;
         match written {
             Ok(Ok(())) => debug!(count, "bans saved"),
             Ok(Err(e)) => error!(error = %e, "cannot save bans"),

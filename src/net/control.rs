@@ -14,7 +14,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::server::Event;
+use super::inbox::Event;
 use crate::control::{MAX_MESSAGE, Reply, Request, decode_request, encode_reply, execute};
 use crate::core::user::Extension;
 use crate::store::Store;

@@ -2,12 +2,15 @@
 
 mod admission;
 mod bans;
-pub mod certificate;
+mod bindings;
+mod clock;
 mod control;
+mod inbox;
 mod partial;
+mod security;
 mod server;
 pub mod socket;
 mod stream;
 pub mod tls;
 
-pub use server::{DATABASE_NAME, now_ms, serve};
+pub use server::serve;

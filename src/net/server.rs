@@ -1,75 +1,42 @@
 //! `hotline serve`: binds every listener, then one task owns the core and feeds it messages,
-//! ticks and user changes; transports and the control socket talk to it over a channel.
+//! timeouts and user changes, and carries out what the core's `poll_output` asks; transports
+//! and the control socket talk to it over a channel.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{debug, error, info, warn};
+use tracing::{info, warn};
 
 use super::bans::BanWriter;
+use super::bindings::BindingWriter;
+use super::clock::Clock;
+use super::inbox::{Event, Ids, Outlet};
+use super::security;
 use super::{control, socket, stream, tls};
+use crate::certificate;
+use crate::clock::wall_ms;
 use crate::config::Config;
-use crate::core::bans::Scope;
-use crate::core::registrar::Binding;
-use crate::core::user::{Extension, User};
-use crate::core::{Action, ConnectionId, Core, Flow, Inbound};
+use crate::core::{self, ConnectionId, Core, Flow, Inbound, Output, Transmit};
+use crate::data_dir::DataDir;
 use crate::sip::Transport;
 use crate::store::Store;
-
-/// The database file in the data directory.
-pub const DATABASE_NAME: &str = "hotline.redb";
 
 /// Messages queued for the core before transports wait.
 const EVENT_QUEUE: usize = 4096;
 
-/// What transports and the control socket tell the core task.
-pub enum Event {
-    Message { bytes: Vec<u8>, flow: Flow },
-    Opened { id: ConnectionId, outlet: Outlet },
-    Closed(ConnectionId),
-    UserChanged(User),
-    UserRemoved(Extension),
-    BansLifted(Vec<Scope>),
-}
-
-/// Where to send bytes for a flow.
-pub enum Outlet {
-    Datagram(Arc<UdpSocket>),
-    Stream(mpsc::Sender<Vec<u8>>),
-}
-
-/// Hands out connection ids; ids are never reused within a run.
-#[derive(Clone, Default)]
-pub struct Ids(Arc<std::sync::atomic::AtomicU64>);
-
-impl Ids {
-    pub fn next(&self) -> ConnectionId {
-        ConnectionId(self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-    }
-}
-
-/// Milliseconds since the Unix epoch: the core's clock, so that binding expiries and nonces
-/// stay meaningful across a restart.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let data_dir = prepare_data_dir(&config.data_dir)?;
-    let store =
-        Arc::new(Store::open(&data_dir.join(DATABASE_NAME)).context("cannot open the database")?);
+    let data_dir = DataDir::new(&config.data_dir);
+    data_dir.create()?;
+    let store = Arc::new(Store::open(&data_dir.database()).context("cannot open the database")?);
     let secret = store.install_secret()?;
     let users = store.users()?;
     let bindings = store.bindings()?;
-    let bans = store.bans(now_ms())?;
+    let bans = store.bans(wall_ms())?;
     info!(domain = %config.domain, users = users.len(), bindings = bindings.len(), bans = bans.len(), "database loaded");
 
     let identity = if config.listen.tls.is_empty() && !config.acme.enabled {
@@ -80,7 +47,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .certificate
             .as_deref()
             .zip(config.tls.private_key.as_deref());
-        let identity = tls::load_or_generate(&data_dir, &config.domain, files)?;
+        let identity = certificate::load_or_generate(&data_dir, &config.domain, files)?;
         info!(
             certificate = %identity.certificate.display(),
             fingerprint = %identity.fingerprint_sha256,
@@ -123,9 +90,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         info!(transport = %transport, address = %local, "listening");
         listeners.push((transport, local));
         let acceptor = match transport {
-            Transport::Tls => identity
-                .as_ref()
-                .map(|i| tokio_rustls::TlsAcceptor::from(i.config.clone())),
+            Transport::Tls => identity.as_ref().map(|i| {
+                tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(i.current.clone())))
+            }),
             _ => None,
         };
         let context = stream::Context {
@@ -140,7 +107,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Some(identity) => crate::web::start(&config, identity.current.clone())?,
         None => None,
     };
-    let socket_path = data_dir.join(crate::control::SOCKET_NAME);
+    let socket_path = data_dir.control_socket();
     control::listen(
         &socket_path,
         store.clone(),
@@ -149,43 +116,42 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         renewals,
     )?;
     drop(events);
-    let ban_writer = BanWriter::spawn(store.clone());
-    let mut core = Core::new(&config, listeners, secret, users, bindings, bans, now_ms());
+    let writers = Writers {
+        connections: connections.clone(),
+        bans: BanWriter::spawn(store.clone()),
+        bindings: BindingWriter::spawn(store.clone()),
+    };
+    let clock = Clock::start();
+    let mut core = Core::new(
+        config.core(),
+        listeners,
+        secret,
+        users,
+        bindings,
+        bans,
+        clock.now(),
+    );
     let shutdown = shutdown_signal()?;
     info!("ready");
     notify(sd_notify::NotifyState::Ready);
     let mut watchdog = watchdog_interval();
 
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut flush = tokio::time::interval(Duration::from_secs(config.registrar.flush_interval));
     let mut trim = tokio::time::interval(TRIM_INTERVAL);
-    let mut actions = Vec::new();
-    let mut saving: Option<tokio::task::JoinHandle<()>> = None;
     // One timer, moved only when the core's next deadline changes: a new `sleep` per loop turn
     // would register in and leave tokio's timer wheel once per message.
     let timer = tokio::time::sleep(Duration::ZERO);
     let mut timer_at = None;
     tokio::pin!(shutdown, timer);
     loop {
-        let next = core.next_timeout();
-        if next != timer_at {
-            timer_at = next;
-            if let Some(at) = next {
-                let wait = Duration::from_millis(at.saturating_sub(now_ms()));
-                timer.as_mut().reset(tokio::time::Instant::now() + wait);
-            }
+        let next = carry_out(&mut core, &outlets, default_udp, &writers);
+        if timer_at != Some(next) {
+            timer_at = Some(next);
+            timer.as_mut().reset(clock.deadline(next));
         }
         tokio::select! {
             Some(event) = inbox.recv() => match event {
                 Event::Message { bytes, flow } => {
-                    core.handle(Inbound { bytes: &bytes, flow }, now_ms(), &mut actions);
-                    for action in actions.drain(..) {
-                        execute(action, &outlets, default_udp);
-                    }
-                    for connection in core.take_authenticated() {
-                        connections.authenticated(connection);
-                    }
-                    ban_writer.save(core.take_new_bans());
+                    core.handle(Inbound { bytes: &bytes, flow }, clock.now());
                 }
                 Event::Opened { id, outlet } => {
                     outlets.insert(id, outlet);
@@ -205,19 +171,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             () = &mut timer, if timer_at.is_some() => {
                 // Handled: the next turn sets the timer for whatever deadline comes next.
                 timer_at = None;
-                core.handle_timeout(now_ms(), &mut actions);
-                for action in actions.drain(..) {
-                    execute(action, &outlets, default_udp);
-                }
-            }
-            _ = tick.tick() => core.tick(now_ms()),
-            _ = flush.tick() => {
-                // The write (an fsync) runs beside the loop, which keeps answering: awaiting it
-                // here stalled every message for as long as the disk took. One write at a time;
-                // changes made meanwhile stay queued in the core for the next tick.
-                if saving.as_ref().is_none_or(|s| s.is_finished()) {
-                    saving = Some(tokio::spawn(persist(store.clone(), core.take_changed_bindings())));
-                }
+                core.handle_timeout(clock.now());
             }
             _ = trim.tick() => release_free_memory(),
             _ = watchdog_tick(&mut watchdog) => notify(sd_notify::NotifyState::Watchdog),
@@ -226,21 +180,48 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!("shutting down");
     notify(sd_notify::NotifyState::Stopping);
-    if let Some(saving) = saving {
-        let _ = saving.await;
-    }
-    persist(store.clone(), core.take_changed_bindings()).await;
-    ban_writer.finish().await;
+    core.flush_bindings();
+    carry_out(&mut core, &outlets, default_udp, &writers);
+    writers.bindings.finish().await;
+    writers.bans.finish().await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
 
-fn execute(
-    action: Action,
+/// Where the core's writes go, and the connections it vouches for.
+struct Writers {
+    connections: Arc<stream::Connections>,
+    bans: BanWriter,
+    bindings: BindingWriter,
+}
+
+/// Does everything the core asks until it names its next timeout, which it returns.
+fn carry_out(
+    core: &mut Core,
+    outlets: &HashMap<ConnectionId, Outlet>,
+    default_udp: Option<ConnectionId>,
+    writers: &Writers,
+) -> core::Instant {
+    loop {
+        match core.poll_output() {
+            Output::Transmit(transmit) => send(transmit, outlets, default_udp),
+            Output::Event(core::Event::Security(event)) => security::log(&event),
+            Output::Event(core::Event::Authenticated(connection)) => {
+                writers.connections.authenticated(connection)
+            }
+            Output::Event(core::Event::BanAdded(ban)) => writers.bans.save(ban),
+            Output::Event(core::Event::BindingsChanged(batch)) => writers.bindings.save(batch),
+            Output::Timeout(at) => return at,
+        }
+    }
+}
+
+fn send(
+    transmit: Transmit,
     outlets: &HashMap<ConnectionId, Outlet>,
     default_udp: Option<ConnectionId>,
 ) {
-    let Action::Send { flow, bytes } = action;
+    let Transmit { flow, bytes } = transmit;
     let outlet = flow
         .connection
         .or(default_udp.filter(|_| flow.transport == Transport::Udp))
@@ -259,20 +240,6 @@ fn execute(
         None => {
             warn!(destination = %flow.remote, transport = %flow.transport, "no connection to send over")
         }
-    }
-}
-
-/// Writes the bindings changed since the last batch, in one transaction.
-async fn persist(store: Arc<Store>, changed: Vec<(Extension, Vec<Binding>)>) {
-    if changed.is_empty() {
-        return;
-    }
-    let count = changed.len();
-    let written = tokio::task::spawn_blocking(move || store.save_bindings(&changed)).await;
-    match written {
-        Ok(Ok(())) => debug!(extensions = count, "bindings saved"),
-        Ok(Err(e)) => error!(error = %e, "cannot save bindings"),
-        Err(e) => error!(error = %e, "binding writer failed"),
     }
 }
 
@@ -308,17 +275,6 @@ async fn receive_datagrams(
             return;
         }
     }
-}
-
-/// Creates the data directory (owner-only) and returns it.
-fn prepare_data_dir(path: &std::path::Path) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .with_context(|| format!("cannot create the data directory {}", path.display()))?;
-    Ok(path.to_owned())
 }
 
 /// Installs the SIGTERM and SIGINT handlers now, so that a signal arriving right after `ready`

@@ -15,10 +15,11 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use super::admission::{Admission, Offence, Refusal, Report, Settings};
+use super::inbox::{Event, Ids, Outlet};
 use super::partial::{Pace, Partial};
-use super::server::{Event, Ids, Outlet};
+use super::security;
 use crate::config::{Flood, Limits};
-use crate::core::security;
+use crate::core::security::SecurityEvent;
 use crate::core::{ConnectionId, Flow};
 use crate::sip::{Frame, Framer, FramingError, Transport};
 
@@ -165,12 +166,13 @@ fn report(reports: Vec<Report>) {
         scope,
     } in reports
     {
+        let scope = scope.to_string();
         let event = match offence {
-            Offence::Flood => security::Event::Flood,
-            Offence::Refused => security::Event::ConnectionLimit,
-            Offence::Expired => security::Event::AnonymousExpired,
+            Offence::Flood => SecurityEvent::Flood { flow, scope },
+            Offence::Refused => SecurityEvent::ConnectionLimit { flow, scope },
+            Offence::Expired => SecurityEvent::AnonymousExpired { flow, scope },
         };
-        security::report(event, &flow, format_args!("scope={scope}"));
+        security::log(&event);
     }
 }
 

@@ -13,9 +13,10 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use super::{Dialog, Environment, TlsChoice, ipv6};
+use crate::certificate::{self as tls, TlsIdentity};
 use crate::config::{ChallengeKind, Config};
 use crate::control::{self, Request};
-use crate::net::tls::{self, TlsIdentity};
+use crate::data_dir::DataDir;
 use crate::web::challenges::Host;
 use crate::web::{self, acme, dns};
 
@@ -76,7 +77,7 @@ pub fn obtain(
         }
         return fall_back(dialog, config, domain_changed);
     }
-    let socket = config.data_dir.join(control::SOCKET_NAME);
+    let socket = DataDir::new(&config.data_dir).control_socket();
     if control::call(&socket, &Request::ListUsers).is_ok() {
         dialog.say(
             "hotline is running: it asks the CA for the certificate when setup restarts it \
@@ -91,9 +92,11 @@ pub fn obtain(
     match web::renew_without_server(config) {
         Ok(text) => {
             dialog.say(&format!("  {text}"))?;
-            let issued = config.data_dir.join("tls").join(acme::CERTIFICATE_FILE);
+            let issued = DataDir::new(&config.data_dir)
+                .tls()
+                .join(acme::CERTIFICATE_FILE);
             Ok(tls::load_or_generate(
-                &config.data_dir,
+                &DataDir::new(&config.data_dir),
                 &config.domain,
                 Some((&issued, &issued)),
             )?)

@@ -24,10 +24,11 @@ use std::process::Command;
 use anyhow::{Context as _, anyhow, bail};
 use serde::Deserialize;
 
+use crate::certificate::{self, TlsError, TlsIdentity};
 use crate::config::{Config, ConfigError};
 use crate::control::{self, ControlError, MAX_DISPLAY_NAME, Reply, Request, UserSummary};
 use crate::core::user::Extension;
-use crate::net::tls::{self, TlsIdentity};
+use crate::data_dir::DataDir;
 use crate::sip::Host;
 use crate::store::Store;
 
@@ -678,7 +679,7 @@ fn ask_tls(
     answers: &Answers,
     environment: &Environment,
 ) -> anyhow::Result<TlsIdentity> {
-    let generated = config.data_dir.join("tls").join("cert.pem");
+    let generated = DataDir::new(&config.data_dir).certificate();
     let existing_files = config
         .tls
         .certificate
@@ -765,23 +766,24 @@ fn ask_tls(
 
 /// Loads the chosen files, or makes the self-signed certificate right away; records the choice
 /// in `config`.
-fn use_certificate(config: &mut Config, choice: &TlsChoice) -> Result<TlsIdentity, tls::TlsError> {
+fn use_certificate(config: &mut Config, choice: &TlsChoice) -> Result<TlsIdentity, TlsError> {
+    let data_dir = DataDir::new(&config.data_dir);
     match choice {
         TlsChoice::Files { certificate, key } => {
             let identity =
-                tls::load_or_generate(&config.data_dir, &config.domain, Some((certificate, key)))?;
+                certificate::load_or_generate(&data_dir, &config.domain, Some((certificate, key)))?;
             config.tls.certificate = Some(certificate.clone());
             config.tls.private_key = Some(key.clone());
             Ok(identity)
         }
         TlsChoice::SelfSigned { .. } | TlsChoice::Acme => {
-            let dir = config.data_dir.join("tls");
             if *choice == (TlsChoice::SelfSigned { renew: true }) {
-                for name in ["cert.pem", "key.pem"] {
-                    let path = dir.join(name);
-                    match std::fs::rename(&path, dir.join(format!("{name}.old"))) {
+                for path in [data_dir.certificate(), data_dir.private_key()] {
+                    let mut old = path.clone().into_os_string();
+                    old.push(".old");
+                    match std::fs::rename(&path, old) {
                         Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                            return Err(tls::TlsError::Write {
+                            return Err(TlsError::Write {
                                 path,
                                 source: error,
                             });
@@ -792,7 +794,7 @@ fn use_certificate(config: &mut Config, choice: &TlsChoice) -> Result<TlsIdentit
             }
             config.tls.certificate = None;
             config.tls.private_key = None;
-            tls::load_or_generate(&config.data_dir, &config.domain, None)
+            certificate::load_or_generate(&data_dir, &config.domain, None)
         }
     }
 }
@@ -826,8 +828,8 @@ struct ExistingUser {
 
 /// The users there are: from the running server, or from the database file if there is one.
 fn existing_users(data_dir: &Path) -> anyhow::Result<Vec<ExistingUser>> {
-    let socket = data_dir.join(control::SOCKET_NAME);
-    match control::call(&socket, &Request::ListUsers) {
+    let data_dir = DataDir::new(data_dir);
+    match control::call(&data_dir.control_socket(), &Request::ListUsers) {
         Ok(Reply::Users { users }) => {
             return Ok(users
                 .into_iter()
@@ -841,7 +843,7 @@ fn existing_users(data_dir: &Path) -> anyhow::Result<Vec<ExistingUser>> {
         Err(ControlError::NoServer { .. }) => {}
         Err(error) => return Err(error.into()),
     }
-    let database = data_dir.join(crate::net::DATABASE_NAME);
+    let database = data_dir.database();
     if !database.exists() {
         return Ok(Vec::new());
     }
@@ -1130,7 +1132,7 @@ fn write_and_create(
     plan: &Plan,
 ) -> anyhow::Result<Written> {
     let config = &plan.config;
-    let socket = config.data_dir.join(control::SOCKET_NAME);
+    let socket = DataDir::new(&config.data_dir).control_socket();
     let server_running = control::call(&socket, &Request::ListUsers).is_ok();
     if server_running && plan.domain_changed {
         bail!(
@@ -1322,7 +1324,7 @@ fn start_hint(options: &Options, server_running: bool) -> String {
 /// Asks the running server over its control socket, or opens the database when no server runs:
 /// what `hotline user …` and `hotline ban …` do.
 pub fn manage(data_dir: &Path, realm: &str, request: &Request) -> anyhow::Result<Reply> {
-    match control::call(&data_dir.join(control::SOCKET_NAME), request) {
+    match control::call(&DataDir::new(data_dir).control_socket(), request) {
         Ok(reply) => Ok(reply),
         Err(ControlError::NoServer { .. }) => {
             let store = open_store(data_dir)?;
@@ -1335,13 +1337,9 @@ pub fn manage(data_dir: &Path, realm: &str, request: &Request) -> anyhow::Result
 
 /// Opens the database in `data_dir`, creating the directory (owner-only) and the file.
 pub fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    Ok(Store::open(&data_dir.join(crate::net::DATABASE_NAME))?)
+    let data_dir = DataDir::new(data_dir);
+    data_dir.create()?;
+    Ok(Store::open(&data_dir.database())?)
 }
 
 /// `1000 (Alice)`, or `1000` without a name.

@@ -241,7 +241,12 @@ fn tls_step_checks_pem_files_and_asks_again() {
     let dir = TempDir::new().unwrap();
     // Two certificates "from a CA", made the way hotline makes its own.
     let ca = |name: &str| {
-        let identity = tls::load_or_generate(&dir.path().join(name), "hotline.test", None).unwrap();
+        let identity = certificate::load_or_generate(
+            &DataDir::new(dir.path().join(name)),
+            "hotline.test",
+            None,
+        )
+        .unwrap();
         (
             identity.certificate.clone(),
             identity.certificate.with_file_name("key.pem"),
@@ -468,7 +473,7 @@ fn first_config(dir: &TempDir) {
 }
 
 fn users_in(dir: &TempDir) -> Vec<crate::core::user::User> {
-    Store::open(&dir.path().join("data").join(crate::net::DATABASE_NAME))
+    Store::open(&DataDir::new(dir.path().join("data")).database())
         .unwrap()
         .users()
         .unwrap()

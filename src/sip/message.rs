@@ -35,6 +35,8 @@ pub enum Method {
     Cancel,
     Bye,
     Options,
+    Subscribe,
+    Refer,
     Other,
 }
 
@@ -48,8 +50,31 @@ impl Method {
             "CANCEL" => Method::Cancel,
             "BYE" => Method::Bye,
             "OPTIONS" => Method::Options,
+            "SUBSCRIBE" => Method::Subscribe,
+            "REFER" => Method::Refer,
             _ => Method::Other,
         }
+    }
+
+    /// The token of a known method; empty for [`Method::Other`], whose text only the message has.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Register => "REGISTER",
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Cancel => "CANCEL",
+            Method::Bye => "BYE",
+            Method::Options => "OPTIONS",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Refer => "REFER",
+            Method::Other => "",
+        }
+    }
+
+    /// Whether a 2xx to this request outside a dialog makes one (RFC 3261 §12, RFC 6665,
+    /// RFC 3515): such requests get hotline's Record-Route.
+    pub fn forms_dialog(self) -> bool {
+        matches!(self, Method::Invite | Method::Subscribe | Method::Refer)
     }
 }
 

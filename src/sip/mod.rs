@@ -20,7 +20,7 @@ pub use message::{CSeq, Message, Method, ParseError};
 pub use name_addr::NameAddr;
 pub use params::{Params, is_token, unquote};
 pub use response::Response;
-pub use rewrite::{Added, Edit, ack_for, cancel_for, drop_first, without_first};
+pub use rewrite::{Added, Edit, Forwarded, ack_for, cancel_for, drop_first, without_first};
 pub use sdp::{SrtpVerdict, srtp_verdict};
 pub use transport::Transport;
 pub use uri::{Host, Scheme, Uri, UriError, request_uri_form};

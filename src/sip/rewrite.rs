@@ -91,44 +91,112 @@ pub fn drop_first(name: HeaderName, mut n: usize) -> impl FnMut(HeaderName, &str
 /// A CANCEL for a forwarded INVITE (RFC 3261 §9.1): same Request-URI, top Via, Route, Call-ID,
 /// From, To and CSeq number.
 pub fn cancel_for(invite: &Message) -> Vec<u8> {
-    hop_request(
-        invite,
-        "CANCEL",
-        invite.header(HeaderName::To).unwrap_or(""),
-    )
+    Forwarded::of(invite).cancel()
 }
 
 /// The ACK for a non-2xx final response to a forwarded INVITE (RFC 3261 §17.1.1.3): like a
 /// CANCEL, but with the To of the response (its tag).
 pub fn ack_for(invite: &Message, response: &Message) -> Vec<u8> {
-    let to = response
-        .header(HeaderName::To)
-        .or(invite.header(HeaderName::To))
-        .unwrap_or("");
-    hop_request(invite, "ACK", to)
+    Forwarded::of(invite).ack(response)
 }
 
-fn hop_request(invite: &Message, method: &str, to: &str) -> Vec<u8> {
-    let mut text = String::with_capacity(512);
-    let uri = invite.request_uri().unwrap_or("");
-    let _ = write!(text, "{method} {uri} SIP/2.0\r\n");
-    if let Some(via) = invite.values(HeaderName::Via).next() {
-        let _ = write!(text, "Via: {via}\r\n");
+/// What the CANCEL and the ACK for a non-2xx response repeat of a forwarded INVITE: kept per
+/// branch instead of the whole request, and taken from the received request as it is
+/// forwarded, so that nothing is parsed again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    request_uri: String,
+    via: Option<String>,
+    /// The Route lines, as forwarded.
+    routes: Vec<String>,
+    from: Option<String>,
+    to: String,
+    call_id: Option<String>,
+    cseq: u32,
+}
+
+impl Forwarded {
+    /// `request` as forwarded to `request_uri` with `via` on top and its Route lines edited by
+    /// `routes` (the edit [`Message::rewrite`] is given).
+    pub fn new(
+        request: &Message,
+        request_uri: &str,
+        via: &str,
+        mut routes: impl FnMut(HeaderName, &str) -> Edit,
+    ) -> Forwarded {
+        let routes = request
+            .headers(HeaderName::Route)
+            .filter_map(|route| match routes(HeaderName::Route, route) {
+                Edit::Keep => Some(route.to_owned()),
+                Edit::Replace(route) => Some(route),
+                Edit::Drop => None,
+            })
+            .collect();
+        Forwarded {
+            request_uri: request_uri.to_owned(),
+            via: Some(via.to_owned()),
+            routes,
+            ..Forwarded::of_headers(request)
+        }
     }
-    for route in invite.headers(HeaderName::Route) {
-        let _ = write!(text, "Route: {route}\r\n");
+
+    /// An INVITE as it was sent.
+    pub fn of(invite: &Message) -> Forwarded {
+        Forwarded {
+            request_uri: invite.request_uri().unwrap_or("").to_owned(),
+            via: invite.values(HeaderName::Via).next().map(str::to_owned),
+            routes: invite
+                .headers(HeaderName::Route)
+                .map(str::to_owned)
+                .collect(),
+            ..Forwarded::of_headers(invite)
+        }
     }
-    let _ = write!(text, "Max-Forwards: 70\r\n");
-    if let Some(from) = invite.header(HeaderName::From) {
-        let _ = write!(text, "From: {from}\r\n");
+
+    fn of_headers(invite: &Message) -> Forwarded {
+        Forwarded {
+            request_uri: String::new(),
+            via: None,
+            routes: Vec::new(),
+            from: invite.header(HeaderName::From).map(str::to_owned),
+            to: invite.header(HeaderName::To).unwrap_or("").to_owned(),
+            call_id: invite.call_id().map(str::to_owned),
+            cseq: invite.cseq().map_or(0, |c| c.number),
+        }
     }
-    let _ = write!(text, "To: {to}\r\n");
-    if let Some(call_id) = invite.call_id() {
-        let _ = write!(text, "Call-ID: {call_id}\r\n");
+
+    /// The CANCEL (RFC 3261 §9.1).
+    pub fn cancel(&self) -> Vec<u8> {
+        self.request("CANCEL", &self.to)
     }
-    let number = invite.cseq().map_or(0, |c| c.number);
-    let _ = write!(text, "CSeq: {number} {method}\r\nContent-Length: 0\r\n\r\n");
-    text.into_bytes()
+
+    /// The ACK for the non-2xx final `response` (RFC 3261 §17.1.1.3): with its To (and tag).
+    pub fn ack(&self, response: &Message) -> Vec<u8> {
+        let to = response.header(HeaderName::To).unwrap_or(&self.to);
+        self.request("ACK", to)
+    }
+
+    fn request(&self, method: &str, to: &str) -> Vec<u8> {
+        let mut text = String::with_capacity(512);
+        let _ = write!(text, "{method} {} SIP/2.0\r\n", self.request_uri);
+        if let Some(via) = &self.via {
+            let _ = write!(text, "Via: {via}\r\n");
+        }
+        for route in &self.routes {
+            let _ = write!(text, "Route: {route}\r\n");
+        }
+        let _ = write!(text, "Max-Forwards: 70\r\n");
+        if let Some(from) = &self.from {
+            let _ = write!(text, "From: {from}\r\n");
+        }
+        let _ = write!(text, "To: {to}\r\n");
+        if let Some(call_id) = &self.call_id {
+            let _ = write!(text, "Call-ID: {call_id}\r\n");
+        }
+        let number = self.cseq;
+        let _ = write!(text, "CSeq: {number} {method}\r\nContent-Length: 0\r\n\r\n");
+        text.into_bytes()
+    }
 }
 
 #[cfg(test)]

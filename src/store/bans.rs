@@ -1,14 +1,9 @@
 //! The `bans` table, so that a restart does not forgive an attacker.
 
-use redb::{ReadableDatabase, ReadableTable, Table, TableDefinition, TableError};
+use redb::{ReadableDatabase, ReadableTable, Table, TableError};
 
-use super::{Store, StoreError};
+use super::{BANS, BanValue, Store, StoreError};
 use crate::core::bans::{Ban, Scope};
-
-/// scope (`2001:db8::66/128`, `2001:db8:1:2::/64`) → (end in Unix milliseconds, reason).
-type BanValue = (u64, &'static str);
-
-pub(super) const BANS: TableDefinition<&str, BanValue> = TableDefinition::new("bans");
 
 impl Store {
     /// The bans still in force at `now_ms`, by scope text. Expired ones are deleted.

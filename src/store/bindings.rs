@@ -1,18 +1,11 @@
 //! The `bindings` table: registrations, so that phones stay reachable across a restart.
 
-use redb::{ReadableDatabase, ReadableTable, Table, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, Table};
 
-use super::{Store, StoreError, users};
+use super::{BINDINGS, BindingKey, BindingValue, Store, StoreError, USERS};
 use crate::core::registrar::{Binding, Flow};
 use crate::core::user::Extension;
 use crate::sip::Transport;
-
-/// (extension, contact) → (expiry in Unix milliseconds, Call-ID, CSeq, transport, source).
-type BindingKey = (&'static str, &'static str);
-type BindingValue = (u64, &'static str, u32, u8, &'static str);
-
-pub(super) const BINDINGS: TableDefinition<BindingKey, BindingValue> =
-    TableDefinition::new("bindings");
 
 impl Store {
     /// All bindings, sorted by extension and then contact.
@@ -35,7 +28,7 @@ impl Store {
     /// registrar accepted them, and they must not outlive it.
     pub fn save_bindings(&self, batch: &[(Extension, Vec<Binding>)]) -> Result<(), StoreError> {
         self.write(|txn| {
-            let users = txn.open_table(users::USERS)?;
+            let users = txn.open_table(USERS)?;
             let mut table = txn.open_table(BINDINGS)?;
             for (extension, bindings) in batch {
                 delete(&mut table, extension)?;

@@ -48,6 +48,19 @@ const SCHEMA_VERSION_KEY: &str = "schema_version";
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 const INSTALL_SECRET_KEY: &str = "install";
 
+/// extension → (display name, realm, HA1 MD5, HA1 SHA-256).
+type UserValue = (&'static str, &'static str, &'static [u8], &'static [u8]);
+const USERS: TableDefinition<&str, UserValue> = TableDefinition::new("users");
+
+/// (extension, contact) → (expiry in Unix milliseconds, Call-ID, CSeq, transport, source).
+type BindingKey = (&'static str, &'static str);
+type BindingValue = (u64, &'static str, u32, u8, &'static str);
+const BINDINGS: TableDefinition<BindingKey, BindingValue> = TableDefinition::new("bindings");
+
+/// scope (`2001:db8::66/128`, `2001:db8:1:2::/64`) → (end in Unix milliseconds, reason).
+type BanValue = (u64, &'static str);
+const BANS: TableDefinition<&str, BanValue> = TableDefinition::new("bans");
+
 /// redb caches up to 1 GiB by default; the whole database of a small network is far smaller, and
 /// the appliance has 512 MiB.
 const CACHE_BYTES: usize = 4 << 20;
@@ -193,9 +206,9 @@ impl Store {
             txn.open_table(META)?
                 .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
             txn.open_table(SECRETS)?;
-            txn.open_table(users::USERS)?;
-            txn.open_table(bindings::BINDINGS)?;
-            txn.open_table(bans::BANS)?;
+            txn.open_table(USERS)?;
+            txn.open_table(BINDINGS)?;
+            txn.open_table(BANS)?;
             Ok(())
         })
     }

@@ -354,10 +354,7 @@ fn bad_user_values_are_corrupt() {
                 &[0u8; 64][..md5_len],
                 &[0u8; 64][..sha256_len],
             );
-            txn.open_table(users::USERS)
-                .unwrap()
-                .insert(key, value)
-                .unwrap();
+            txn.open_table(USERS).unwrap().insert(key, value).unwrap();
         });
         let store = Store::open(&path).unwrap();
         assert!(
@@ -380,7 +377,7 @@ fn bad_binding_values_are_corrupt() {
         let (_dir, path) = temp();
         Store::open(&path).unwrap();
         tamper(&path, |txn| {
-            txn.open_table(bindings::BINDINGS)
+            txn.open_table(BINDINGS)
                 .unwrap()
                 .insert(
                     (key, "sip:x@[2001:db8::5]"),

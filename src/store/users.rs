@@ -1,14 +1,9 @@
 //! The `users` table.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable};
 
-use super::{Store, StoreError, bindings};
+use super::{BINDINGS, Store, StoreError, USERS, bindings};
 use crate::core::user::{Extension, User};
-
-/// extension → (display name, realm, HA1 MD5, HA1 SHA-256).
-type UserValue = (&'static str, &'static str, &'static [u8], &'static [u8]);
-
-pub(super) const USERS: TableDefinition<&str, UserValue> = TableDefinition::new("users");
 
 impl Store {
     /// All users, sorted by extension.
@@ -64,7 +59,7 @@ impl Store {
             if txn.open_table(USERS)?.remove(extension.as_str())?.is_none() {
                 return Err(StoreError::NoSuchUser(extension.clone()));
             }
-            bindings::delete(&mut txn.open_table(bindings::BINDINGS)?, extension)
+            bindings::delete(&mut txn.open_table(BINDINGS)?, extension)
         })
     }
 }

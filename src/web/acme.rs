@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ca::CaClient;
 use super::challenges::{Challenges, Host};
+use crate::certificate::{self as tls, TlsError};
 use crate::config::{self, ChallengeKind};
-use crate::net::tls::{self, TlsError};
 
 /// The account key and URL, owner-only.
 pub const ACCOUNT_FILE: &str = "acme-account.toml";

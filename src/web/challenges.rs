@@ -10,7 +10,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::net::certificate::CurrentCertificate;
+use crate::certificate::CurrentCertificate;
 
 /// The ALPN protocol of TLS-ALPN-01 validation handshakes (RFC 8737 §6.2).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";

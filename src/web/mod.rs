@@ -22,10 +22,12 @@ use anyhow::{Context as _, anyhow, bail};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use crate::certificate::{self, CurrentCertificate};
+use crate::clock::wall_ms as now_ms;
 use crate::config::{ChallengeKind, Config};
 use crate::core::bans::Utc;
-use crate::net::certificate::CurrentCertificate;
-use crate::net::{now_ms, socket, tls};
+use crate::data_dir::DataDir;
+use crate::net::{socket, tls};
 use challenges::{Challenges, WebCertificate};
 use http::{Handler, Request, Response, Router};
 use renewal::RenewalState;
@@ -50,7 +52,7 @@ pub fn start(
     let client = client(config);
     let path = client.certificate_file();
     if status::served_certificate(config) == path {
-        match tls::load_certified_key(&path, &path) {
+        match certificate::load_certified_key(&path, &path) {
             Ok(key) => {
                 log_certificate(&key, "TLS certificate from the CA");
                 current.replace(key);
@@ -77,7 +79,8 @@ pub fn renew_without_server(config: &Config) -> anyhow::Result<String> {
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async {
-        let identity = tls::load_or_generate(&config.data_dir, &config.domain, None)?;
+        let identity =
+            certificate::load_or_generate(&DataDir::new(&config.data_dir), &config.domain, None)?;
         let client = client(config);
         bind_listeners(config, &client.challenges, identity.current.clone())?;
         let mut state = RenewalState::load(&client.dir);
@@ -91,7 +94,7 @@ fn client(config: &Config) -> acme::Client {
     acme::Client {
         acme: config.acme.clone(),
         hosts: acme::hosts(config),
-        dir: config.data_dir.join("tls"),
+        dir: DataDir::new(&config.data_dir).tls(),
         challenges: Arc::new(Challenges::default()),
     }
 }

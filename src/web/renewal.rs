@@ -11,7 +11,7 @@ use std::time::Duration;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
-use crate::net::tls::{self, TlsError};
+use crate::certificate::{self as tls, TlsError};
 
 pub const STATE_FILE: &str = "acme-state.toml";
 

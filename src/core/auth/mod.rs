@@ -11,6 +11,7 @@ mod nonce;
 
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
+use std::time::Duration;
 
 use md5::{Digest as _, Md5};
 use ring::{digest, hmac};
@@ -19,6 +20,7 @@ pub use self::credentials::{
     AuthError, Credentials, MAX_CREDENTIALS_LEN, MAX_PARAMS, NonceCount, parse_credentials,
 };
 use self::nonce::{NonceCountCheck, NonceCounts, NonceId};
+use super::clock::millis;
 use super::user::User;
 use crate::sip::Transport;
 
@@ -178,6 +180,28 @@ pub enum Rejection {
 }
 
 /// Issues challenges and verifies the responses to them.
+/// What the authenticator offers and remembers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Digest algorithms offered, most preferred first.
+    pub algorithms: Vec<Algorithm>,
+    /// How long a nonce stays valid before the phone is re-challenged with `stale=true`.
+    pub nonce_ttl: Duration,
+    /// Nonces whose nonce-count is tracked against replay.
+    pub max_tracked_nonces: usize,
+}
+
+impl Default for Settings {
+    /// The defaults of `config/hotline.toml`, which says why.
+    fn default() -> Settings {
+        Settings {
+            algorithms: vec![Algorithm::Md5],
+            nonce_ttl: Duration::from_secs(300),
+            max_tracked_nonces: 4096,
+        }
+    }
+}
+
 pub struct Authenticator {
     key: hmac::Key,
     /// Offered in this order; credentials with another algorithm are refused.
@@ -195,14 +219,14 @@ impl Authenticator {
     pub fn new(
         secret: [u8; 32],
         algorithms: Vec<Algorithm>,
-        nonce_ttl_secs: u64,
+        nonce_ttl: Duration,
         max_tracked_nonces: usize,
         now_ms: u64,
     ) -> Authenticator {
         Authenticator {
             key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
             algorithms,
-            nonce_ttl_ms: nonce_ttl_secs.saturating_mul(1000),
+            nonce_ttl_ms: millis(nonce_ttl),
             next_sequence: 0,
             nonce_counts: NonceCounts::new(max_tracked_nonces, now_ms),
         }
@@ -416,7 +440,7 @@ mod tests {
     const REALM: &str = "example.org";
     const PASSWORD: &str = "4711081512345678901234567890123456789012";
     const URI: &str = "sip:example.org";
-    const TTL_SECS: u64 = 300;
+    const TTL: Duration = Duration::from_secs(300);
     const T0: u64 = 1_700_000_000_000;
 
     fn alice() -> User {
@@ -431,7 +455,7 @@ mod tests {
 
     #[test]
     fn only_offered_algorithms_are_challenged_and_accepted() {
-        let mut md5_only = Authenticator::new([42; 32], vec![Algorithm::Md5], TTL_SECS, 16, T0);
+        let mut md5_only = Authenticator::new([42; 32], vec![Algorithm::Md5], TTL, 16, T0);
         let challenges = md5_only.challenges(REALM, &peer(), T0, false);
         assert_eq!(challenges.len(), 1);
         assert_eq!(challenges[0].algorithm, Algorithm::Md5);
@@ -452,7 +476,7 @@ mod tests {
     }
 
     fn authenticator() -> Authenticator {
-        Authenticator::new([42; 32], BOTH.to_vec(), TTL_SECS, 16, T0)
+        Authenticator::new([42; 32], BOTH.to_vec(), TTL, 16, T0)
     }
 
     /// The client every test talks to, unless it says otherwise.
@@ -687,7 +711,7 @@ mod tests {
             nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093".to_owned(),
             ..challenge.clone()
         };
-        let mut other_server = Authenticator::new([43; 32], BOTH.to_vec(), TTL_SECS, 16, T0);
+        let mut other_server = Authenticator::new([43; 32], BOTH.to_vec(), TTL, 16, T0);
         let [foreign, _] = pair(other_server.challenges(REALM, &peer(), T0, false));
         for challenge in [tampered, made_up, foreign] {
             let header = phone(&challenge, "1000", PASSWORD, 1);
@@ -734,7 +758,7 @@ mod tests {
         let [challenge, _] = pair(auth.challenges(REALM, &peer(), T0, false));
         let right = phone(&challenge, "1000", PASSWORD, 1);
         let wrong = phone(&challenge, "1000", "1234", 1);
-        let ttl_ms = TTL_SECS * 1000;
+        let ttl_ms = TTL.as_millis() as u64;
         assert_eq!(
             verify_at(&mut auth, &right, Some(&user), T0 + ttl_ms + 1),
             Verdict::Stale
@@ -882,7 +906,7 @@ mod tests {
 
     #[test]
     fn nonces_beyond_the_eviction_horizon_are_stale() {
-        let mut auth = Authenticator::new([42; 32], BOTH.to_vec(), TTL_SECS, 1, T0);
+        let mut auth = Authenticator::new([42; 32], BOTH.to_vec(), TTL, 1, T0);
         let user = alice();
         let [old, _] = pair(auth.challenges(REALM, &peer(), T0, false));
         let [unused, _] = pair(auth.challenges(REALM, &peer(), T0 + 1, false));
@@ -930,7 +954,7 @@ mod tests {
         let mut before = authenticator();
         let [challenge, _] = pair(before.challenges(REALM, &peer(), T0, false));
         let header = phone(&challenge, "1000", PASSWORD, 7);
-        let mut after = Authenticator::new([42; 32], BOTH.to_vec(), TTL_SECS, 16, T0 + 60_000);
+        let mut after = Authenticator::new([42; 32], BOTH.to_vec(), TTL, 16, T0 + 60_000);
         assert_eq!(
             verify_at(&mut after, &header, Some(&alice()), T0 + 60_000),
             Verdict::Stale

@@ -8,17 +8,27 @@
 //! - an insecure SDP in a 2xx is forwarded, as RFC 3261 §16.7 requires of a proxy, and the
 //!   dialog is ended at once with a BYE to both parties; so is one in an ACK.
 
+use std::collections::VecDeque;
+
 use tracing::info;
 
-use super::{Call, Cancel};
+use super::{Call, Cancel, Shared};
+use crate::core::clock::Now;
+use crate::core::output::Transmit;
 use crate::core::registrar::Flow;
-use crate::core::{Action, Core, Reply};
+use crate::core::{Core, Reply};
 use crate::sip::{HeaderName, Message, SrtpVerdict, srtp_verdict};
+
+/// A dialog hotline must end itself, because of the insecure SDP `why` (see `hangup`).
+pub struct HangUp {
+    pub call_id: String,
+    pub why: SrtpVerdict,
+}
 
 impl Core {
     /// `Err` with the 488 for a request whose SDP would start or change media without
     /// encryption; `opens_call` for an INVITE outside a dialog, which must carry an offer.
-    pub(super) fn check_offer(
+    pub(in crate::core) fn check_offer(
         &self,
         request: &Message,
         flow: &Flow,
@@ -33,24 +43,37 @@ impl Core {
             verdict if verdict.refuses() => "SRTP Required",
             _ => return Ok(()),
         };
-        self.log_insecure(request, flow, &offer);
+        log_insecure(request, flow, &offer);
         Err(Reply::new(488, reason))
     }
+}
 
+/// An ACK forwarded in a dialog: with SDP it is the answer to an offer made in a 2xx.
+pub(in crate::core) fn check_ack(ack: &Message) -> Option<HangUp> {
+    let answer = sdp_of(ack);
+    match answer.refuses() {
+        true => ack.call_id().map(|call_id| HangUp {
+            call_id: call_id.to_owned(),
+            why: answer,
+        }),
+        false => None,
+    }
+}
+
+impl Call {
     /// A provisional response on branch `index`: true if it must not go upstream, because its
     /// SDP is insecure or an earlier one of the branch was. The branch is cancelled; its final
     /// response will count as hotline's 488 (see [`Call::media_refused`]).
     pub(super) fn refuse_early_answer(
         &mut self,
-        id: u64,
-        call: &mut Call,
+        shared: &mut Shared,
         index: usize,
         response: &Message,
-        now: u64,
-        actions: &mut Vec<Action>,
+        now: Now,
+        actions: &mut VecDeque<Transmit>,
     ) -> bool {
-        let flow = call.clients[index].flow;
-        let Some(target) = call.clients[index].target.as_mut() else {
+        let flow = self.clients[index].flow;
+        let Some(target) = self.clients[index].target.as_mut() else {
             return false;
         };
         if !target.media_refused {
@@ -58,57 +81,30 @@ impl Core {
             if !answer.refuses() || !negotiates_media(response) {
                 return false;
             }
-            self.log_insecure(response, &flow, &answer);
+            log_insecure(response, &flow, &answer);
             target.media_refused = true;
         }
         if target.cancel != Cancel::Sent {
-            self.send_cancel(id, call, index, now, actions);
+            self.send_cancel(shared, index, now, actions);
         }
         true
     }
 
-    /// After a 2xx from branch `index` went upstream: ends its dialog when the SDP it carries is
-    /// insecure, or when its branch was refused for the SDP of a provisional response.
-    pub(super) fn check_answer(
-        &mut self,
-        call: &Call,
-        index: usize,
-        response: &Message,
-        now: u64,
-        actions: &mut Vec<Action>,
-    ) {
+    /// After a 2xx from branch `index` went upstream: its dialog must end when the SDP it
+    /// carries is insecure, or when its branch was refused for the SDP of a provisional
+    /// response.
+    pub(super) fn check_answer(&self, index: usize, response: &Message) -> Option<HangUp> {
         let answer = sdp_of(response);
         let insecure = answer.refuses() && negotiates_media(response);
-        if (insecure || call.media_refused(index))
-            && let Some(call_id) = response.call_id()
-        {
-            self.hang_up(call_id, &answer, now, actions);
+        if !insecure && !self.media_refused(index) {
+            return None;
         }
+        response.call_id().map(|call_id| HangUp {
+            call_id: call_id.to_owned(),
+            why: answer,
+        })
     }
 
-    /// An ACK forwarded in a dialog: with SDP it is the answer to an offer made in a 2xx.
-    pub(super) fn check_ack(&mut self, ack: &Message, now: u64, actions: &mut Vec<Action>) {
-        let answer = sdp_of(ack);
-        if answer.refuses()
-            && let Some(call_id) = ack.call_id()
-        {
-            self.hang_up(call_id, &answer, now, actions);
-        }
-    }
-
-    pub(super) fn log_insecure(&self, message: &Message, flow: &Flow, verdict: &SrtpVerdict) {
-        info!(
-            source = %flow.remote,
-            from = ?message.header(HeaderName::From).unwrap_or_default(),
-            to = ?message.header(HeaderName::To).unwrap_or_default(),
-            status = ?message.status(),
-            verdict = ?verdict,
-            "refused insecure media"
-        );
-    }
-}
-
-impl Call {
     /// Branch `index` was refused for the SDP of a provisional response: whatever it answers to
     /// the CANCEL, the caller should see `488 SRTP Required` for it.
     pub(super) fn media_refused(&self, index: usize) -> bool {
@@ -117,6 +113,17 @@ impl Call {
             .as_ref()
             .is_some_and(|t| t.media_refused)
     }
+}
+
+fn log_insecure(message: &Message, flow: &Flow, verdict: &SrtpVerdict) {
+    info!(
+        source = %flow.remote,
+        from = ?message.header(HeaderName::From).unwrap_or_default(),
+        to = ?message.header(HeaderName::To).unwrap_or_default(),
+        status = ?message.status(),
+        verdict = ?verdict,
+        "refused insecure media"
+    );
 }
 
 /// A request, or the response to one, of the methods that carry SDP offers and answers

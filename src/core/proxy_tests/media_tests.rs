@@ -100,9 +100,9 @@ fn both_answer(net: &mut Net, to_callee: &Message, to_caller: &Message) {
     let absorbed = net.reply(caller(), respond(to_caller, caller(), 200, "OK", ""));
     assert!(absorbed.is_empty(), "{absorbed:?}");
     net.advance(64 * 500 + 1);
-    assert!(net.core.dialogs.is_empty());
+    assert!(net.core.proxy.dialogs().is_empty());
     assert!(net.core.hangups.is_empty());
-    assert!(net.core.calls.is_empty());
+    assert!(net.core.proxy.is_empty());
 }
 
 #[test]
@@ -161,8 +161,12 @@ fn unanswered_byes_are_sent_again_then_given_up() {
     assert!(twice.iter().all(|(_, m)| m.method() != Some(Method::Bye)));
     net.advance(64 * 500);
     assert!(net.core.hangups.is_empty());
-    assert!(net.core.dialogs.is_empty(), "the dialog is forgotten");
-    assert_eq!(net.core.next_timeout(), None);
+    assert!(
+        net.core.proxy.dialogs().is_empty(),
+        "the dialog is forgotten"
+    );
+    assert_eq!(net.core.proxy.next_timer(), None);
+    assert_eq!(net.core.hangups.next_timer(), None);
 }
 
 #[test]
@@ -187,7 +191,7 @@ fn an_insecure_early_answer_is_dropped_and_its_branch_cancelled() {
     let refused = only(&terminated, caller(), 488);
     assert_eq!(refused.reason(), Some("SRTP Required"));
     assert_eq!(only(&terminated, phone_b(), 0).method(), Some(Method::Ack));
-    assert!(net.core.dialogs.is_empty());
+    assert!(net.core.proxy.dialogs().is_empty());
 }
 
 #[test]
@@ -246,7 +250,7 @@ fn insecure_offers_in_a_dialog_get_488_and_the_call_goes_on() {
     assert_eq!(only(&refresh, caller(), 0).method(), Some(Method::Invite));
     let secure = net.send(caller(), &from_caller("UPDATE", &to, 7, SDES));
     assert_eq!(only(&secure, phone_b(), 0).body(), SDES.as_bytes());
-    assert_eq!(net.core.dialogs.len(), 1);
+    assert_eq!(net.core.proxy.dialogs().len(), 1);
 }
 
 #[test]
@@ -297,5 +301,5 @@ fn sdp_outside_offer_and_answer_changes_nothing() {
     assert_eq!(ok.len(), 1, "only the 200 goes upstream: {ok:?}");
     only(&ok, caller(), 200);
     assert!(net.core.hangups.is_empty());
-    assert_eq!(net.core.dialogs.len(), 1);
+    assert_eq!(net.core.proxy.dialogs().len(), 1);
 }

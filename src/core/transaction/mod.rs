@@ -21,7 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::LazyLock;
 
-use crate::sip::{Message, Via};
+use crate::sip::{Message, Method, Via};
 
 pub use self::client_invite::ClientInvite;
 pub use self::client_non_invite::ClientNonInvite;
@@ -47,14 +47,18 @@ impl Key {
     /// The key of the transaction `request` belongs to; `None` only for a request without a
     /// method or CSeq.
     pub fn of(request: &Message, via: &Via<'_>) -> Option<Key> {
-        Key::for_method(request, via, request.method_text()?)
+        Key::for_method_text(request, via, request.method_text()?)
     }
 
     /// The key of the transaction `request` would belong to with `method`: a CANCEL, and the
     /// ACK for a non-2xx final response, name their INVITE's transaction (§9.2, §17.2.3). An
     /// RFC 3261 branch (magic cookie `z9hG4bK` and more) is the key; an older client's request
     /// is matched the RFC 2543 way, by Request-URI, Call-ID, From tag, CSeq number and top Via.
-    pub fn for_method(request: &Message, via: &Via<'_>, method: &str) -> Option<Key> {
+    pub fn for_method(request: &Message, via: &Via<'_>, method: Method) -> Option<Key> {
+        Key::for_method_text(request, via, method.as_str())
+    }
+
+    fn for_method_text(request: &Message, via: &Via<'_>, method: &str) -> Option<Key> {
         let port = via.port.unwrap_or(0);
         let branch = via.branch().unwrap_or_default();
         if branch.len() > MAGIC_COOKIE.len() && branch.starts_with(MAGIC_COOKIE) {
