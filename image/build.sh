@@ -7,12 +7,14 @@
 #   image/build.sh check      only check that every tool is installed
 #
 # Stages, each printed with its duration:
-#   1. binary  the static aarch64 hotline binary (image/build-binary.sh build)
+#   1. binary  the static aarch64 hotline binary (image/build-binary.sh build), and from it the
+#              arm64 Debian package (cargo deb --no-build)
 #   2. base    Debian packages (image/packages) installed by mmdebstrap, the initramfs built
 #              once (image/base-customize.sh); cached under $HOTLINE_IMAGE_CACHE, keyed by the
 #              hash of those two files, the suite and the mirror: about 25 minutes the first
 #              time, reused afterwards
-#   3. rootfs  a copy of the base with hotline, its configuration and the board's files
+#   3. rootfs  a copy of the base, hotline installed from its package with dpkg, and the
+#              board's files
 #   4. image   FAT (RASPIFIRM) and ext4 (RASPIROOT) partitions made from directories
 #              (mkfs.vfat + mcopy, mkfs.ext4 -d) and put in an MBR image with sfdisk
 #
@@ -21,13 +23,14 @@
 #   HOTLINE_IMAGE_OUT    where the image and the staged root filesystem go
 #                        (default $HOTLINE_IMAGE_CACHE/out)
 #   HOTLINE_IMAGE_MIRROR Debian mirror (default http://deb.debian.org/debian)
-#   HOTLINE_BINARY       a hotline binary (static aarch64) to install instead of building one
+#   HOTLINE_BINARY       a hotline binary (static aarch64) to package instead of building one
 #   HOTLINE_IMAGE_ZSTD   0: do not write the compressed copy (.img.zst) for download
 #   CARGO_TARGET_DIR     used by the binary stage, as by cargo
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SUITE=bookworm
+TARGET=aarch64-unknown-linux-gnu
 MIRROR="${HOTLINE_IMAGE_MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${MIRROR%/debian}/debian-security"
 CACHE="${HOTLINE_IMAGE_CACHE:-/var/cache/hotline-image}"
@@ -59,6 +62,7 @@ stage_done() {
 check_tools() {
     require_tools <<'TOOLS'
 mmdebstrap mmdebstrap
+arch-test arch-test
 sfdisk fdisk
 mkfs.vfat dosfstools
 mcopy mtools
@@ -68,6 +72,8 @@ systemctl systemd
 unshare util-linux
 zstd zstd
 TOOLS
+    command -v cargo-deb >/dev/null ||
+        die "cargo-deb is missing (it makes the package): cargo install cargo-deb --locked --version 3.8.0"
     [[ $EUID -eq 0 ]] || die "run as root (mmdebstrap --mode=root and file ownership in the image)"
     register_binfmt || die "qemu-aarch64 is not registered in binfmt_misc, so arm64 programs
   cannot run in the root filesystem; install qemu-user-static (binfmt-support registers it) or
@@ -143,6 +149,24 @@ build_binary() {
     "$ROOT/image/build-binary.sh" build | tail -1
 }
 
+# Prints the path of the arm64 Debian package made from the binary $1 (`cargo deb --no-build`
+# packages target/aarch64-unknown-linux-gnu/release/hotline, where the binary is put first).
+build_package() {
+    local binary="$1" dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+    [[ "$dir" = /* ]] || dir="$ROOT/$dir"
+    local expected="$dir/$TARGET/release/hotline"
+    if [[ "$(realpath "$binary")" != "$(realpath -m "$expected")" ]]; then
+        install -D -m 0755 "$binary" "$expected"
+    fi
+    mkdir -p "$OUT"
+    (cd "$ROOT" && cargo deb --no-build --no-strip --target "$TARGET" --output "$OUT/") >&2 ||
+        die "cargo deb failed (see above)"
+    local package
+    package="$(ls -t "$OUT"/hotline_*_arm64.deb | head -1)"
+    [[ -f "$package" ]] || die "cargo deb wrote no hotline_*_arm64.deb in $OUT"
+    echo "$package"
+}
+
 # Runs a command in the root filesystem $1 under qemu-user, with /proc mounted (raspi-firmware's
 # hook reads it) in a mount namespace of its own, so that nothing stays mounted.
 in_rootfs() {
@@ -152,27 +176,24 @@ in_rootfs() {
         chroot "$dir" /bin/sh -c 'mount -t proc proc /proc && exec "$@"' sh "$@"
 }
 
-# Copies the cached base $1 to $2 and installs hotline, its configuration and the board's files.
+# Copies the cached base $1 to $2 and installs hotline from its package $3 and the board's files.
 build_rootfs() {
-    local base="$1" dir="$2" binary="$3"
+    local base="$1" dir="$2" package="$3"
     rm -rf "$dir"
     mkdir -p "$(dirname "$dir")"
     cp -a --reflink=auto "$base" "$dir"
 
     # The appliance: units, first-boot scripts, network, journal, SSH, Fail2Ban settings.
     cp -r --preserve=mode "$ROOT/image/rootfs/." "$dir/"
-    install -m 0755 "$binary" "$dir/usr/bin/hotline"
-    install -m 0644 "$ROOT/config/hotline.service" "$dir/usr/lib/systemd/system/hotline.service"
-    install -d -m 0755 "$dir/etc/hotline"
-    # Shipped so that hotline.service starts on the defaults before the wizard; the wizard
-    # rewrites it and keeps data_dir.
-    sed 's|^data_dir = .*|data_dir = "/var/lib/hotline"|' "$ROOT/config/hotline.toml" \
-        >"$dir/etc/hotline/hotline.toml"
-    grep -qx 'data_dir = "/var/lib/hotline"' "$dir/etc/hotline/hotline.toml" ||
-        die "config/hotline.toml has no data_dir line to set"
-    chmod 0644 "$dir/etc/hotline/hotline.toml"
-    install -m 0644 "$ROOT/config/fail2ban/filter.d/hotline.conf" "$dir/etc/fail2ban/filter.d/"
-    install -m 0644 "$ROOT/config/fail2ban/jail.d/hotline.conf" "$dir/etc/fail2ban/jail.d/"
+    # hotline as the board will upgrade it (`apt install ./hotline_<version>_arm64.deb`):
+    # /usr/bin/hotline, hotline.service enabled by its postinst (deb-systemd-helper), and
+    # /etc/hotline/hotline.toml with no domain yet, so that the wizard starts at the first login.
+    cp "$package" "$dir/tmp/hotline.deb"
+    in_rootfs "$dir" dpkg --install /tmp/hotline.deb >&2 || die "dpkg --install $package failed"
+    rm "$dir/tmp/hotline.deb"
+    [[ -L "$dir/etc/systemd/system/multi-user.target.wants/hotline.service" ]] ||
+        die "the package's postinst did not enable hotline.service"
+    # The package ships the firewall as an example; on the appliance it is the firewall.
     install -m 0755 "$ROOT/config/nftables.conf" "$dir/etc/nftables.conf"
 
     # The board: firmware settings, and the owner's settings file on the FAT partition.
@@ -192,8 +213,7 @@ FSTAB
 
     systemctl --root="$dir" --quiet enable systemd-networkd.service systemd-resolved.service \
         systemd-timesyncd.service nftables.service ssh.service fail2ban.service \
-        hotline.service hotline-grow-root.service hotline-ssh-keys.service \
-        hotline-sysconf.service
+        hotline-grow-root.service hotline-ssh-keys.service hotline-sysconf.service
 
     # Each board makes its own identity on first boot: machine-id (empty, so systemd makes
     # one), SSH host keys (hotline-ssh-keys.service), random seed.
@@ -264,13 +284,15 @@ BASE="$(build_base)"
 stage_done
 [[ "$command" == base ]] && exit 0
 
-stage binary "static aarch64 hotline (image/build-binary.sh build)"
+stage binary "static aarch64 hotline (image/build-binary.sh build) and its Debian package"
 BINARY="$(build_binary)"
 say "[binary] $BINARY: $(file -b "$BINARY" 2>/dev/null || stat -c '%s bytes' "$BINARY")"
+PACKAGE="$(build_package "$BINARY")"
+say "[binary] $PACKAGE ($(stat -c %s "$PACKAGE") bytes)"
 
 stage rootfs "copy of the base with hotline, its configuration and the board's files"
 ROOTFS="$OUT/rootfs"
-build_rootfs "$BASE" "$ROOTFS" "$BINARY"
+build_rootfs "$BASE" "$ROOTFS" "$PACKAGE"
 
 stage image "FAT and ext4 partitions from directories, MBR with sfdisk"
 IMAGE="$OUT/$IMAGE_NAME"

@@ -19,6 +19,7 @@ use ring::rand::SecureRandom;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::backup::records::Records;
 use crate::core::bans::{Ban, ScopeError, Target};
 use crate::core::user::{Extension, User};
 use crate::store::{Store, StoreError};
@@ -74,6 +75,8 @@ pub enum Request {
     },
     /// Obtains a new certificate from the ACME CA now; only the server carries it out.
     RenewCertificate,
+    /// Every record of the database, from one read transaction: for `hotline backup`.
+    Snapshot,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +123,9 @@ pub enum Reply {
     /// What the new certificate is for, from whom and until when.
     CertificateRenewed {
         message: String,
+    },
+    Snapshot {
+        records: Records,
     },
     /// A message for the person at the CLI: what is wrong and how to fix it.
     Failed {
@@ -228,6 +234,12 @@ pub fn execute(
             "without a running server, `hotline cert renew` obtains the certificate itself"
                 .to_owned(),
         ),
+        Request::Snapshot => store
+            .snapshot(crate::clock::wall_ms())
+            .map(|snapshot| Reply::Snapshot {
+                records: Records::from(&snapshot),
+            })
+            .map_err(|error| error.to_string()),
     };
     result.unwrap_or_else(|message| Reply::Failed { message })
 }
@@ -507,6 +519,7 @@ mod tests {
                 scope: "2001:db8:1:2::/64".into(),
             },
             Request::RenewCertificate,
+            Request::Snapshot,
         ]
     }
 
@@ -557,6 +570,22 @@ mod tests {
             },
             Reply::CertificateRenewed {
                 message: "Certificate for hotline.test".into(),
+            },
+            Reply::Snapshot {
+                records: Records::default(),
+            },
+            Reply::Snapshot {
+                records: Records {
+                    install_secret: Some("00".repeat(32)),
+                    users: vec![crate::backup::records::UserRecord {
+                        extension: "1000".into(),
+                        display_name: "Alice \"Desk\"".into(),
+                        realm: "example.org".into(),
+                        ha1_md5: "00".repeat(16),
+                        ha1_sha256: "00".repeat(32),
+                    }],
+                    ..Records::default()
+                },
             },
         ]
     }

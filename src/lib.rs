@@ -4,6 +4,7 @@
 //! file; [`net`] feeds it bytes and time and carries out what it asks; [`store`] keeps users and
 //! bindings in redb.
 
+pub mod backup;
 pub mod certificate;
 pub mod clock;
 pub mod config;
@@ -14,4 +15,5 @@ pub mod net;
 pub mod setup;
 pub mod sip;
 pub mod store;
+pub mod version;
 pub mod web;

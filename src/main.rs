@@ -14,8 +14,11 @@ use tracing_subscriber::prelude::*;
 
 /// A SIP registrar and proxy for a small private phone network, IPv6 end to end.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(about, disable_version_flag = true)]
 struct Cli {
+    /// Print the version, and the Debian package's when installed from one.
+    #[arg(long, short = 'V')]
+    version: bool,
     /// The configuration file (default: the built-in defaults, see config/hotline.toml).
     #[arg(long, short, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -48,6 +51,29 @@ enum Command {
         #[command(subcommand)]
         action: CertAction,
     },
+    /// Write a backup: users (their password hashes), bans, bindings, the configuration, the TLS
+    /// certificate and key, the install secret. Works whether or not the server is running.
+    Backup {
+        /// The file to write, readable by its owner only.
+        file: PathBuf,
+        #[command(flatten)]
+        encryption: Encryption,
+    },
+    /// Restore a backup on a new card: every extension keeps its password. Stop the server
+    /// first. Writes the configuration (default /etc/hotline/hotline.toml) and the data directory.
+    Restore {
+        file: PathBuf,
+        /// The passphrase of an encrypted backup is on the first line of this file (otherwise
+        /// it is asked on the terminal).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Restore into this data directory rather than the backup configuration's `data_dir`.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Replace the extensions of a database that has some already.
+        #[arg(long)]
+        replace: bool,
+    },
     /// The first-boot wizard: domain, IPv6 check, TLS certificate, first extensions. Writes the
     /// configuration (default /etc/hotline/hotline.toml), creates the users and starts
     /// hotline.service. Run it again at any time: the users are kept.
@@ -59,6 +85,16 @@ enum Command {
         #[arg(long)]
         no_service: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct Encryption {
+    /// Encrypt with a passphrase, asked on the terminal.
+    #[arg(long)]
+    encrypt: bool,
+    /// Encrypt with the passphrase on the first line of this file.
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -131,6 +167,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    use hotline::version;
+    if cli.version {
+        println!("{}", version::describe(version::package().as_deref()));
+        return Ok(ExitCode::SUCCESS);
+    }
     let path = cli.config.as_deref();
     let command = cli.command.unwrap_or(Command::Serve);
     match command {
@@ -142,12 +183,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             let config = Config::load(path)?;
             init_logging(&config.log.level)?;
+            let package = hotline::version::package();
+            tracing::info!(
+                version = %hotline::version::VERSION,
+                package = %package.as_deref().unwrap_or("none"),
+                "hotline starting"
+            );
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the runtime")?;
             runtime.block_on(hotline::net::serve(config))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { file, encryption } => {
+            let config = Config::load(path)?;
+            backup(path, &config, &file, &encryption)
+        }
+        Command::Restore {
+            file,
+            passphrase_file,
+            data_dir,
+            replace,
+        } => {
+            let options = hotline::backup::Restore {
+                config_path: path.map_or_else(
+                    || PathBuf::from(hotline::setup::DEFAULT_CONFIG),
+                    Path::to_owned,
+                ),
+                data_dir,
+                replace,
+            };
+            restore(&options, &file, passphrase_file.as_deref())
         }
         Command::User { action } => {
             let config = Config::load(path)?;
@@ -243,6 +310,43 @@ fn renew_certificate(config: &Config) -> anyhow::Result<ExitCode> {
     Ok(print_reply(config, &reply))
 }
 
+/// `hotline backup FILE`.
+fn backup(
+    config_path: Option<&Path>,
+    config: &Config,
+    file: &Path,
+    encryption: &Encryption,
+) -> anyhow::Result<ExitCode> {
+    use hotline::backup::{self, passphrase};
+    let passphrase =
+        passphrase::for_new_backup(encryption.passphrase_file.as_deref(), encryption.encrypt)?;
+    let taken = backup::take(config_path, config)?;
+    let text = taken.encode(passphrase.as_deref())?;
+    backup::write_file(file, &text)
+        .with_context(|| format!("cannot write the backup {}", file.display()))?;
+    println!("{}", backup::summary(&taken, file, passphrase.is_some()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hotline restore FILE`.
+fn restore(
+    options: &hotline::backup::Restore,
+    file: &Path,
+    passphrase_file: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    use hotline::backup::{self, Backup, passphrase};
+    let text = backup::read_file(file)?;
+    let passphrase = match (Backup::is_encrypted(&text), passphrase_file) {
+        (false, _) => None,
+        (true, Some(path)) => Some(passphrase::from_file(path)?),
+        (true, None) => Some(passphrase::ask(false)?),
+    };
+    let taken = Backup::decode(&text, passphrase.as_deref())?;
+    let restored = backup::restore(options, &taken)?;
+    println!("{}", backup::restored_summary(&restored, options));
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `hotline setup`: on the terminal, or from an answers file.
 fn setup(
     config: Option<&Path>,
@@ -335,6 +439,10 @@ fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
         Reply::CertificateRenewed { message } => println!("{message}"),
         Reply::Failed { message } => {
             eprintln!("hotline: {message}");
+            return ExitCode::FAILURE;
+        }
+        Reply::Snapshot { .. } => {
+            eprintln!("hotline: the server answered with a snapshot, which was not asked for");
             return ExitCode::FAILURE;
         }
     }

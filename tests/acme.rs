@@ -426,6 +426,7 @@ fn wizard_obtains_the_certificate(terminal: bool) {
         systemctl: None,
         dns_servers: vec![spawn_dns(board)],
         firewall: Some(firewall.clone()),
+        home: None,
     };
     let answers = Answers {
         certificate: Some("lets-encrypt".into()),
@@ -440,7 +441,7 @@ fn wizard_obtains_the_certificate(terminal: bool) {
         service: false,
     };
     let mut output = Vec::new();
-    let mut input = std::io::Cursor::new(b"\n\n1000 Alice\n\n".to_vec());
+    let mut input = std::io::Cursor::new(b"\n\n1000 Alice\n\n\n".to_vec());
     let mut dialog = match terminal {
         true => Dialog::terminal(&mut input, &mut output),
         false => Dialog::answers_file(&answers_path, &mut output),

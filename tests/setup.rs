@@ -5,10 +5,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Client, DOMAIN, Server, Transport};
+use common::{Client, DOMAIN, Server, Transport, hotline};
 use hotline::core::auth::Algorithm;
 use tempfile::TempDir;
 
@@ -18,15 +18,6 @@ const EXIT: &str = "setup ended with status ";
 
 /// How long to wait for the wizard to show something.
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn hotline(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hotline"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("run hotline")
-}
 
 /// The `user:` and `password:` lines of the phone settings in `text`.
 fn passwords(text: &str) -> BTreeMap<String, String> {
@@ -263,6 +254,9 @@ fn on_a_terminal_bad_answers_are_asked_again() {
     );
     let terminal = Terminal::start(dir.path(), &command);
 
+    // A board not set up yet: a backup may be restored first; Enter sets up a new hotline.
+    terminal.wait_for("Backup file: ", 1);
+    terminal.type_line("");
     terminal.wait_for("Domain [", 1);
     terminal.type_line("bad domain");
     terminal.wait_for("\"bad domain\" is not a host name", 1);
@@ -289,6 +283,8 @@ fn on_a_terminal_bad_answers_are_asked_again() {
     terminal.wait_for("extension 1000 is taken (Alice)", 1);
     terminal.wait_for("Extension and name: ", 4);
     terminal.type_line("");
+    terminal.wait_for("Backup file, or `no` [", 1);
+    terminal.type_line("no");
 
     assert_eq!(terminal.wait_for_exit(), 0, "{}", terminal.screen());
     let screen = terminal.screen();

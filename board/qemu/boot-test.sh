@@ -11,10 +11,14 @@
 # address by SLAAC as on a home network. The test waits for hotline.service to be active (the
 # serial console), logs in over SSH (IPv6), checks the first-boot work, runs `hotline setup
 # --answers board/qemu/answers.toml`, and registers extension 1000 with SIPp (UDP, Digest MD5).
+# Then the SD-death drill, timed: a backup taken off the board over SSH, a fresh copy of the
+# image booted as a new card, the backup restored by the wizard, and the same phone registered
+# with its old password.
 # Minutes under emulation: run on demand, not in CI. Run as root.
 #
 # Logs: $HOTLINE_BOOT_TEST_LOGS/<date>/ (default $HOTLINE_IMAGE_CACHE/boot-test), with
-# boot-test.log (this script's output), console.log (serial console) and SIPp's traces.
+# boot-test.log (this script's output), console-old.log and console-new.log (the serial
+# consoles of the two boots) and SIPp's traces.
 #
 # Environment: HOTLINE_IMAGE_CACHE, HOTLINE_IMAGE_OUT as for image/build.sh;
 # HOTLINE_BOOT_TIMEOUT seconds to wait for hotline.service (default 900).
@@ -69,6 +73,10 @@ log() { printf '[%4ds] %s\n' "$((SECONDS - T0))" "$*"; }
 
 QEMU_PID=""
 RADVD_PID=""
+# The board being tested: `old`, then `new` (the new card of the SD-death drill).
+BOARD=old
+# Seconds from the kernel's start to hotline.service active, on the last board booted.
+BOOT_HOTLINE=""
 WORK=""
 cleanup() {
     if [[ -n "$QEMU_PID" ]]; then kill "$QEMU_PID" 2>/dev/null || true; fi
@@ -92,7 +100,7 @@ guest() {
     local -a tty=()
     [[ "$1" == -tt ]] && { tty=(-tt); shift; }
     in_ns ssh -i "$WORK/id_ed25519" -o BatchMode=yes -o ConnectTimeout=15 \
-        -o UserKnownHostsFile="$WORK/known_hosts" -o StrictHostKeyChecking=accept-new \
+        -o UserKnownHostsFile="$WORK/known_hosts-$BOARD" -o StrictHostKeyChecking=accept-new \
         -o ControlMaster=auto -o ControlPath="$WORK/ssh-%C" -o ControlPersist=900 \
         "${tty[@]}" "root@$GUEST_ADDRESS" "$@"
 }
@@ -101,22 +109,24 @@ guest() {
 # regular expressions).
 wait_console() {
     local want="$1" fail="$2" deadline=$((SECONDS + BOOT_TIMEOUT))
-    until grep -Eq -- "$want" "$LOGS/console.log" 2>/dev/null; do
-        grep -Eq -- "$fail" "$LOGS/console.log" 2>/dev/null &&
-            die "the console says: $(grep -Em1 -- "$fail" "$LOGS/console.log")"
-        kill -0 "$QEMU_PID" 2>/dev/null || die "qemu exited; see $LOGS/console.log"
+    local console="$LOGS/console-$BOARD.log"
+    until grep -Eq -- "$want" "$console" 2>/dev/null; do
+        grep -Eq -- "$fail" "$console" 2>/dev/null &&
+            die "the console says: $(grep -Em1 -- "$fail" "$console")"
+        kill -0 "$QEMU_PID" 2>/dev/null || die "qemu exited; see $console"
         ((SECONDS < deadline)) || die "no \"$want\" on the console after $BOOT_TIMEOUT s"
         sleep 1
     done
 }
 
+# A fresh copy of the image, as a new SD card for the board named $BOARD.
 prepare_disk() {
-    local disk="$WORK/disk.img" firm
-    log "copying $IMAGE and growing the copy to 4 GiB"
+    local disk="$WORK/disk-$BOARD.img" firm
+    log "copying $IMAGE and growing the copy to 4 GiB ($BOARD card)"
     cp --sparse=always "$IMAGE" "$disk"
     firm="$disk@@$(($(partition_start "$IMAGE" 1) * 512))"
     truncate -s 4G "$disk"
-    ssh-keygen -q -t ed25519 -N '' -C boot-test -f "$WORK/id_ed25519"
+    [[ -f "$WORK/id_ed25519" ]] || ssh-keygen -q -t ed25519 -N '' -C boot-test -f "$WORK/id_ed25519"
     {
         echo "root_authorized_key=$(cat "$WORK/id_ed25519.pub")"
         echo "hostname=pbx"
@@ -165,16 +175,16 @@ start_qemu() {
     T_BOOT=$SECONDS
     ip netns exec "$NS" qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 \
         -kernel "$WORK/boot/vmlinuz" -initrd "$WORK/boot/initrd.img" -append "$append" \
-        -drive file="$WORK/disk.img",format=raw,if=none,id=disk \
+        -drive file="$WORK/disk-$BOARD.img",format=raw,if=none,id=disk \
         -device virtio-blk-pci,drive=disk \
         -netdev tap,id=net,ifname=tap0,script=no,downscript=no \
         -device virtio-net-pci,netdev=net,mac=$MAC,romfile= \
-        -display none -monitor none -serial file:"$LOGS/console.log" -no-reboot &
+        -display none -monitor none -serial file:"$LOGS/console-$BOARD.log" -no-reboot &
     QEMU_PID=$!
 }
 
 register() {
-    local password="$1" dir="$LOGS/sipp"
+    local password="$1" dir="$LOGS/sipp-$BOARD"
     mkdir -p "$dir"
     printf 'SEQUENTIAL\n1000;%s\n' "$password" >"$dir/users.csv"
     log "SIPp: REGISTER 1000@$DOMAIN to [$GUEST_ADDRESS]:5060 over UDP, from [$HOST_ADDRESS]"
@@ -188,14 +198,9 @@ register() {
     grep -E 'Successful call|Failed call' "$dir/sipp.out" | sed 's/^/    /' | head -4
 }
 
-main() {
-    check_tools
-    mkdir -p "$LOGS"
-    exec > >(tee "$LOGS/boot-test.log") 2>&1
-    WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/hotline-boot-test.XXXXXX")"
-    log "image $IMAGE ($(stat -c %s "$IMAGE") bytes), logs in $LOGS"
+# Boots a fresh copy of the image as the board $BOARD and waits for SSH and hotline.service.
+boot_board() {
     prepare_disk
-    start_network
     start_qemu
 
     # systemd stops writing unit status to the serial console once a getty runs there, so the
@@ -206,7 +211,7 @@ main() {
     local deadline=$((SECONDS + BOOT_TIMEOUT))
     until guest true 2>"$WORK/ssh.err"; do
         ((SECONDS < deadline)) || die "no SSH login at [$GUEST_ADDRESS]: $(cat "$WORK/ssh.err")"
-        kill -0 "$QEMU_PID" 2>/dev/null || die "qemu exited; see $LOGS/console.log"
+        kill -0 "$QEMU_PID" 2>/dev/null || die "qemu exited; see $LOGS/console-$BOARD.log"
         sleep 10
     done
     log "SSH login as root at [$GUEST_ADDRESS] (SLAAC) with the key from sysconf.txt," \
@@ -217,11 +222,33 @@ main() {
         ((SECONDS < deadline)) || die "hotline.service is still $state"
         sleep 2
     done
-    local active_us boot_hotline
+    local active_us
     active_us="$(guest systemctl show -P ActiveEnterTimestampMonotonic hotline.service)"
-    boot_hotline="$(awk -v us="$active_us" 'BEGIN { printf "%.1f", us / 1e6 }')"
-    log "hotline.service active $boot_hotline s after the kernel started" \
+    BOOT_HOTLINE="$(awk -v us="$active_us" 'BEGIN { printf "%.1f", us / 1e6 }')"
+    log "hotline.service active $BOOT_HOTLINE s after the kernel started" \
         "(systemd's ActiveEnterTimestampMonotonic; QEMU starts the kernel within a second)"
+}
+
+power_off() {
+    guest systemctl poweroff || true
+    local deadline=$((SECONDS + 120))
+    while kill -0 "$QEMU_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 1; done
+    kill "$QEMU_PID" 2>/dev/null || true
+    wait "$QEMU_PID" 2>/dev/null || true
+    QEMU_PID=""
+    # The SSH connection shared with that board is gone with it.
+    rm -f "$WORK"/ssh-*
+}
+
+main() {
+    check_tools
+    mkdir -p "$LOGS"
+    exec > >(tee "$LOGS/boot-test.log") 2>&1
+    WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/hotline-boot-test.XXXXXX")"
+    log "image $IMAGE ($(stat -c %s "$IMAGE") bytes), logs in $LOGS"
+    start_network
+    boot_board
+    local boot_hotline="$BOOT_HOTLINE"
 
     log "first boot, as seen in the guest:"
     # shellcheck disable=SC2016 # expanded in the guest
@@ -270,10 +297,32 @@ main() {
     guest journalctl -u hotline.service -o verbose --no-pager MESSAGE=registered |
         grep -v '^ *_' | sed 's/^/    /'
 
-    guest systemctl poweroff || true
-    local deadline=$((SECONDS + 120))
-    while kill -0 "$QEMU_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 1; done
-    log "PASSED: hotline.service active $boot_hotline s after boot, setup done, 1000 registered over IPv6"
+    # The SD-death drill: the owner's backup goes off the board (as scp would copy it), the card
+    # dies, a new card is flashed with the same image, the wizard restores the backup, and the
+    # phone registers again with the password it has.
+    local drill=$SECONDS
+    log "drill: hotline backup on the old board, copied off it over SSH"
+    guest hotline --config /etc/hotline/hotline.toml backup /root/hotline.backup \
+        >"$LOGS/backup.out" 2>&1 || { cat "$LOGS/backup.out"; die "hotline backup failed"; }
+    sed 's/^/    /' "$LOGS/backup.out"
+    guest cat /root/hotline.backup >"$WORK/hotline.backup"
+    power_off
+    log "drill: the old card is gone; booting a fresh copy of the image as the new card"
+    BOARD=new
+    boot_board
+    guest 'cat >/root/hotline.backup' <"$WORK/hotline.backup"
+    echo 'restore = "/root/hotline.backup"' | guest 'cat >/root/restore.toml'
+    guest hotline --config /etc/hotline/hotline.toml setup --answers /root/restore.toml \
+        >"$LOGS/restore.out" 2>&1 || { cat "$LOGS/restore.out"; die "the restore failed"; }
+    sed 's/^/    /' "$LOGS/restore.out"
+    [[ "$(guest systemctl is-active hotline.service)" == active ]] ||
+        die "hotline.service is not active after the restore"
+    register "$password"
+    local drill_time=$((SECONDS - drill))
+    log "drill: 1000 registered on the new card with its old password, $drill_time s after the backup"
+    power_off
+    log "PASSED: hotline.service active $boot_hotline s after boot, setup done, 1000 registered" \
+        "over IPv6; SD-death drill (backup, new card, restore, register) in $drill_time s"
 }
 
 main

@@ -56,6 +56,7 @@ pub async fn carry_out(
             | Reply::OwnerPasswordSet
             | Reply::Bans { .. }
             | Reply::CertificateRenewed { .. }
+            | Reply::Snapshot { .. }
             | Reply::Failed { .. } => None,
         };
         (reply, event)

@@ -26,6 +26,10 @@ use crate::sip::{Frame, Framer, FramingError, Transport};
 /// Messages queued for one connection before the core's sends to it are dropped.
 const OUTBOX: usize = 64;
 
+/// Bytes an idle connection can take in one read: a CRLF ping, or most of a REGISTER. Thousands
+/// of phones sit idle, so this, not `max_message_size`, is what each of them holds.
+const IDLE_READ: usize = 1024;
+
 /// What every connection of a listener shares.
 pub struct Context {
     pub events: mpsc::Sender<Event>,
@@ -280,8 +284,9 @@ async fn read<R: AsyncRead + Unpin>(
     let partial_timeout = Duration::from_secs(context.limits.partial_message_timeout);
     let idle_timeout = Duration::from_secs(context.limits.idle_timeout);
     let mut framer = Framer::default();
-    let mut buffer: Vec<u8> = Vec::with_capacity(4096);
-    let mut chunk = vec![0u8; 16 * 1024];
+    // Only what has arrived and is not yet a whole message: an idle connection holds no buffer
+    // but the IDLE_READ bytes its next read needs.
+    let mut buffer: Vec<u8> = Vec::new();
     let mut pace = Pace::default();
     let mut read_at = Instant::now();
     let mut partial: Option<Partial> = None;
@@ -339,12 +344,23 @@ async fn read<R: AsyncRead + Unpin>(
             None => (read_at + idle_timeout, "idle timeout"),
             Some(partial) => (partial.since + partial_timeout, "partial message timeout"),
         };
+        let room = match partial {
+            None => {
+                buffer = Vec::new();
+                IDLE_READ
+            }
+            // The rest in one read, as before (reads are paced): memory a partial message
+            // holds only while it is partial.
+            Some(_) => max,
+        };
+        // Bounded: framing refuses a buffer past `max` that holds no whole message.
+        buffer.reserve(room);
         let paced = pace.next(Instant::now());
         let read = async {
             if let Some(at) = paced {
                 tokio::time::sleep_until(at).await;
             }
-            reader.read(&mut chunk).await
+            reader.read_buf(&mut buffer).await
         };
         let read = tokio::select! {
             read = tokio::time::timeout_at(deadline, read) => read.map_err(|_| reason)?,
@@ -354,7 +370,7 @@ async fn read<R: AsyncRead + Unpin>(
         *reads += 1;
         match read {
             Ok(0) => return Ok(()),
-            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
             Err(_) => return Err("read error"),
         }
     }

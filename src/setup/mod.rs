@@ -9,7 +9,9 @@
 //! and `Write`, so tests drive it from memory) or from an answers file ([`Answers`], TOML).
 
 mod acme;
-mod file;
+mod backup;
+pub mod board;
+pub mod file;
 mod ipv6;
 #[cfg(test)]
 mod tests;
@@ -33,7 +35,8 @@ use crate::sip::Host;
 use crate::store::Store;
 use crate::web::provision::password::PasswordKey;
 
-pub use file::{TEMPLATE, render};
+pub use board::{SERVICE, give_to_data_dir_owner, open_store};
+pub use file::{TEMPLATE, render, write as write_config};
 pub use ipv6::{InterfaceAddress, Reach, parse_if_inet6};
 
 /// Where the appliance keeps its configuration (the systemd unit reads it there).
@@ -44,9 +47,6 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/hotline";
 
 /// Where `config/nftables.conf` includes drop-ins from.
 pub const FIREWALL_DIR: &str = "/etc/nftables.d";
-
-/// The systemd unit that runs the server.
-pub const SERVICE: &str = "hotline.service";
 
 const STEPS: usize = 5;
 
@@ -66,6 +66,8 @@ pub struct Environment {
     pub dns_servers: Vec<SocketAddr>,
     /// The directory of firewall drop-ins that `/etc/nftables.conf` includes, when it does.
     pub firewall: Option<PathBuf>,
+    /// The home directory, where the wizard offers to write a backup.
+    pub home: Option<PathBuf>,
 }
 
 impl Environment {
@@ -92,6 +94,7 @@ impl Environment {
             systemctl,
             dns_servers: crate::web::dns::nameservers(),
             firewall,
+            home: backup::home(),
         }
     }
 }
@@ -126,6 +129,12 @@ pub struct Answers {
     pub renew_passwords: Option<bool>,
     /// Enable and start hotline.service (default yes).
     pub service: Option<bool>,
+    /// Restore this backup file (`hotline backup`) instead of asking the other questions.
+    pub restore: Option<PathBuf>,
+    /// The passphrase of an encrypted `restore` file is this file's first line.
+    pub passphrase_file: Option<PathBuf>,
+    /// Write a backup to this file at the end.
+    pub backup: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -289,6 +298,10 @@ pub fn run(
         dialog
             .say("It exists already: its values are the defaults, and the extensions are kept.")?;
     }
+    let set_up = existing.domain.is_some();
+    if let Some(outcome) = backup::offer_restore(options, environment, dialog, answers, set_up)? {
+        return Ok(outcome);
+    }
 
     heading(dialog, 1, "Domain")?;
     let suggested = existing
@@ -345,7 +358,9 @@ pub fn run(
         domain_changed,
         fingerprint: identity.map(|identity| identity.fingerprint_sha256),
     };
-    finish(options, environment, dialog, plan)
+    let outcome = finish(options, environment, dialog, plan)?;
+    backup::offer_backup(options, environment, dialog, answers, &outcome.config)?;
+    Ok(outcome)
 }
 
 fn heading(dialog: &mut Dialog<'_>, step: usize, title: &str) -> io::Result<()> {
@@ -1219,37 +1234,6 @@ fn write_and_create(
     })
 }
 
-/// Gives every file in `data_dir` the owner of `data_dir` itself. The wizard runs as root, and a
-/// file it makes there (a new certificate, a new database) would be root's, unreadable by the
-/// service: under systemd's `DynamicUser=` the service's user owns the directory, and systemd
-/// re-owns its contents only when the directory's owner changes.
-fn give_to_data_dir_owner(data_dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{MetadataExt as _, lchown};
-    let cannot = |path: &Path| {
-        format!(
-            "cannot give {} the owner of the data directory {}",
-            path.display(),
-            data_dir.display()
-        )
-    };
-    let owner = std::fs::metadata(data_dir).with_context(|| cannot(data_dir))?;
-    let mut directories = vec![data_dir.to_owned()];
-    while let Some(directory) = directories.pop() {
-        for entry in std::fs::read_dir(&directory).with_context(|| cannot(&directory))? {
-            let path = entry.with_context(|| cannot(&directory))?.path();
-            let metadata = std::fs::symlink_metadata(&path).with_context(|| cannot(&path))?;
-            if metadata.uid() != owner.uid() || metadata.gid() != owner.gid() {
-                lchown(&path, Some(owner.uid()), Some(owner.gid()))
-                    .with_context(|| cannot(&path))?;
-            }
-            if metadata.is_dir() {
-                directories.push(path);
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Puts the wizard's values into the table of the configuration file; keeps every other key.
 fn set_values(table: &mut toml::Table, config: &Config) {
     use toml::Value;
@@ -1368,13 +1352,6 @@ pub fn manage(data_dir: &Path, realm: &str, request: &Request) -> anyhow::Result
         }
         Err(error) => Err(error.into()),
     }
-}
-
-/// Opens the database in `data_dir`, creating the directory (owner-only) and the file.
-pub fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
-    let data_dir = DataDir::new(data_dir);
-    data_dir.create()?;
-    Ok(Store::open(&data_dir.database())?)
 }
 
 /// `1000 (Alice)`, or `1000` without a name.

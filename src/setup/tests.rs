@@ -23,6 +23,7 @@ fn environment(hostname: &str, if_inet6: &str) -> Environment {
         systemctl: None,
         dns_servers: Vec::new(),
         firewall: None,
+        home: None,
     }
 }
 
@@ -485,7 +486,7 @@ fn run_writes_the_configuration_and_keeps_users_when_run_again() {
     first_config(&dir);
     let env = environment("raspberrypi", IF_INET6);
     // Domain: Enter (the global address), TLS: Enter, two extensions, done.
-    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n1000 Alice\n1001 Bob\n\n");
+    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n\n1000 Alice\n1001 Bob\n\nno\n");
     let outcome = outcome.unwrap();
     assert_eq!(outcome.config.domain, "[2001:db8:1:2::5]");
     assert_eq!(outcome.passwords.len(), 2);
@@ -513,7 +514,7 @@ fn run_writes_the_configuration_and_keeps_users_when_run_again() {
     assert_eq!(users[0].realm, "[2001:db8:1:2::5]");
 
     // Again: the domain is the default now, the users are kept with their hashes.
-    let (again, screen) = run_on_terminal(&dir, &env, "\n\n1002 Carol\n\n");
+    let (again, screen) = run_on_terminal(&dir, &env, "\n\n1002 Carol\n\n\n");
     let again = again.unwrap();
     assert!(screen.contains("Domain [[2001:db8:1:2::5]]"), "{screen}");
     assert!(screen.contains("Kept, with their passwords: 1000 (Alice), 1001 (Bob)."));
@@ -529,13 +530,13 @@ fn a_new_domain_offers_new_passwords() {
     let dir = TempDir::new().unwrap();
     first_config(&dir);
     let env = environment("pbx.example.org", "");
-    let (outcome, _) = run_on_terminal(&dir, &env, "\n\n1000 Alice\n1001 Bob\n\n");
+    let (outcome, _) = run_on_terminal(&dir, &env, "\n\n\n1000 Alice\n1001 Bob\n\n\n");
     let first = outcome.unwrap();
     assert_eq!(first.config.domain, "pbx.example.org");
 
     // A new domain: a new certificate by default, and the question of new passwords; "no"
     // leaves the users as they were.
-    let input = "sip.example.org\n\n\nmaybe\nno\n";
+    let input = "sip.example.org\n\n\nmaybe\nno\n\n";
     let (outcome, screen) = run_on_terminal(&dir, &env, input);
     let outcome = outcome.unwrap();
     // The domain is a public name: Let's Encrypt first; without a global address it falls
@@ -558,7 +559,7 @@ fn a_new_domain_offers_new_passwords() {
     assert!(users_in(&dir).iter().all(|u| u.realm == "pbx.example.org"));
 
     // Run again, the users' hashes still name the old domain: the question comes again.
-    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n\n\n");
+    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n\n\n\n");
     let outcome = outcome.unwrap();
     assert!(screen.contains("Domain [sip.example.org]"), "{screen}");
     assert!(
@@ -787,4 +788,115 @@ fn the_firewall_opens_the_validation_port_only_while_acme_is_on() {
     config.acme.enabled = false;
     assert!(acme::write_firewall(dir.path(), &config).unwrap());
     assert!(!drop_in.exists());
+}
+
+#[test]
+fn a_backup_made_at_the_end_restores_at_the_start_on_a_new_card() {
+    let old = TempDir::new().unwrap();
+    first_config(&old);
+    let env = Environment {
+        home: Some(old.path().to_owned()),
+        ..environment("pbx.example.org", "")
+    };
+    // No restore, the defaults, one extension, then Enter: the backup in the home directory.
+    let (outcome, screen) = run_on_terminal(&old, &env, "\n\n\n1000 Alice\n\n\n");
+    outcome.unwrap();
+    let file = old.path().join("hotline.backup");
+    assert!(
+        screen.contains(&format!("Backup file, or `no` [{}]", file.display())),
+        "{screen}"
+    );
+    assert!(screen.contains("scp 'root@[ADDRESS]:"), "{screen}");
+    let text = std::fs::read_to_string(&file).unwrap();
+
+    // The new card: its own paths, so the backup's configuration names the new data directory.
+    let new = TempDir::new().unwrap();
+    first_config(&new);
+    let old_data = old.path().join("data").display().to_string();
+    let new_data = new.path().join("data").display().to_string();
+    let moved = new.path().join("hotline.backup");
+    std::fs::write(&moved, text.replace(&old_data, &new_data)).unwrap();
+    let input = format!("{}\n", moved.display());
+    let (outcome, screen) = run_on_terminal(&new, &environment("other", ""), &input);
+    let outcome = outcome.unwrap();
+    assert!(screen.contains("Restored 1 extensions"), "{screen}");
+    assert!(
+        screen.contains("Back, with their passwords: 1000 (Alice)."),
+        "{screen}"
+    );
+    assert_eq!(outcome.config.domain, "pbx.example.org");
+    assert_eq!(users_in(&new), users_in(&old));
+    let certificate = |dir: &TempDir| std::fs::read(dir.path().join("data/tls/cert.pem")).unwrap();
+    assert_eq!(certificate(&new), certificate(&old));
+}
+
+#[test]
+fn a_restore_from_an_answers_file_stops_and_starts_the_service() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let old = TempDir::new().unwrap();
+    first_config(&old);
+    let options = Options {
+        config_path: old.path().join("etc/hotline.toml"),
+        answers: Some((
+            old.path().join("answers.toml"),
+            Answers {
+                domain: Some("pbx.example.org".into()),
+                extensions: vec!["1000 Alice".into()],
+                backup: Some(old.path().join("hotline.backup")),
+                ..Answers::default()
+            },
+        )),
+        service: false,
+    };
+    from_file(|dialog| run(&options, &environment("pbx", ""), dialog))
+        .0
+        .unwrap();
+
+    // The new card's paths in the backup's configuration.
+    let new = TempDir::new().unwrap();
+    let file = new.path().join("hotline.backup");
+    let text = std::fs::read_to_string(old.path().join("hotline.backup")).unwrap();
+    let (old_data, new_data) = (old.path().join("data"), new.path().join("data"));
+    let text = text.replace(&*old_data.to_string_lossy(), &new_data.to_string_lossy());
+    std::fs::write(&file, text).unwrap();
+    let log = new.path().join("systemctl.log");
+    let systemctl = new.path().join("systemctl");
+    std::fs::write(
+        &systemctl,
+        format!("#!/bin/sh\necho \"$*\" >> {}\nexit 0\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = Environment {
+        systemctl: Some(systemctl),
+        ..environment("other", "")
+    };
+    let options = Options {
+        config_path: new.path().join("etc/hotline.toml"),
+        answers: Some((
+            new.path().join("answers.toml"),
+            Answers {
+                restore: Some(file),
+                ..Answers::default()
+            },
+        )),
+        service: true,
+    };
+    let (outcome, screen) = from_file(|dialog| run(&options, &env, dialog));
+    let outcome = outcome.unwrap();
+    assert!(
+        screen.contains("hotline is started (hotline.service)"),
+        "{screen}"
+    );
+    assert_eq!(outcome.config.domain, "pbx.example.org");
+    assert_eq!(users_in(&new), users_in(&old));
+    let started = "stop hotline.service\nenable --now hotline.service\n";
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), started);
+
+    // Again: the database holds extensions now, so the restore is refused, and the service is
+    // started again all the same.
+    let (outcome, _) = from_file(|dialog| run(&options, &env, dialog));
+    let error = format!("{:#}", outcome.unwrap_err());
+    assert!(error.contains("add --replace"), "{error}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), started.repeat(2));
 }

@@ -1,6 +1,6 @@
 //! The `bans` table, so that a restart does not forgive an attacker.
 
-use redb::{ReadableDatabase, ReadableTable, Table, TableError};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, Table, TableError};
 
 use super::{BANS, BanValue, Store, StoreError};
 use crate::core::bans::{Ban, Scope};
@@ -8,22 +8,7 @@ use crate::core::bans::{Ban, Scope};
 impl Store {
     /// The bans still in force at `now_ms`, by scope text. Expired ones are deleted.
     pub fn bans(&self, now_ms: u64) -> Result<Vec<Ban>, StoreError> {
-        let stored = {
-            let txn = self.db.begin_read()?;
-            // A file written before bans existed has no table: no bans.
-            let table = match txn.open_table(BANS) {
-                Ok(table) => table,
-                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(error) => return Err(error.into()),
-            };
-            table
-                .iter()?
-                .map(|entry| {
-                    let (key, value) = entry?;
-                    decode(key.value(), value.value())
-                })
-                .collect::<Result<Vec<Ban>, StoreError>>()?
-        };
+        let stored = all(&self.db.begin_read()?)?;
         let (active, expired): (Vec<Ban>, Vec<Ban>) =
             stored.into_iter().partition(|ban| ban.until_ms > now_ms);
         if !expired.is_empty() {
@@ -63,6 +48,23 @@ impl Store {
             Ok(removed)
         })
     }
+}
+
+/// Every ban, as `txn` sees them, expired or not.
+pub(super) fn all(txn: &ReadTransaction) -> Result<Vec<Ban>, StoreError> {
+    // A file written before bans existed has no table: no bans.
+    let table = match txn.open_table(BANS) {
+        Ok(table) => table,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
+    table
+        .iter()?
+        .map(|entry| {
+            let (key, value) = entry?;
+            decode(key.value(), value.value())
+        })
+        .collect()
 }
 
 /// Deletes the bans that ended by `now_ms`.

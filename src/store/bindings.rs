@@ -1,6 +1,6 @@
 //! The `bindings` table: registrations, so that phones stay reachable across a restart.
 
-use redb::{ReadableDatabase, ReadableTable, Table};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, Table};
 
 use super::{BINDINGS, BindingKey, BindingValue, Store, StoreError, USERS};
 use crate::core::registrar::{Binding, Flow};
@@ -10,15 +10,7 @@ use crate::sip::Transport;
 impl Store {
     /// All bindings, sorted by extension and then contact.
     pub fn bindings(&self) -> Result<Vec<(Extension, Binding)>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(BINDINGS)?;
-        table
-            .iter()?
-            .map(|entry| {
-                let (key, value) = entry?;
-                decode(key.value(), value.value())
-            })
-            .collect()
+        all(&self.db.begin_read()?)
     }
 
     /// One write transaction (one fsync) for a whole batch: each listed extension's bindings are
@@ -36,22 +28,43 @@ impl Store {
                     continue;
                 }
                 for binding in bindings {
-                    let source = binding.flow.remote.to_string();
-                    table.insert(
-                        (extension.as_str(), binding.contact.as_str()),
-                        (
-                            binding.expires_at_ms,
-                            binding.call_id.as_str(),
-                            binding.cseq,
-                            transport_code(binding.flow.transport),
-                            source.as_str(),
-                        ),
-                    )?;
+                    insert(&mut table, extension, binding)?;
                 }
             }
             Ok(())
         })
     }
+}
+
+/// Every binding, as `txn` sees them.
+pub(super) fn all(txn: &ReadTransaction) -> Result<Vec<(Extension, Binding)>, StoreError> {
+    let table = txn.open_table(BINDINGS)?;
+    table
+        .iter()?
+        .map(|entry| {
+            let (key, value) = entry?;
+            decode(key.value(), value.value())
+        })
+        .collect()
+}
+
+pub(super) fn insert(
+    table: &mut Table<BindingKey, BindingValue>,
+    extension: &Extension,
+    binding: &Binding,
+) -> Result<(), StoreError> {
+    let source = binding.flow.remote.to_string();
+    table.insert(
+        (extension.as_str(), binding.contact.as_str()),
+        (
+            binding.expires_at_ms,
+            binding.call_id.as_str(),
+            binding.cseq,
+            transport_code(binding.flow.transport),
+            source.as_str(),
+        ),
+    )?;
+    Ok(())
 }
 
 /// Deletes every binding of `extension`.

@@ -33,6 +33,7 @@ mod bans;
 mod bindings;
 mod owner;
 pub mod provisioning;
+mod snapshot;
 mod users;
 
 use std::fs::OpenOptions;
@@ -48,6 +49,8 @@ use redb::{
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::core::user::Extension;
+
+pub use snapshot::Snapshot;
 
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 2;

@@ -1,6 +1,6 @@
 //! The `users` table.
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::{BINDINGS, PROVISIONING, Store, StoreError, USERS, bindings};
 use crate::core::user::{Extension, User};
@@ -8,15 +8,7 @@ use crate::core::user::{Extension, User};
 impl Store {
     /// All users, sorted by extension.
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(USERS)?;
-        table
-            .iter()?
-            .map(|entry| {
-                let (key, value) = entry?;
-                decode(key.value(), value.value())
-            })
-            .collect()
+        all(&self.db.begin_read()?)
     }
 
     pub fn user(&self, extension: &Extension) -> Result<Option<User>, StoreError> {
@@ -65,7 +57,19 @@ pub(super) fn insert(txn: &WriteTransaction, user: &User, replace: bool) -> Resu
     Ok(())
 }
 
-fn encode(user: &User) -> (&str, &str, &[u8], &[u8]) {
+/// Every user, as `txn` sees them.
+pub(super) fn all(txn: &ReadTransaction) -> Result<Vec<User>, StoreError> {
+    let table = txn.open_table(USERS)?;
+    table
+        .iter()?
+        .map(|entry| {
+            let (key, value) = entry?;
+            decode(key.value(), value.value())
+        })
+        .collect()
+}
+
+pub(super) fn encode(user: &User) -> (&str, &str, &[u8], &[u8]) {
     (
         &user.display_name,
         &user.realm,

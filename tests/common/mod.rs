@@ -204,12 +204,7 @@ impl Server {
 
     /// Runs `hotline --config <this server's file> ARGS…` to completion.
     pub fn hotline(&self, args: &[&str]) -> Output {
-        binary()
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("run hotline")
+        hotline(&self.config, args)
     }
 
     /// `hotline owner passwd` with `password` on its standard input.
@@ -335,6 +330,16 @@ fn write_config(dir: &Path, host: &str, extra_toml: &str) -> PathBuf {
     );
     std::fs::write(&config, text).expect("write the configuration");
     config
+}
+
+/// Runs `hotline --config CONFIG ARGS…` to completion.
+pub fn hotline(config: &Path, args: &[&str]) -> Output {
+    binary()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run hotline")
 }
 
 /// The binary under test.
@@ -985,6 +990,7 @@ pub fn fail2ban_regex(lines: &[String]) -> String {
 pub mod baresip;
 pub mod linphone;
 pub mod netns;
+pub mod sipp;
 
 // ---- HTTPS: the web listener (tests/common/web.rs) ------------------------------------------
 

@@ -1,0 +1,194 @@
+//! `hotline backup` and `hotline restore`: everything a new SD card needs to become the old
+//! board again, in one TOML file.
+//!
+//! A backup holds the database's records ([`Records`]: users with their HA1 hashes, bans,
+//! bindings, the install secret), the configuration file's text, and the files of the data
+//! directory's `tls/` (certificate, key, ACME account) and of `tls.certificate` and
+//! `tls.private_key`. It is written owner-only (0600), optionally encrypted with a passphrase
+//! ([`seal`]). Restored on a new card, every phone registers again with its old password.
+//!
+//! `schema_version` is the database schema the records follow ([`SCHEMA_VERSION`]). A backup
+//! from a newer schema is refused before anything is touched; one from an older schema is read
+//! into the current records (missing lists are empty) and written in the current schema.
+
+mod hex;
+pub mod passphrase;
+pub mod records;
+mod report;
+mod restore;
+mod seal;
+mod take;
+
+use std::fs::OpenOptions;
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+pub use records::{BanRecord, BindingRecord, Records, UserRecord};
+pub use report::{restored_summary, summary};
+pub use restore::{Restore, Restored, restore};
+pub use take::take;
+
+use crate::store::SCHEMA_VERSION;
+
+/// The largest backup file read: a network of some thousand users and its certificates fit in a
+/// few MiB.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// The first line of every backup file, so that `head` tells what it is.
+const HEADER: &str = "# hotline backup: restore with `hotline restore FILE`.\n";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(
+        "this backup was made by a newer hotline (database schema version {found}; this hotline \
+         knows versions up to {supported}): install that hotline or a newer one, then restore"
+    )]
+    TooNew { found: u64, supported: u64 },
+    #[error("the passphrase is wrong, or the backup file was altered")]
+    WrongPassphrase,
+    #[error("the backup is encrypted: give its passphrase")]
+    NeedPassphrase,
+    #[error("the backup is not valid: {0}")]
+    Invalid(String),
+    #[error("the system random number generator failed")]
+    Random,
+}
+
+/// The contents of a backup file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    pub schema_version: u64,
+    /// The hotline that wrote it, for the person reading the file.
+    pub hotline_version: String,
+    /// When, in UTC.
+    pub created: String,
+    /// The configuration file's text; absent when the server ran on the built-in defaults.
+    #[serde(default)]
+    pub config: Option<String>,
+    #[serde(default)]
+    pub records: Records,
+    #[serde(default)]
+    pub files: Vec<DataFile>,
+}
+
+/// A file to put back: relative paths are in the data directory, absolute ones are where the
+/// configuration's `tls.certificate` and `tls.private_key` name them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataFile {
+    pub path: String,
+    /// Permission bits, such as 0o600 (384).
+    pub mode: u32,
+    /// Hex.
+    pub contents: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    encrypted: seal::Sealed,
+}
+
+impl Backup {
+    /// The file's text, encrypted under `passphrase` when there is one.
+    pub fn encode(&self, passphrase: Option<&str>) -> Result<String, BackupError> {
+        let plain = format!("{HEADER}{}", to_toml(self)?);
+        let Some(passphrase) = passphrase else {
+            return Ok(plain);
+        };
+        let envelope = Envelope {
+            encrypted: seal::seal(plain.as_bytes(), passphrase)?,
+        };
+        Ok(format!(
+            "{HEADER}# Encrypted with a passphrase: `hotline restore` asks for it.\n{}",
+            to_toml(&envelope)?
+        ))
+    }
+
+    /// Reads a backup file's text; `passphrase` is needed if it is encrypted
+    /// ([`Backup::is_encrypted`]).
+    pub fn decode(text: &str, passphrase: Option<&str>) -> Result<Backup, BackupError> {
+        let mut table = parse(text)?;
+        if table.contains_key("encrypted") {
+            let envelope: Envelope = table.try_into().map_err(invalid)?;
+            let passphrase = passphrase.ok_or(BackupError::NeedPassphrase)?;
+            let plain = seal::open(&envelope.encrypted, passphrase)?;
+            let plain = String::from_utf8(plain)
+                .map_err(|_| BackupError::Invalid("the decrypted text is not UTF-8".into()))?;
+            table = parse(&plain)?;
+        }
+        // Checked before the rest, which a newer hotline may have changed.
+        let found = match table.get("schema_version") {
+            Some(toml::Value::Integer(version)) if *version > 0 => *version as u64,
+            _ => {
+                return Err(BackupError::Invalid(
+                    "no schema_version: this is not a hotline backup".into(),
+                ));
+            }
+        };
+        if found > SCHEMA_VERSION {
+            return Err(BackupError::TooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        table.try_into().map_err(invalid)
+    }
+
+    /// Whether `text` is an encrypted backup (which needs a passphrase to restore).
+    pub fn is_encrypted(text: &str) -> bool {
+        parse(text).is_ok_and(|table| table.contains_key("encrypted"))
+    }
+}
+
+/// Writes the file owner-only (0600), in one step: a crash leaves the old file or the new one.
+pub fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+/// Reads a backup file, refusing one larger than [`MAX_FILE_BYTES`].
+pub fn read_file(path: &Path) -> anyhow::Result<String> {
+    let cannot = || format!("cannot read the backup {}", path.display());
+    let file = std::fs::File::open(path).with_context(cannot)?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(cannot)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        anyhow::bail!(
+            "{} is larger than {MAX_FILE_BYTES} bytes: not a hotline backup",
+            path.display()
+        );
+    }
+    Ok(text)
+}
+
+fn parse(text: &str) -> Result<toml::Table, BackupError> {
+    text.parse::<toml::Table>()
+        .map_err(|e| BackupError::Invalid(format!("not a hotline backup: {}", e.message())))
+}
+
+fn to_toml<T: Serialize>(value: &T) -> Result<String, BackupError> {
+    toml::to_string(value).map_err(|e| BackupError::Invalid(format!("cannot write TOML: {e}")))
+}
+
+fn invalid(error: toml::de::Error) -> BackupError {
+    BackupError::Invalid(error.message().to_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! Putting a backup back: the configuration file, the TLS files, then the database in one
+//! transaction.
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+
+use super::take::TLS_DIR;
+use super::{Backup, hex};
+use crate::config::Config;
+use crate::data_dir::DataDir;
+use crate::setup::{board, file};
+use crate::store::{Snapshot, StoreError};
+
+/// Where and how to restore.
+pub struct Restore {
+    /// The configuration file to write (the backup's configuration goes there).
+    pub config_path: PathBuf,
+    /// Restore into this data directory instead of the one the backup's configuration names;
+    /// the configuration written names it.
+    pub data_dir: Option<PathBuf>,
+    /// Replace a database that holds users already.
+    pub replace: bool,
+}
+
+/// What was restored.
+#[derive(Debug)]
+pub struct Restored {
+    pub config: Config,
+    /// The previous configuration file, kept under this name.
+    pub previous_config: Option<PathBuf>,
+    pub users: usize,
+    pub bans: usize,
+    pub bindings: usize,
+    pub files: Vec<PathBuf>,
+}
+
+/// Restores `backup`. Everything is checked before anything is written; the server must not be
+/// running on the data directory (the database would be locked).
+pub fn restore(options: &Restore, backup: &Backup) -> anyhow::Result<Restored> {
+    let snapshot = Snapshot::try_from(&backup.records)?;
+    let config_text = match &backup.config {
+        Some(text) => Some(with_data_dir(text, options.data_dir.as_deref())?),
+        None => None,
+    };
+    let mut config = match &config_text {
+        Some(text) => {
+            Config::parse(text).map_err(|e| anyhow!("the backup's configuration: {e}"))?
+        }
+        None if options.config_path.exists() => Config::load(Some(&options.config_path))?,
+        None => Config::load(None)?,
+    };
+    if let (None, Some(dir)) = (&config_text, &options.data_dir) {
+        config.data_dir.clone_from(dir);
+    }
+    let data_dir = config.data_dir.clone();
+    let files = backup
+        .files
+        .iter()
+        .map(|file| {
+            let contents = hex::decode(&file.contents)
+                .ok_or_else(|| anyhow!("the backup's file {} is not hex", file.path))?;
+            Ok((destination(&config, &file.path)?, file.mode, contents))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let store =
+        board::open_store(&data_dir).map_err(|error| match error.downcast_ref::<StoreError>() {
+            Some(StoreError::Locked { .. }) => anyhow!(
+                "hotline is running on {}: stop it first (`systemctl stop {}`, or end `hotline \
+                 serve`), restore, then start it again",
+                data_dir.display(),
+                board::SERVICE
+            ),
+            _ => error,
+        })?;
+    let existing = store.users()?;
+    if !existing.is_empty() && !options.replace {
+        let names: Vec<String> = existing.iter().map(|u| u.extension.to_string()).collect();
+        bail!(
+            "{} already holds {} extensions ({}): restoring replaces them all; add --replace to \
+             go ahead",
+            DataDir::new(data_dir).database().display(),
+            existing.len(),
+            names.join(", ")
+        );
+    }
+
+    let previous_config = match &config_text {
+        Some(text) => file::write(&options.config_path, text).with_context(|| {
+            format!(
+                "cannot write the configuration file {}: run `hotline restore` as root, or \
+                 choose another file with `hotline --config FILE restore`",
+                options.config_path.display()
+            )
+        })?,
+        None => None,
+    };
+    let tls = data_dir.join(TLS_DIR);
+    if files.iter().any(|(path, ..)| path.starts_with(&tls)) {
+        match fs::remove_dir_all(&tls) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(error).with_context(|| format!("cannot replace {}", tls.display()));
+            }
+            _ => {}
+        }
+    }
+    let mut written = Vec::new();
+    for (path, mode, contents) in files {
+        write(&path, mode, &contents)?;
+        written.push(path);
+    }
+    store.restore(&snapshot)?;
+    drop(store);
+    board::give_to_data_dir_owner(&data_dir)?;
+    if config_text.is_some() {
+        // What the server will read: the domain from the hostname if unset, validated.
+        config = Config::load(Some(&options.config_path))?;
+    }
+    Ok(Restored {
+        config,
+        previous_config,
+        users: snapshot.users.len(),
+        bans: snapshot.bans.len(),
+        bindings: snapshot.bindings.len(),
+        files: written,
+    })
+}
+
+/// The configuration text with `data_dir` replaced, if asked.
+fn with_data_dir(text: &str, data_dir: Option<&Path>) -> anyhow::Result<String> {
+    let Some(data_dir) = data_dir else {
+        return Ok(text.to_owned());
+    };
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| anyhow!("the backup's configuration: {}", e.message()))?;
+    table.insert(
+        "data_dir".into(),
+        toml::Value::String(data_dir.display().to_string()),
+    );
+    Ok(file::render(&table)?)
+}
+
+/// Where a file of the backup goes: a plain relative path inside the data directory, or the
+/// path of `tls.certificate` or `tls.private_key` exactly. Nothing else, whatever the file says.
+fn destination(config: &Config, path: &str) -> anyhow::Result<PathBuf> {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        let configured = [&config.tls.certificate, &config.tls.private_key];
+        if configured
+            .into_iter()
+            .flatten()
+            .any(|named| std::path::absolute(named).is_ok_and(|named| named == path))
+        {
+            return Ok(path.to_owned());
+        }
+        bail!(
+            "the backup holds {}, which the configuration does not name as its certificate or key",
+            path.display()
+        );
+    }
+    if path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Ok(config.data_dir.join(path));
+    }
+    bail!(
+        "the backup holds a file at {}, outside the data directory",
+        path.display()
+    )
+}
+
+/// Writes a file with `mode` (owner bits at least), creating its directory owner-only.
+fn write(path: &Path, mode: u32, contents: &[u8]) -> anyhow::Result<()> {
+    let cannot = || format!("cannot write {}", path.display());
+    if let Some(parent) = path.parent() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .with_context(cannot)?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode & 0o777 | 0o600)
+        .open(path)
+        .with_context(cannot)?;
+    file.write_all(contents).with_context(cannot)?;
+    file.sync_all().with_context(cannot)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_go_only_where_the_configuration_says() {
+        let mut config = Config {
+            data_dir: PathBuf::from("/var/lib/hotline"),
+            ..Config::default()
+        };
+        config.tls.certificate = Some(PathBuf::from("/etc/hotline/cert.pem"));
+        config.tls.private_key = Some(PathBuf::from("/etc/hotline/key.pem"));
+        let to = |path: &str| destination(&config, path).map_err(|e| e.to_string());
+        assert_eq!(
+            to("tls/key.pem").unwrap(),
+            Path::new("/var/lib/hotline/tls/key.pem")
+        );
+        assert_eq!(
+            to("/etc/hotline/key.pem").unwrap(),
+            Path::new("/etc/hotline/key.pem")
+        );
+        for outside in [
+            "/etc/passwd",
+            "../x",
+            "tls/../../x",
+            "./tls/x",
+            "/etc/hotline/../shadow",
+        ] {
+            assert!(to(outside).is_err(), "{outside}");
+        }
+    }
+}
