@@ -96,11 +96,13 @@ pub enum ChallengeKind {
     Http01,
 }
 
-/// The web side: the HTTPS listener (ACME TLS-ALPN-01 challenges; later provisioning and the
-/// owner's pages) and the plain HTTP listener for HTTP-01 challenges.
+/// The web side: the HTTPS listener (the owner's pages, provisioning, ACME TLS-ALPN-01
+/// challenges) and the plain HTTP listener for HTTP-01 challenges.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Web {
+    /// The HTTPS listener with the owner's pages, ACME or not.
+    pub enabled: bool,
     pub https: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
 }
@@ -272,6 +274,7 @@ impl Default for Web {
     fn default() -> Web {
         let any = |port| SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
         Web {
+            enabled: false,
             https: vec![any(443)],
             http: vec![any(80)],
         }
@@ -609,6 +612,13 @@ impl Config {
                 "web",
                 format!("contains the IPv4 address {addr}"),
                 "hotline speaks IPv6 only: use `[::]:443` or a specific IPv6 address",
+            );
+        }
+        if self.web.enabled && self.web.https.is_empty() {
+            return invalid(
+                "web.https",
+                "is empty but [web] is enabled".to_owned(),
+                "give an address such as `[::]:443`, or set `enabled = false` in [web]",
             );
         }
         if !self.acme.enabled {

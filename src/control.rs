@@ -21,8 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::backup::records::Records;
 use crate::core::bans::{Ban, ScopeError, Target};
-use crate::core::user::{Extension, User, new_password};
+use crate::core::user::{Extension, User};
 use crate::store::{Store, StoreError};
+use crate::web::provision::link;
+use crate::web::provision::password::{PasswordKey, new_salt};
 
 /// The longest request or reply: a user list of some ten thousand users.
 pub const MAX_MESSAGE: usize = 1 << 20;
@@ -49,6 +51,22 @@ pub enum Request {
     RemoveUser {
         extension: String,
     },
+    /// A new display name; the password stays.
+    RenameUser {
+        extension: String,
+        display_name: String,
+    },
+    /// Stores the owner's new password hash (argon2id PHC string, made by the client), which
+    /// ends every session of the owner's pages.
+    SetOwnerPassword {
+        hash: String,
+    },
+    /// Makes a new provisioning link for the extension (ending the old one), or with `revoke`
+    /// only ends it.
+    ProvisionUser {
+        extension: String,
+        revoke: bool,
+    },
     ListUsers,
     ListBans,
     /// Lifts the bans `scope` names (see [`Target`]): an address, or an exact prefix.
@@ -64,10 +82,22 @@ pub enum Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
-    /// The password is shown this once; only its hashes are stored.
+    /// The password and the provisioning link's token are shown this once; only hashes of the
+    /// token and the password are stored.
     Created {
         user: UserSummary,
         password: String,
+        token: String,
+    },
+    /// A new provisioning link. `password` is a new password when the old one could not be put
+    /// into vendor files (it predates provisioning).
+    Provisioned {
+        user: UserSummary,
+        token: String,
+        password: Option<String>,
+    },
+    LinkRevoked {
+        extension: String,
     },
     PasswordReset {
         user: UserSummary,
@@ -76,6 +106,10 @@ pub enum Reply {
     Removed {
         extension: String,
     },
+    Renamed {
+        user: UserSummary,
+    },
+    OwnerPasswordSet,
     Users {
         users: Vec<UserSummary>,
     },
@@ -147,19 +181,42 @@ pub enum ControlError {
     Encode(#[from] toml::ser::Error),
 }
 
+/// What user management needs beside the store: the realm the HA1s are for, and the key
+/// passwords are derived from (see [`crate::web::provision::password`]).
+pub struct Accounts<'a> {
+    pub realm: &'a str,
+    pub passwords: &'a PasswordKey,
+}
+
 /// Carries out a request against the store: the same code runs in the server (behind the socket)
-/// and in the CLI (on the file). Passwords are generated here with [`new_password`] and returned
-/// once; only HA1s are stored.
+/// and in the CLI (on the file). Passwords are derived here from a new random salt and returned
+/// once; only HA1s and the salt are stored.
 ///
 /// Blocks on the database's fsync; an async caller runs it on a blocking thread.
-pub fn execute(store: &Store, realm: &str, rng: &dyn SecureRandom, request: &Request) -> Reply {
+pub fn execute(
+    store: &Store,
+    accounts: &Accounts<'_>,
+    rng: &dyn SecureRandom,
+    request: &Request,
+) -> Reply {
     let result = match request {
         Request::AddUser {
             extension,
             display_name,
-        } => add_user(store, realm, rng, extension, display_name),
-        Request::ResetPassword { extension } => reset_password(store, realm, rng, extension),
+        } => add_user(store, accounts, rng, extension, display_name),
+        Request::ResetPassword { extension } => reset_password(store, accounts, rng, extension),
+        Request::ProvisionUser { extension, revoke } => {
+            provision_user(store, accounts, rng, extension, *revoke)
+        }
         Request::RemoveUser { extension } => remove_user(store, extension),
+        Request::RenameUser {
+            extension,
+            display_name,
+        } => rename_user(store, extension, display_name),
+        Request::SetOwnerPassword { hash } => store
+            .set_owner_password(hash)
+            .map(|()| Reply::OwnerPasswordSet)
+            .map_err(|error| error.to_string()),
         Request::ListUsers => store
             .users()
             .map(|users| Reply::Users {
@@ -206,19 +263,22 @@ fn remove_ban(store: &Store, scope: &str) -> Result<Reply, String> {
 
 fn add_user(
     store: &Store,
-    realm: &str,
+    accounts: &Accounts<'_>,
     rng: &dyn SecureRandom,
     extension: &str,
     display_name: &str,
 ) -> Result<Reply, String> {
     let extension = Extension::parse(extension).map_err(|error| error.to_string())?;
     check_display_name(display_name)?;
-    let password = password(rng)?;
-    let user = User::new(extension, display_name, realm, &password);
-    match store.add_user(&user) {
+    let salt = new_salt(rng).map_err(|_| RANDOM_FAILED)?;
+    let password = accounts.passwords.password(&extension, &salt);
+    let (token, hash) = link::new_token(rng).map_err(|_| RANDOM_FAILED)?;
+    let user = User::new(extension, display_name, accounts.realm, &password);
+    match store.add_user_with_salt(&user, &salt, &hash) {
         Ok(()) => Ok(Reply::Created {
             user: UserSummary::from(&user),
             password,
+            token,
         }),
         Err(StoreError::UserExists(extension)) => Err(format!(
             "extension {extension} already exists: choose another number, or \
@@ -230,24 +290,99 @@ fn add_user(
 
 fn reset_password(
     store: &Store,
-    realm: &str,
+    accounts: &Accounts<'_>,
     rng: &dyn SecureRandom,
     extension: &str,
 ) -> Result<Reply, String> {
     let extension = Extension::parse(extension).map_err(|error| error.to_string())?;
-    let Some(existing) = store.user(&extension).map_err(|error| error.to_string())? else {
+    let (user, password) = new_password(store, accounts, rng, &extension)?;
+    Ok(Reply::PasswordReset {
+        user: UserSummary::from(&user),
+        password,
+    })
+}
+
+/// Gives an existing user a new password, derived from a new salt.
+fn new_password(
+    store: &Store,
+    accounts: &Accounts<'_>,
+    rng: &dyn SecureRandom,
+    extension: &Extension,
+) -> Result<(User, String), String> {
+    let Some(existing) = store.user(extension).map_err(|error| error.to_string())? else {
+        return Err(no_such_user(extension));
+    };
+    let salt = new_salt(rng).map_err(|_| RANDOM_FAILED)?;
+    let password = accounts.passwords.password(extension, &salt);
+    let user = User::new(
+        extension.clone(),
+        &existing.display_name,
+        accounts.realm,
+        &password,
+    );
+    match store.replace_user_with_salt(&user, &salt) {
+        Ok(()) => Ok((user, password)),
+        Err(StoreError::NoSuchUser(extension)) => Err(no_such_user(&extension)),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn rename_user(store: &Store, extension: &str, display_name: &str) -> Result<Reply, String> {
+    let extension = Extension::parse(extension).map_err(|error| error.to_string())?;
+    check_display_name(display_name)?;
+    let Some(mut user) = store.user(&extension).map_err(|error| error.to_string())? else {
         return Err(no_such_user(&extension));
     };
-    let password = password(rng)?;
-    let user = User::new(extension, &existing.display_name, realm, &password);
+    user.display_name = display_name.to_owned();
     match store.replace_user(&user) {
-        Ok(()) => Ok(Reply::PasswordReset {
+        Ok(()) => Ok(Reply::Renamed {
             user: UserSummary::from(&user),
-            password,
         }),
         Err(StoreError::NoSuchUser(extension)) => Err(no_such_user(&extension)),
         Err(error) => Err(error.to_string()),
     }
+}
+
+/// A new link (ending the old one), or with `revoke` none. A password from before provisioning
+/// cannot go into vendor files, so such a user gets a new one with the link.
+fn provision_user(
+    store: &Store,
+    accounts: &Accounts<'_>,
+    rng: &dyn SecureRandom,
+    extension: &str,
+    revoke: bool,
+) -> Result<Reply, String> {
+    let extension = Extension::parse(extension).map_err(|error| error.to_string())?;
+    let failed = |error: StoreError| match error {
+        StoreError::NoSuchUser(extension) => no_such_user(&extension),
+        error => error.to_string(),
+    };
+    if revoke {
+        store.set_link(&extension, None).map_err(failed)?;
+        return Ok(Reply::LinkRevoked {
+            extension: extension.to_string(),
+        });
+    }
+    let Some(mut user) = store.user(&extension).map_err(failed)? else {
+        return Err(no_such_user(&extension));
+    };
+    let mut password = None;
+    if store
+        .provisioning(&extension)
+        .map_err(failed)?
+        .password_salt
+        .is_none()
+    {
+        let (renewed, new) = new_password(store, accounts, rng, &extension)?;
+        (user, password) = (renewed, Some(new));
+    }
+    let (token, hash) = link::new_token(rng).map_err(|_| RANDOM_FAILED)?;
+    store.set_link(&extension, Some(&hash)).map_err(failed)?;
+    Ok(Reply::Provisioned {
+        user: UserSummary::from(&user),
+        token,
+        password,
+    })
 }
 
 fn remove_user(store: &Store, extension: &str) -> Result<Reply, String> {
@@ -277,11 +412,8 @@ fn check_display_name(name: &str) -> Result<(), String> {
     }
 }
 
-fn password(rng: &dyn SecureRandom) -> Result<String, String> {
-    new_password(rng).map_err(|_| {
-        "cannot generate a password: the system random number generator failed".to_owned()
-    })
-}
+const RANDOM_FAILED: &str =
+    "cannot generate a password or link: the system random number generator failed";
 
 pub fn encode_request(request: &Request) -> Result<String, ControlError> {
     Ok(toml::to_string(request)?)
@@ -377,6 +509,10 @@ mod tests {
             Request::RemoveUser {
                 extension: "1000".into(),
             },
+            Request::ProvisionUser {
+                extension: "1000".into(),
+                revoke: true,
+            },
             Request::ListUsers,
             Request::ListBans,
             Request::RemoveBan {
@@ -392,6 +528,20 @@ mod tests {
             Reply::Created {
                 user: summary("1000", "Alice"),
                 password: "0123".into(),
+                token: "abc".into(),
+            },
+            Reply::Provisioned {
+                user: summary("1000", "Alice"),
+                token: "abc".into(),
+                password: None,
+            },
+            Reply::Provisioned {
+                user: summary("1000", "Alice"),
+                token: "abc".into(),
+                password: Some("0123".into()),
+            },
+            Reply::LinkRevoked {
+                extension: "1000".into(),
             },
             Reply::PasswordReset {
                 user: summary("1000", "Alice"),
@@ -491,6 +641,10 @@ mod tests {
         (dir, store)
     }
 
+    fn key(dir: &tempfile::TempDir) -> PasswordKey {
+        PasswordKey::load_or_create(dir.path(), &SystemRandom::new()).unwrap()
+    }
+
     fn failed(reply: Reply) -> String {
         match reply {
             Reply::Failed { message } => message,
@@ -500,17 +654,28 @@ mod tests {
 
     #[test]
     fn execute_manages_users() {
-        let (_dir, store) = store();
+        let (dir, store) = store();
         let rng = SystemRandom::new();
-        let run = |request: Request| execute(&store, "example.org", &rng, &request);
+        let passwords = key(&dir);
+        let accounts = Accounts {
+            realm: "example.org",
+            passwords: &passwords,
+        };
+        let run = |request: Request| execute(&store, &accounts, &rng, &request);
         let add = |extension: &str, name: &str| Request::AddUser {
             extension: extension.into(),
             display_name: name.into(),
         };
 
-        let Reply::Created { user, password } = run(add("1000", "Alice")) else {
+        let Reply::Created {
+            user,
+            password,
+            token,
+        } = run(add("1000", "Alice"))
+        else {
             panic!("not created");
         };
+        assert_eq!(token.len(), link::TOKEN_LEN);
         assert_eq!(user, summary("1000", "Alice"));
         assert_eq!(password.len(), PASSWORD_DIGITS);
         let stored = store
@@ -585,9 +750,14 @@ mod tests {
 
     #[test]
     fn execute_lists_and_lifts_bans() {
-        let (_dir, store) = store();
+        let (dir, store) = store();
         let rng = SystemRandom::new();
-        let run = |request: Request| execute(&store, "example.org", &rng, &request);
+        let passwords = key(&dir);
+        let accounts = Accounts {
+            realm: "example.org",
+            passwords: &passwords,
+        };
+        let run = |request: Request| execute(&store, &accounts, &rng, &request);
         let remove = |scope: &str| Request::RemoveBan {
             scope: scope.into(),
         };
@@ -641,14 +811,19 @@ mod tests {
         let (dir, store) = store();
         let socket = DataDir::new(dir.path()).control_socket();
         let listener = UnixListener::bind(&socket).unwrap();
+        let passwords = key(&dir);
         let server = thread::spawn(move || {
             let rng = SystemRandom::new();
+            let accounts = Accounts {
+                realm: "example.org",
+                passwords: &passwords,
+            };
             for _ in 0..2 {
                 let (mut stream, _) = listener.accept().unwrap();
                 let mut request = Vec::new();
                 stream.read_to_end(&mut request).unwrap();
                 let request = decode_request(&request).unwrap();
-                let reply = execute(&store, "example.org", &rng, &request);
+                let reply = execute(&store, &accounts, &rng, &request);
                 stream
                     .write_all(encode_reply(&reply).unwrap().as_bytes())
                     .unwrap();

@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         action: BanAction,
     },
+    /// The owner's password for the web pages: works whether or not the server is running.
+    Owner {
+        #[command(subcommand)]
+        action: OwnerAction,
+    },
     /// Show or renew the TLS certificate: works whether or not the server is running.
     Cert {
         #[command(subcommand)]
@@ -105,6 +110,13 @@ enum BanAction {
 }
 
 #[derive(Subcommand)]
+enum OwnerAction {
+    /// Set a new owner password, read from standard input (asked twice on a terminal); every
+    /// session of the web pages ends.
+    Passwd,
+}
+
+#[derive(Subcommand)]
 enum CertAction {
     /// Issuer, names, expiry, next renewal and last error of the certificate served.
     Status,
@@ -127,6 +139,20 @@ enum UserAction {
     Remove { extension: String },
     /// Give an extension a new random password, shown once.
     Passwd { extension: String },
+    /// Give an extension a new display name.
+    Rename {
+        extension: String,
+        #[arg(long, short)]
+        name: String,
+    },
+    /// Show a new provisioning link for an extension (as a URL and a QR code); the old link
+    /// stops working.
+    Provision {
+        extension: String,
+        /// End the extension's link without making a new one.
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -200,6 +226,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 UserAction::List => Request::ListUsers,
                 UserAction::Remove { extension } => Request::RemoveUser { extension },
                 UserAction::Passwd { extension } => Request::ResetPassword { extension },
+                UserAction::Rename { extension, name } => Request::RenameUser {
+                    extension,
+                    display_name: name,
+                },
+                UserAction::Provision { extension, revoke } => {
+                    Request::ProvisionUser { extension, revoke }
+                }
             };
             let reply = manage(&config, &request)?;
             Ok(print_reply(&config, &reply))
@@ -217,6 +250,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 CertAction::Renew => renew_certificate(&config),
             }
         }
+        Command::Owner {
+            action: OwnerAction::Passwd,
+        } => {
+            let config = Config::load(path)?;
+            let hash = hotline::web::owner::password::hash(&read_owner_password()?)?;
+            let reply = manage(&config, &Request::SetOwnerPassword { hash })?;
+            Ok(print_reply(&config, &reply))
+        }
         Command::Ban { action } => {
             let config = Config::load(path)?;
             let request = match action {
@@ -227,6 +268,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(print_reply(&config, &reply))
         }
     }
+}
+
+/// The new owner password from standard input: asked twice on a terminal, one line otherwise.
+fn read_owner_password() -> anyhow::Result<String> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let stdin = std::io::stdin();
+    let terminal = stdin.is_terminal();
+    let read = |prompt: &str| -> anyhow::Result<String> {
+        if terminal {
+            eprint!("{prompt}");
+            std::io::stderr().flush()?;
+        }
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    let password = read("New owner password: ")?;
+    if terminal && read("The same again: ")? != password {
+        anyhow::bail!("the two passwords differ: run `hotline owner passwd` again");
+    }
+    Ok(password)
 }
 
 /// Asks the running server, or opens the database when no server runs.
@@ -315,15 +377,45 @@ fn setup(
 
 fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
     match reply {
-        Reply::Created { user, password } => {
+        Reply::Created {
+            user,
+            password,
+            token,
+        } => {
             println!("Created extension {}.", describe(user));
             print_phone_settings(config, user, password);
+            println!();
+            print!("{}", hotline::setup::provisioning_link(config, user, token));
+        }
+        Reply::Provisioned {
+            user,
+            token,
+            password,
+        } => {
+            if let Some(password) = password {
+                println!(
+                    "Extension {} had a password from before provisioning links, which vendor \
+                     files cannot carry: it has a new one now. Phones set up by hand need it \
+                     (or the link).",
+                    describe(user)
+                );
+                print_phone_settings(config, user, password);
+                println!();
+            }
+            print!("{}", hotline::setup::provisioning_link(config, user, token));
+        }
+        Reply::LinkRevoked { extension } => {
+            println!("The provisioning link of extension {extension} no longer works.")
         }
         Reply::PasswordReset { user, password } => {
             println!("New password for extension {}.", describe(user));
             print_phone_settings(config, user, password);
         }
         Reply::Removed { extension } => println!("Removed extension {extension}."),
+        Reply::Renamed { user } => println!("Renamed extension {}.", describe(user)),
+        Reply::OwnerPasswordSet => {
+            println!("The owner's password is set; sessions of the web pages have ended.")
+        }
         Reply::Users { users } if users.is_empty() => {
             println!("No extensions yet: add one with `hotline user add 1000 --name \"Alice\"`.")
         }

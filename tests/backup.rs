@@ -190,17 +190,17 @@ fn a_backup_from_a_newer_schema_is_refused() {
     let file = dir.path().join("hotline.backup");
     succeeded(&server.hotline(&["backup", file.to_str().unwrap()]));
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.contains("\nschema_version = 1\n"), "{text}");
+    assert!(text.contains("\nschema_version = 2\n"), "{text}");
     std::fs::write(
         &file,
-        text.replace("\nschema_version = 1\n", "\nschema_version = 2\n"),
+        text.replace("\nschema_version = 2\n", "\nschema_version = 3\n"),
     )
     .unwrap();
 
     let (_fresh_dir, config) = fresh();
     let message = failed(&restore(&config, &file, &[]));
     assert!(
-        message.contains("made by a newer hotline (database schema version 2"),
+        message.contains("made by a newer hotline (database schema version 3"),
         "{message}"
     );
     assert!(!config.exists());

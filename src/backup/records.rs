@@ -166,6 +166,8 @@ impl TryFrom<&Records> for Snapshot {
                         remote,
                         connection: None,
                     },
+                    user_agent: String::new(),
+                    since_ms: 0,
                 };
                 Ok((extension(&b.extension)?, binding))
             })

@@ -20,6 +20,7 @@ pub mod bans;
 pub mod clock;
 pub mod dialog;
 pub mod hangup;
+pub mod history;
 pub mod limits;
 pub mod lingering;
 mod output;
@@ -35,6 +36,7 @@ mod share;
 mod stateless;
 pub mod transaction;
 pub mod user;
+pub mod web;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -48,6 +50,7 @@ use crate::sip::{HeaderName, Host, Message, Method, Response, Transport, Uri};
 use self::auth::{Attempt, Authenticator, Peer, Rejection, Verdict, parse_credentials};
 use self::bans::{Ban, Bans, Scope, Utc};
 use self::hangup::Hangups;
+use self::history::History;
 use self::limits::{Limiter, Verdict as FloodVerdict};
 use self::proxy::Proxy;
 use self::registrar::{Binding, RegisterError, Registrar};
@@ -159,6 +162,8 @@ pub struct Core {
     limiter: Limiter,
     bans: Bans,
     scanners: Sightings,
+    /// Counters and recent calls and events, for the owner's pages.
+    history: History,
     /// What [`Core::poll_output`] gives next: transmits first, then events.
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -222,6 +227,7 @@ impl Core {
                 ban_settings.prefix,
                 ban_settings.capacity,
             ),
+            history: History::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_sweep: now.instant + SWEEP_INTERVAL,
@@ -258,6 +264,14 @@ impl Core {
         let mut transmits = std::mem::take(&mut self.transmits);
         self.handle_message(input, now, &mut transmits);
         self.transmits = transmits;
+        self.note_outcomes(now);
+    }
+
+    /// Records the final statuses new calls got in the history.
+    fn note_outcomes(&mut self, now: Now) {
+        for (call_id, status) in self.proxy.take_outcomes() {
+            self.history.call_answered(&call_id, status, now.wall_ms);
+        }
     }
 
     /// The next thing to do: every [`Transmit`] and [`Event`] the inputs so far caused, then
@@ -291,7 +305,7 @@ impl Core {
         let flood = self.limiter.check(flow.remote.ip(), now.ms());
         if flood != FloodVerdict::Allow {
             for scope in self.limiter.take_new_floods() {
-                self.report(SecurityEvent::Flood { flow, scope });
+                self.report(SecurityEvent::Flood { flow, scope }, now.wall_ms);
             }
             if flood == FloodVerdict::Refuse {
                 self.refuse_flood(input.bytes, flow, actions);
@@ -397,6 +411,7 @@ impl Core {
         self.hangup_timeouts(now, &mut transmits);
         self.proxy.on_timers(now, &mut transmits);
         self.transmits = transmits;
+        self.note_outcomes(now);
         if now.instant >= self.next_sweep {
             self.sweep(now);
             self.next_sweep = now.instant + SWEEP_INTERVAL;
@@ -434,7 +449,9 @@ impl Core {
         }
     }
 
-    fn report(&mut self, event: SecurityEvent) {
+    /// Logs `event` (through the network layer) and keeps it for the owner's Security page.
+    fn report(&mut self, event: SecurityEvent, now_ms: u64) {
+        self.history.security(&event, now_ms);
         self.events.push_back(Event::Security(event));
     }
 
@@ -476,13 +493,16 @@ impl Core {
             return Reply::new(403, "Forbidden: To is not the authenticated user");
         }
         if self.is_forbidden_contact(flow.remote.ip(), flow.remote.port()) {
-            self.report(SecurityEvent::Refused {
-                flow: *flow,
-                method: "REGISTER".to_owned(),
-                status: 403,
-                reason: "source may not be bound",
-                user: Some(extension.clone()),
-            });
+            self.report(
+                SecurityEvent::Refused {
+                    flow: *flow,
+                    method: "REGISTER".to_owned(),
+                    status: 403,
+                    reason: "source may not be bound",
+                    user: Some(extension.clone()),
+                },
+                now.wall_ms,
+            );
             return Reply::new(403, "Forbidden: Source Address Not Allowed");
         }
         match self
@@ -499,6 +519,7 @@ impl Core {
                     );
                 }
                 info!(source = %flow.remote, transport = %flow.transport, %extension, contacts = reply.headers.len(), "registered");
+                self.history.registration(now.wall_ms);
                 reply
             }
             Err(RegisterError::IntervalTooBrief) => Reply::new(423, "Interval Too Brief")
@@ -557,11 +578,12 @@ impl Core {
             }
             Verdict::Rejected(reason) => {
                 let user = credentials.username.to_string();
-                self.report(SecurityEvent::AuthenticationFailed {
+                let failed = SecurityEvent::AuthenticationFailed {
                     flow: *flow,
                     user,
                     reason,
-                });
+                };
+                self.report(failed, now_ms);
                 self.count_failure(flow, now_ms);
                 Err(Reply::new(403, "Forbidden"))
             }
@@ -571,11 +593,12 @@ impl Core {
     /// Counts an authentication failure toward a ban of its source.
     fn count_failure(&mut self, flow: &Flow, now_ms: u64) {
         if let Some(ban) = self.bans.record_failure(flow.remote.ip(), now_ms) {
-            self.report(SecurityEvent::Banned {
+            let banned = SecurityEvent::Banned {
                 flow: *flow,
                 ban: ban.clone(),
                 failures: self.bans.threshold(),
-            });
+            };
+            self.report(banned, now_ms);
             self.events.push_back(Event::BanAdded(ban));
         }
     }
@@ -590,11 +613,12 @@ impl Core {
             return false;
         };
         if self.scanners.first_in_window(flow.remote.ip(), now.ms()) {
-            self.report(SecurityEvent::Scanner {
+            let scanner = SecurityEvent::Scanner {
                 flow: *flow,
                 user_agent: name,
                 method: request.method_text().unwrap_or_default().to_owned(),
-            });
+            };
+            self.report(scanner, now.wall_ms);
         }
         true
     }

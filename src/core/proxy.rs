@@ -56,6 +56,9 @@ struct Shared {
     /// Makes our branches unique across restarts (RFC 3261 §8.1.1.7).
     branch_prefix: String,
     next_branch: u64,
+    /// New calls whose caller got a final response, with its status, since the core last took
+    /// them: for the owner's Calls page.
+    outcomes: Vec<(String, u16)>,
 }
 
 /// One target of a request, forwarded: `None` when the connection its contact registered over
@@ -75,6 +78,8 @@ pub(super) struct Incoming {
     /// Its transaction's key.
     pub key: Key,
     pub upstream: Flow,
+    /// The Call-ID of a new call (an INVITE outside a dialog), for the owner's Calls page.
+    pub new_call: Option<String>,
 }
 
 /// What a proxied request gets: its forks, or hotline's own final response.
@@ -235,6 +240,9 @@ struct Call {
     /// A final response went upstream (later non-2xx ones are absorbed).
     answered: bool,
     server_done: bool,
+    /// The Call-ID of a new call (an INVITE outside a dialog), until its caller has a final
+    /// response: for the owner's Calls page.
+    new_call: Option<String>,
     /// The timers this call set: a call that only lingers is forgotten before they fire, and
     /// takes them out of the timer set with it, so that the set stays as bounded as the calls.
     timers: Vec<(u64, Slot)>,
@@ -257,6 +265,7 @@ impl Proxy {
                 settings: Timers::default(),
                 branch_prefix: format!("z9hG4bK-hl{boot_ms:x}-"),
                 next_branch: 0,
+                outcomes: Vec::new(),
             },
         }
     }
@@ -279,9 +288,13 @@ impl Proxy {
         self.shared.timers.len()
     }
 
-    #[cfg(test)]
     pub fn dialogs(&self) -> &Dialogs {
         &self.dialogs
+    }
+
+    /// The final statuses new calls got since the last time this was asked, by Call-ID.
+    pub(super) fn take_outcomes(&mut self) -> Vec<(String, u16)> {
+        std::mem::take(&mut self.shared.outcomes)
     }
 
     /// When the next timer is due (monotonic ms).
@@ -360,6 +373,7 @@ impl Proxy {
             method,
             key,
             upstream,
+            new_call,
         } = incoming;
         let id = self.next_id;
         self.next_id += 1;
@@ -372,6 +386,7 @@ impl Proxy {
             server: ServerTx::new(method, reliable, shared.settings),
             key: Some(key),
             upstream,
+            new_call,
             method,
             request: None,
             clients: Vec::new(),
@@ -893,6 +908,11 @@ impl Call {
         now: Now,
         actions: &mut VecDeque<Transmit>,
     ) {
+        if status >= 200
+            && let Some(call_id) = self.new_call.take()
+        {
+            shared.outcomes.push((call_id, status));
+        }
         let mut out = Vec::new();
         self.server.send_response(status, bytes, now.ms(), &mut out);
         self.apply(shared, None, out, actions);

@@ -31,7 +31,14 @@ pub struct Binding {
     pub call_id: String,
     pub cseq: u32,
     pub flow: Flow,
+    /// The phone's User-Agent, at most [`MAX_USER_AGENT`] characters; kept in memory only.
+    pub user_agent: String,
+    /// When this contact was first registered (0: before the last restart); memory only.
+    pub since_ms: u64,
 }
+
+/// The longest User-Agent kept for the owner's Phones page.
+pub const MAX_USER_AGENT: usize = 128;
 
 impl Binding {
     /// Whole seconds left, at least 1 while the binding lives.
@@ -171,6 +178,12 @@ impl Registrar {
             None => None,
         };
         let contacts: Vec<&str> = request.values(HeaderName::Contact).collect();
+        let user_agent: String = request
+            .header(HeaderName::UserAgent)
+            .unwrap_or_default()
+            .chars()
+            .take(MAX_USER_AGENT)
+            .collect();
         let mut updated: Vec<Binding> = self.contacts(extension, now_ms).cloned().collect();
 
         if contacts.contains(&"*") {
@@ -209,6 +222,8 @@ impl Registrar {
                 call_id: call_id.to_owned(),
                 cseq,
                 flow,
+                user_agent: user_agent.clone(),
+                since_ms: existing.map_or(now_ms, |i| updated[i].since_ms),
             };
             match (existing, expires) {
                 (Some(i), 0) => {
@@ -486,6 +501,8 @@ mod tests {
             call_id: "c".to_owned(),
             cseq: 1,
             flow: flow(),
+            user_agent: String::new(),
+            since_ms: 0,
         };
         let r = Registrar::new(
             settings(),

@@ -73,13 +73,42 @@ impl Core {
                 Err((reply.status, reply.build(&request, flow.remote)))
             }
         };
+        let new_call = self.note_call(&request, method, now.wall_ms);
         let incoming = Incoming {
             request,
             method,
             key: via,
             upstream: flow,
+            new_call,
         };
         self.proxy.start(incoming, route, now, actions);
+    }
+
+    /// Records a new call or the end of one in the history; the Call-ID of a new call.
+    fn note_call(&mut self, request: &Message, method: Method, now_ms: u64) -> Option<String> {
+        let call_id = request.call_id()?;
+        let in_dialog = request.to().is_some_and(|to| to.tag().is_some());
+        match method {
+            Method::Invite if !in_dialog => {
+                let party = |name_addr: Option<NameAddr<'_>>| {
+                    name_addr
+                        .and_then(|n| n.parsed_uri().ok())
+                        .and_then(|u| u.user)
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let to = request.request_uri().and_then(|u| Uri::parse(u).ok());
+                let to = to.and_then(|u| u.user).unwrap_or_default();
+                self.history
+                    .call_started(call_id, &party(request.from()), to, now_ms);
+                Some(call_id.to_owned())
+            }
+            Method::Bye => {
+                self.history.call_ended(call_id, now_ms);
+                None
+            }
+            _ => None,
+        }
     }
 
     /// `request` as forwarded to `hop` on a new branch; `None` when the connection the hop's

@@ -4,6 +4,7 @@
 //! bare (no brackets, no port) so that a filter's `<ADDR>` matches it.
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use super::auth::Rejection;
 use super::bans::{Ban, Utc};
@@ -48,15 +49,29 @@ pub enum SecurityEvent {
     ConnectionLimit { flow: Flow, scope: String },
     /// An address or prefix kept opening connections that never authenticated.
     AnonymousExpired { flow: Flow, scope: String },
+    /// A wrong password or token on the owner's pages (`what` says which).
+    WebAuthenticationFailed { remote: SocketAddr, what: String },
+    /// A source or prefix went over its flood limit with requests for the owner's pages.
+    WebFlood { remote: SocketAddr, scope: String },
+    /// Too many authentication failures, the last of them on the owner's pages.
+    WebBanned {
+        remote: SocketAddr,
+        ban: Ban,
+        failures: usize,
+    },
 }
+
+/// The transport word of events from the owner's pages.
+pub const HTTPS: &str = "https";
 
 impl SecurityEvent {
     /// What happened, as the first words of the line (and the name Fail2Ban filters use).
     pub fn name(&self) -> &'static str {
         match self {
-            SecurityEvent::AuthenticationFailed { .. } => "authentication failed",
-            SecurityEvent::Flood { .. } => "flood detected",
-            SecurityEvent::Banned { .. } => "banned",
+            SecurityEvent::AuthenticationFailed { .. }
+            | SecurityEvent::WebAuthenticationFailed { .. } => "authentication failed",
+            SecurityEvent::Flood { .. } | SecurityEvent::WebFlood { .. } => "flood detected",
+            SecurityEvent::Banned { .. } | SecurityEvent::WebBanned { .. } => "banned",
             SecurityEvent::Scanner { .. } => "scanner detected",
             SecurityEvent::Refused { .. } => "request refused",
             SecurityEvent::ConnectionLimit { .. } => "connection limit reached",
@@ -64,8 +79,8 @@ impl SecurityEvent {
         }
     }
 
-    /// Where it came from.
-    pub fn flow(&self) -> &Flow {
+    /// Where it came from: the source address and the transport word.
+    pub fn source(&self) -> (SocketAddr, &'static str) {
         match self {
             SecurityEvent::AuthenticationFailed { flow, .. }
             | SecurityEvent::Flood { flow, .. }
@@ -73,7 +88,12 @@ impl SecurityEvent {
             | SecurityEvent::Scanner { flow, .. }
             | SecurityEvent::Refused { flow, .. }
             | SecurityEvent::ConnectionLimit { flow, .. }
-            | SecurityEvent::AnonymousExpired { flow, .. } => flow,
+            | SecurityEvent::AnonymousExpired { flow, .. } => {
+                (flow.remote, flow.transport.as_str())
+            }
+            SecurityEvent::WebAuthenticationFailed { remote, .. }
+            | SecurityEvent::WebFlood { remote, .. }
+            | SecurityEvent::WebBanned { remote, .. } => (*remote, HTTPS),
         }
     }
 }
@@ -81,23 +101,25 @@ impl SecurityEvent {
 /// The log line: `<name> address=<ip> port=<port> transport=<transport> <key=value …>`.
 impl fmt::Display for SecurityEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let flow = self.flow();
+        let (remote, transport) = self.source();
         write!(
             f,
-            "{} address={} port={} transport={} ",
+            "{} address={} port={} transport={transport} ",
             self.name(),
-            flow.remote.ip(),
-            flow.remote.port(),
-            flow.transport,
+            remote.ip(),
+            remote.port(),
         )?;
         match self {
             SecurityEvent::AuthenticationFailed { user, reason, .. } => {
                 write!(f, "user={user:?} reason={reason:?}")
             }
+            SecurityEvent::WebAuthenticationFailed { what, .. } => write!(f, "what={what}"),
             SecurityEvent::Flood { scope, .. }
+            | SecurityEvent::WebFlood { scope, .. }
             | SecurityEvent::ConnectionLimit { scope, .. }
             | SecurityEvent::AnonymousExpired { scope, .. } => write!(f, "scope={scope}"),
-            SecurityEvent::Banned { ban, failures, .. } => write!(
+            SecurityEvent::Banned { ban, failures, .. }
+            | SecurityEvent::WebBanned { ban, failures, .. } => write!(
                 f,
                 "scope={} until={} failures={failures}",
                 ban.scope,

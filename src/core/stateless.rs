@@ -41,13 +41,14 @@ impl Core {
     ) {
         let reply = match answer {
             Answer::Refused(reply) => {
-                self.report(SecurityEvent::Refused {
+                let refused = SecurityEvent::Refused {
                     flow: *flow,
                     method: request.method_text().unwrap_or_default().to_owned(),
                     status: reply.status,
                     reason: reply.reason,
                     user: None,
-                });
+                };
+                self.report(refused, now.wall_ms);
                 self.count_failure(flow, now.wall_ms);
                 reply
             }

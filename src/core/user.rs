@@ -4,7 +4,6 @@ use std::fmt;
 
 use md5::{Digest as _, Md5};
 use ring::digest::{SHA256, digest};
-use ring::rand::SecureRandom;
 
 /// Longest extension accepted: an E.164 number has at most 15 digits.
 pub const MAX_EXTENSION_LEN: usize = 15;
@@ -72,18 +71,16 @@ impl User {
     }
 }
 
-/// A new random password of [`PASSWORD_DIGITS`] decimal digits.
-pub fn new_password(rng: &dyn SecureRandom) -> Result<String, ring::error::Unspecified> {
-    let mut password = String::with_capacity(PASSWORD_DIGITS);
-    while password.len() < PASSWORD_DIGITS {
-        let mut byte = [0u8; 1];
-        rng.fill(&mut byte)?;
-        // Rejection sampling keeps every digit equally likely: 250 is the largest multiple of 10.
-        if byte[0] < 250 {
-            password.push(char::from(b'0' + byte[0] % 10));
-        }
-    }
-    Ok(password)
+/// A password of [`PASSWORD_DIGITS`] decimal digits from uniformly random `bytes` (an endless
+/// stream: some bytes are skipped).
+pub fn password_from(bytes: impl IntoIterator<Item = u8>) -> String {
+    // Rejection sampling keeps every digit equally likely: 250 is the largest multiple of 10.
+    bytes
+        .into_iter()
+        .filter(|&byte| byte < 250)
+        .map(|byte| char::from(b'0' + byte % 10))
+        .take(PASSWORD_DIGITS)
+        .collect()
 }
 
 #[cfg(test)]
@@ -117,12 +114,11 @@ mod tests {
 
     #[test]
     fn passwords_are_long_and_digits() {
-        let rng = ring::rand::SystemRandom::new();
-        let a = new_password(&rng).unwrap();
-        let b = new_password(&rng).unwrap();
-        assert_eq!(a.len(), PASSWORD_DIGITS);
-        assert!(a.bytes().all(|c| c.is_ascii_digit()));
-        assert_ne!(a, b);
+        // Bytes of 250 and more are skipped; the others give their value modulo 10.
+        let bytes = [250u8, 255, 9, 19, 249].into_iter().cycle();
+        let password = password_from(bytes);
+        assert_eq!(password.len(), PASSWORD_DIGITS);
+        assert!(password.starts_with("999999"), "{password}");
     }
 
     fn hex(bytes: &[u8]) -> String {

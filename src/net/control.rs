@@ -8,15 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use ring::rand::SystemRandom;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::warn;
 
+use super::changes::{UserKeys, carry_out};
 use super::inbox::Event;
-use crate::control::{MAX_MESSAGE, Reply, Request, decode_request, encode_reply, execute};
-use crate::core::user::Extension;
+use crate::control::{MAX_MESSAGE, Reply, Request, decode_request, encode_reply};
 use crate::store::Store;
 use crate::web::RenewRequest;
 
@@ -27,7 +26,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn listen(
     path: &Path,
     store: Arc<Store>,
-    realm: String,
+    users: Arc<UserKeys>,
     events: mpsc::Sender<Event>,
     renewals: Option<mpsc::Sender<RenewRequest>>,
 ) -> anyhow::Result<()> {
@@ -49,9 +48,9 @@ pub fn listen(
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let (store, realm) = (store.clone(), realm.clone());
+                    let (store, users) = (store.clone(), users.clone());
                     let (events, renewals) = (events.clone(), renewals.clone());
-                    tokio::spawn(serve(stream, store, realm, events, renewals));
+                    tokio::spawn(serve(stream, store, users, events, renewals));
                 }
                 Err(error) => warn!(%error, "control socket accept failed"),
             }
@@ -63,7 +62,7 @@ pub fn listen(
 async fn serve(
     mut stream: UnixStream,
     store: Arc<Store>,
-    realm: String,
+    users: Arc<UserKeys>,
     events: mpsc::Sender<Event>,
     renewals: Option<mpsc::Sender<RenewRequest>>,
 ) {
@@ -73,7 +72,7 @@ async fn serve(
     let reply = match tokio::time::timeout(READ_TIMEOUT, read).await {
         Ok(Ok(_)) => match decode_request(&bytes) {
             Ok(Request::RenewCertificate) => renew(renewals).await,
-            Ok(request) => carry_out(request, store, realm, &events).await,
+            Ok(request) => carry_out(request, store, users, &events).await,
             Err(error) => Reply::Failed {
                 message: error.to_string(),
             },
@@ -113,60 +112,6 @@ async fn renew(renewals: Option<mpsc::Sender<RenewRequest>>) -> Reply {
         Ok(Err(message)) => Reply::Failed { message },
         Err(_) => Reply::Failed {
             message: "the server's renewal task has stopped".to_owned(),
-        },
-    }
-}
-
-/// Executes the request on a blocking thread (it waits for fsync), then tells the core.
-async fn carry_out(
-    request: Request,
-    store: Arc<Store>,
-    realm: String,
-    events: &mpsc::Sender<Event>,
-) -> Reply {
-    let done = tokio::task::spawn_blocking(move || {
-        let reply = execute(&store, &realm, &SystemRandom::new(), &request);
-        let event = match &reply {
-            Reply::Created { user, .. } | Reply::PasswordReset { user, .. } => {
-                Extension::parse(&user.extension)
-                    .ok()
-                    .and_then(|e| store.user(&e).ok().flatten())
-                    .map(Event::UserChanged)
-            }
-            Reply::Removed { extension } => {
-                Extension::parse(extension).ok().map(Event::UserRemoved)
-            }
-            Reply::BansLifted { scopes } => Some(Event::BansLifted(
-                scopes.iter().filter_map(|s| s.parse().ok()).collect(),
-            )),
-            Reply::Users { .. }
-            | Reply::Bans { .. }
-            | Reply::CertificateRenewed { .. }
-            | Reply::Snapshot { .. }
-            | Reply::Failed { .. } => None,
-        };
-        (reply, event)
-    })
-    .await;
-    match done {
-        Ok((reply, event)) => {
-            if let Some(event) = event {
-                match &event {
-                    Event::UserChanged(user) => info!(extension = %user.extension, "user saved"),
-                    Event::UserRemoved(extension) => info!(%extension, "user removed"),
-                    Event::BansLifted(scopes) => {
-                        for scope in scopes {
-                            info!(%scope, "ban lifted");
-                        }
-                    }
-                    _ => {}
-                }
-                let _ = events.send(event).await;
-            }
-            reply
-        }
-        Err(error) => Reply::Failed {
-            message: format!("the server failed to carry out the request: {error}"),
         },
     }
 }

@@ -3,9 +3,10 @@
 mod admission;
 mod bans;
 mod bindings;
+pub mod changes;
 mod clock;
 mod control;
-mod inbox;
+pub mod inbox;
 mod partial;
 mod security;
 mod server;

@@ -13,8 +13,9 @@ use tracing::{info, warn};
 
 use super::bans::BanWriter;
 use super::bindings::BindingWriter;
+use super::changes::UserKeys;
 use super::clock::Clock;
-use super::inbox::{Event, Ids, Outlet};
+use super::inbox::{CoreHandle, Event, Ids, Outlet};
 use super::security;
 use super::{control, socket, stream, tls};
 use crate::certificate;
@@ -24,6 +25,8 @@ use crate::core::{self, ConnectionId, Core, Flow, Inbound, Output, Transmit};
 use crate::data_dir::DataDir;
 use crate::sip::Transport;
 use crate::store::Store;
+use crate::web::provision::Provisioning;
+use crate::web::provision::password::PasswordKey;
 
 /// Messages queued for the core before transports wait.
 const EVENT_QUEUE: usize = 4096;
@@ -34,12 +37,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     data_dir.create()?;
     let store = Arc::new(Store::open(&data_dir.database()).context("cannot open the database")?);
     let secret = store.install_secret()?;
+    let passwords = PasswordKey::load_or_create(data_dir.path(), &ring::rand::SystemRandom::new())?;
     let users = store.users()?;
     let bindings = store.bindings()?;
     let bans = store.bans(wall_ms())?;
     info!(domain = %config.domain, users = users.len(), bindings = bindings.len(), bans = bans.len(), "database loaded");
 
-    let identity = if config.listen.tls.is_empty() && !config.acme.enabled {
+    let identity = if config.listen.tls.is_empty() && !config.acme.enabled && !config.web.enabled {
         None
     } else {
         let files = config
@@ -103,15 +107,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         };
         tokio::spawn(stream::accept(listener, transport, acceptor, context));
     }
+    let user_keys = Arc::new(UserKeys {
+        realm: config.domain.clone(),
+        passwords: passwords.clone(),
+    });
     let renewals = match &identity {
-        Some(identity) => crate::web::start(&config, identity.current.clone())?,
+        Some(identity) => crate::web::start(
+            &config,
+            identity.current.clone(),
+            CoreHandle::new(events.clone()),
+            store.clone(),
+            user_keys.clone(),
+            Arc::new(Provisioning::new(
+                Arc::new(config.clone()),
+                store.clone(),
+                passwords.clone(),
+            )),
+        )?,
         None => None,
     };
     let socket_path = data_dir.control_socket();
     control::listen(
         &socket_path,
         store.clone(),
-        config.domain.clone(),
+        user_keys,
         events.clone(),
         renewals,
     )?;
@@ -167,6 +186,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                         core.lift_ban(scope);
                     }
                 }
+                Event::Web(job) => job(&mut core, clock.now()),
             },
             () = &mut timer, if timer_at.is_some() => {
                 // Handled: the next turn sets the timer for whatever deadline comes next.

@@ -33,6 +33,7 @@ use crate::core::user::Extension;
 use crate::data_dir::DataDir;
 use crate::sip::Host;
 use crate::store::Store;
+use crate::web::provision::password::PasswordKey;
 
 pub use board::{SERVICE, give_to_data_dir_owner, open_store};
 pub use file::{TEMPLATE, render, write as write_config};
@@ -1044,6 +1045,7 @@ fn finish(
     let Written {
         config,
         passwords,
+        links,
         server_running,
     } = result?;
 
@@ -1121,6 +1123,14 @@ fn finish(
         );
     }
     write!(dialog.output, "{}", wrap(&text, WIDTH))?;
+    // Not wrapped: a QR code's lines are drawn with spaces.
+    for (user, token) in &links {
+        write!(
+            dialog.output,
+            "\n{}",
+            provisioning_link(&config, user, token)
+        )?;
+    }
     dialog.output.flush()?;
     Ok(Outcome {
         config,
@@ -1136,6 +1146,8 @@ struct Written {
     config: Config,
     /// The new passwords.
     passwords: Vec<(UserSummary, String)>,
+    /// The new provisioning links' tokens.
+    links: Vec<(UserSummary, String)>,
     /// A server answered on the control socket (and keeps running).
     server_running: bool,
 }
@@ -1177,12 +1189,22 @@ fn write_and_create(
         ))?;
     }
 
-    let mut passwords = Vec::new();
+    let (mut passwords, mut links) = (Vec::new(), Vec::new());
+    // Renewed extensions get a new link too: the old one names the old domain.
     let requests = plan
         .renew
         .iter()
-        .map(|user| Request::ResetPassword {
-            extension: user.extension.clone(),
+        .flat_map(|user| {
+            let extension = user.extension.clone();
+            [
+                Request::ResetPassword {
+                    extension: extension.clone(),
+                },
+                Request::ProvisionUser {
+                    extension,
+                    revoke: false,
+                },
+            ]
         })
         .chain(plan.new.iter().map(|new| Request::AddUser {
             extension: new.extension.clone(),
@@ -1190,9 +1212,16 @@ fn write_and_create(
         }));
     for request in requests {
         match manage(&written.data_dir, written.realm(), &request)? {
-            Reply::Created { user, password } | Reply::PasswordReset { user, password } => {
+            Reply::Created {
+                user,
+                password,
+                token,
+            } => {
+                links.push((user.clone(), token));
                 passwords.push((user, password));
             }
+            Reply::PasswordReset { user, password } => passwords.push((user, password)),
+            Reply::Provisioned { user, token, .. } => links.push((user, token)),
             Reply::Failed { message } => bail!("{message}"),
             other => bail!("unexpected reply to {request:?}: {other:?}"),
         }
@@ -1200,6 +1229,7 @@ fn write_and_create(
     Ok(Written {
         config: written,
         passwords,
+        links,
         server_running,
     })
 }
@@ -1313,7 +1343,12 @@ pub fn manage(data_dir: &Path, realm: &str, request: &Request) -> anyhow::Result
         Err(ControlError::NoServer { .. }) => {
             let store = open_store(data_dir)?;
             let rng = ring::rand::SystemRandom::new();
-            Ok(control::execute(&store, realm, &rng, request))
+            let passwords = PasswordKey::load_or_create(data_dir, &rng)?;
+            let accounts = control::Accounts {
+                realm,
+                passwords: &passwords,
+            };
+            Ok(control::execute(&store, &accounts, &rng, request))
         }
         Err(error) => Err(error.into()),
     }
@@ -1325,6 +1360,44 @@ pub fn describe(user: &UserSummary) -> String {
         true => user.extension.clone(),
         false => format!("{} ({})", user.extension, user.display_name),
     }
+}
+
+/// An extension's provisioning link, as a URL and as a QR code: what `hotline user add`,
+/// `hotline user provision` and the wizard's summary show.
+pub fn provisioning_link(config: &Config, user: &UserSummary, token: &str) -> String {
+    let url = crate::web::provision::link::url(config, token);
+    let mut text = wrap(
+        &format!(
+            "Provisioning link for extension {} (a secret, like a password): a phone that \
+             fetches it sets itself up.\n",
+            describe(user)
+        ),
+        WIDTH,
+    );
+    let _ = writeln!(text, "  {url}");
+    if let Some(code) = crate::web::provision::qr::render(&url) {
+        text.push_str(&code);
+        text.push('\n');
+    }
+    let hint = format!(
+        "Linphone: scan the code, or enter the link as the remote provisioning URL. Yealink: \
+         the link is the auto provisioning server URL. Grandstream: the link without https:// \
+         is the config server path, with HTTPS. `hotline user provision {} --revoke` ends it.\n",
+        user.extension
+    );
+    text.push_str(&wrap(&hint, WIDTH));
+    let https_runs = config.web.enabled
+        || (config.acme.enabled
+            && config.tls.certificate.is_none()
+            && config.acme.challenge == crate::config::ChallengeKind::TlsAlpn01);
+    if !https_runs {
+        text.push_str(&wrap(
+            "Note: the HTTPS listener is off, so phones cannot fetch the link yet: set \
+             `enabled = true` in [web] of the configuration and restart hotline.\n",
+            WIDTH,
+        ));
+    }
+    text
 }
 
 /// What a person types into a phone's account settings, one indented line each.

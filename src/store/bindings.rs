@@ -124,6 +124,8 @@ fn decode(
             remote: source,
             connection: None,
         },
+        user_agent: String::new(),
+        since_ms: 0,
     };
     Ok((extension, binding))
 }

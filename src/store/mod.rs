@@ -1,10 +1,11 @@
 //! Durable state in one redb file: users, bindings, bans, the per-install secret.
 //!
-//! Schema version 1, one redb table each (key → value):
+//! Schema version 2, one redb table each (key → value):
 //!
-//! - `meta`: `&str → u64`. `"schema_version"` → 1, written when the file is created and checked
+//! - `meta`: `&str → u64`. `"schema_version"` → 2, written when the file is created and checked
 //!   on every open, so that an older hotline refuses a file a newer one has migrated.
-//! - `secrets`: `&str → &[u8]`. `"install"` → the 32 random bytes of [`Store::install_secret`].
+//! - `secrets`: `&str → &[u8]`. `"install"` → the 32 random bytes of [`Store::install_secret`];
+//!   `"owner_password"` → the owner's argon2id PHC string (UTF-8), once set.
 //! - `users`: extension `&str` → `(display_name: &str, realm: &str, ha1_md5: &[u8] (16 bytes),
 //!   ha1_sha256: &[u8] (32 bytes))`.
 //! - `bindings`: `(extension: &str, contact: &str)` → `(expires_at: u64, call_id: &str, cseq: u32,
@@ -14,6 +15,12 @@
 //!   milliseconds), reason: &str)`. Added to version 1 without a new version: a file written
 //!   before it simply has no `bans` table (read as no bans, created on the first write), and a
 //!   hotline that predates it ignores the table.
+//! - `provisioning` (version 2): extension `&str` → `(password_salt: &[u8] (16 bytes, or empty
+//!   for a password from before version 2), link_hash: &[u8] (32 bytes: SHA-256 of the
+//!   provisioning link's token, or empty))`. See [`provisioning`].
+//!
+//! A version 1 file is migrated on open: the `provisioning` table is created empty and the
+//! version set to 2, in one transaction. Its users keep their passwords.
 //!
 //! Every write is one transaction committed with [`Durability::Immediate`]: one fsync, on disk
 //! when the call returns. Bindings are written in batches by [`Store::save_bindings`] so that
@@ -24,6 +31,8 @@
 
 mod bans;
 mod bindings;
+mod owner;
+pub mod provisioning;
 mod snapshot;
 mod users;
 
@@ -44,7 +53,7 @@ use crate::core::user::Extension;
 pub use snapshot::Snapshot;
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -59,6 +68,11 @@ const USERS: TableDefinition<&str, UserValue> = TableDefinition::new("users");
 type BindingKey = (&'static str, &'static str);
 type BindingValue = (u64, &'static str, u32, u8, &'static str);
 const BINDINGS: TableDefinition<BindingKey, BindingValue> = TableDefinition::new("bindings");
+
+/// extension → (password salt: 16 bytes, or empty for a password from before provisioning;
+/// link hash: 32 bytes, or empty without a link).
+type ProvisioningValue = (&'static [u8], &'static [u8]);
+const PROVISIONING: TableDefinition<&str, ProvisioningValue> = TableDefinition::new("provisioning");
 
 /// scope (`2001:db8::66/128`, `2001:db8:1:2::/64`) → (end in Unix milliseconds, reason).
 type BanValue = (u64, &'static str);
@@ -187,6 +201,7 @@ impl Store {
         };
         match found {
             Some(SCHEMA_VERSION) => Ok(()),
+            Some(1) => self.migrate_from_1(),
             Some(found) if found > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
                 found,
                 supported: SCHEMA_VERSION,
@@ -198,7 +213,17 @@ impl Store {
         }
     }
 
-    /// Writes schema version 1 and its tables into a new, empty file.
+    /// Version 1 to 2: adds the `provisioning` table.
+    fn migrate_from_1(&self) -> Result<(), StoreError> {
+        self.write(|txn| {
+            txn.open_table(PROVISIONING)?;
+            txn.open_table(META)?
+                .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+            Ok(())
+        })
+    }
+
+    /// Writes the current schema version and its tables into a new, empty file.
     fn initialise(&self) -> Result<(), StoreError> {
         self.write(|txn| {
             if txn.list_tables()?.next().is_some() || txn.list_multimap_tables()?.next().is_some() {
@@ -212,6 +237,7 @@ impl Store {
             txn.open_table(USERS)?;
             txn.open_table(BINDINGS)?;
             txn.open_table(BANS)?;
+            txn.open_table(PROVISIONING)?;
             Ok(())
         })
     }

@@ -28,6 +28,8 @@ fn binding(contact: &str, transport: Transport) -> Binding {
             remote: "[2001:db8::5]:5060".parse().unwrap(),
             connection: None,
         },
+        user_agent: String::new(),
+        since_ms: 0,
     }
 }
 
@@ -277,15 +279,15 @@ fn a_newer_schema_is_refused() {
     tamper(&path, |txn| {
         txn.open_table(META)
             .unwrap()
-            .insert(SCHEMA_VERSION_KEY, 2)
+            .insert(SCHEMA_VERSION_KEY, 3)
             .unwrap();
     });
     let error = Store::open(&path).err().unwrap();
     assert!(matches!(
         error,
         StoreError::SchemaTooNew {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     ));
     assert!(error.to_string().contains("newer hotline"), "{error}");
@@ -433,4 +435,107 @@ fn damaged_pages_are_corrupt_not_a_panic() {
         }
     }
     assert!(corrupt > 0);
+}
+
+/// A file as hotline 1 wrote it: version 1, no `provisioning` table, a user with a random
+/// password.
+fn version_1_file(path: &Path) {
+    Store::open(path)
+        .unwrap()
+        .add_user(&user("1000", "Alice"))
+        .unwrap();
+    tamper(path, |txn| {
+        txn.delete_table(PROVISIONING).unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(SCHEMA_VERSION_KEY, 1)
+            .unwrap();
+    });
+}
+
+#[test]
+fn version_1_is_migrated_and_its_users_kept() {
+    let (_dir, path) = temp();
+    version_1_file(&path);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.users().unwrap(), vec![user("1000", "Alice")]);
+    // A password from before provisioning: only its hashes are known.
+    assert_eq!(
+        store.provisioning(&ext("1000")).unwrap(),
+        provisioning::Provisioning::default()
+    );
+    assert_eq!(store.links().unwrap(), vec![]);
+    drop(store);
+    let db = Database::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let version = txn
+        .open_table(META)
+        .unwrap()
+        .get(SCHEMA_VERSION_KEY)
+        .unwrap();
+    assert_eq!(version.map(|v| v.value()), Some(2));
+}
+
+#[test]
+fn salts_and_links_round_trip_and_go_with_the_user() {
+    let (_dir, path) = temp();
+    let store = Store::open(&path).unwrap();
+    let (salt, link, other) = ([7u8; 16], [9u8; 32], [10u8; 32]);
+    store
+        .add_user_with_salt(&user("1000", "Alice"), &salt, &other)
+        .unwrap();
+    assert!(matches!(
+        store.add_user_with_salt(&user("1000", "Mallory"), &salt, &link),
+        Err(StoreError::UserExists(_))
+    ));
+    assert_eq!(store.links().unwrap(), vec![(ext("1000"), other)]);
+    assert!(matches!(
+        store.set_link(&ext("2000"), Some(&link)),
+        Err(StoreError::NoSuchUser(_))
+    ));
+    store.set_link(&ext("1000"), Some(&link)).unwrap();
+    assert_eq!(store.links().unwrap(), vec![(ext("1000"), link)]);
+    // A new link ends the old one; a new salt keeps the link.
+    store.set_link(&ext("1000"), Some(&other)).unwrap();
+    store
+        .replace_user_with_salt(&user("1000", "Alice"), &[8u8; 16])
+        .unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.provisioning(&ext("1000")).unwrap(),
+        provisioning::Provisioning {
+            password_salt: Some([8u8; 16]),
+            link: Some(other),
+        }
+    );
+    store.set_link(&ext("1000"), None).unwrap();
+    assert_eq!(store.links().unwrap(), vec![]);
+    store.set_link(&ext("1000"), Some(&link)).unwrap();
+    store.remove_user(&ext("1000")).unwrap();
+    assert_eq!(store.links().unwrap(), vec![]);
+    assert_eq!(
+        store.provisioning(&ext("1000")).unwrap(),
+        provisioning::Provisioning::default()
+    );
+}
+
+#[test]
+fn a_bad_provisioning_row_is_corrupt() {
+    let (_dir, path) = temp();
+    Store::open(&path)
+        .unwrap()
+        .add_user(&user("1000", "Alice"))
+        .unwrap();
+    tamper(&path, |txn| {
+        txn.open_table(PROVISIONING)
+            .unwrap()
+            .insert("1000", (&[1u8; 5][..], &[][..]))
+            .unwrap();
+    });
+    let store = Store::open(&path).unwrap();
+    assert!(matches!(
+        store.provisioning(&ext("1000")),
+        Err(StoreError::Corrupt(_))
+    ));
 }

@@ -1,8 +1,8 @@
 //! The `users` table.
 
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
-use super::{BINDINGS, Store, StoreError, USERS, bindings};
+use super::{BINDINGS, PROVISIONING, Store, StoreError, USERS, bindings};
 use crate::core::user::{Extension, User};
 
 impl Store {
@@ -22,38 +22,39 @@ impl Store {
 
     /// Adds a user, or fails with [`StoreError::UserExists`].
     pub fn add_user(&self, user: &User) -> Result<(), StoreError> {
-        self.write(|txn| {
-            let mut table = txn.open_table(USERS)?;
-            if table.get(user.extension.as_str())?.is_some() {
-                return Err(StoreError::UserExists(user.extension.clone()));
-            }
-            table.insert(user.extension.as_str(), encode(user))?;
-            Ok(())
-        })
+        self.write(|txn| insert(txn, user, false))
     }
 
     /// Replaces an existing user (a new password or display name), or fails with
     /// [`StoreError::NoSuchUser`].
     pub fn replace_user(&self, user: &User) -> Result<(), StoreError> {
-        self.write(|txn| {
-            let mut table = txn.open_table(USERS)?;
-            if table.get(user.extension.as_str())?.is_none() {
-                return Err(StoreError::NoSuchUser(user.extension.clone()));
-            }
-            table.insert(user.extension.as_str(), encode(user))?;
-            Ok(())
-        })
+        self.write(|txn| insert(txn, user, true))
     }
 
-    /// Removes a user and, in the same transaction, its bindings.
+    /// Removes a user and, in the same transaction, its bindings and provisioning link.
     pub fn remove_user(&self, extension: &Extension) -> Result<(), StoreError> {
         self.write(|txn| {
             if txn.open_table(USERS)?.remove(extension.as_str())?.is_none() {
                 return Err(StoreError::NoSuchUser(extension.clone()));
             }
+            txn.open_table(PROVISIONING)?.remove(extension.as_str())?;
             bindings::delete(&mut txn.open_table(BINDINGS)?, extension)
         })
     }
+}
+
+/// Writes `user`: a new one ([`StoreError::UserExists`] if not), or with `replace` an existing
+/// one ([`StoreError::NoSuchUser`] if not).
+pub(super) fn insert(txn: &WriteTransaction, user: &User, replace: bool) -> Result<(), StoreError> {
+    let mut table = txn.open_table(USERS)?;
+    let exists = table.get(user.extension.as_str())?.is_some();
+    match (exists, replace) {
+        (true, false) => return Err(StoreError::UserExists(user.extension.clone())),
+        (false, true) => return Err(StoreError::NoSuchUser(user.extension.clone())),
+        _ => {}
+    }
+    table.insert(user.extension.as_str(), encode(user))?;
+    Ok(())
 }
 
 /// Every user, as `txn` sees them.

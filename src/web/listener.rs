@@ -1,6 +1,6 @@
 //! The web listeners: HTTPS (ACME TLS-ALPN-01 validation, and HTTP for the pages) and plain
 //! HTTP (HTTP-01 validation). Each caps its open connections and gives every connection
-//! [`http::READ_TIMEOUT`] for its handshake and request.
+//! [`http::READ_TIMEOUT`] for its handshake; [`http::serve`] bounds the rest.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use super::challenges::ACME_TLS_ALPN;
-use super::http::{self, Handler};
+use super::http::{self, Gate, Handler};
 
 /// Open connections per listener; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 64;
@@ -28,11 +28,12 @@ pub fn spawn_https(
     listener: TcpListener,
     mut config: rustls::ServerConfig,
     handler: Arc<dyn Handler>,
+    gate: Option<Arc<dyn Gate>>,
 ) {
     config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
-    spawn(listener, move |tcp| {
-        let (acceptor, handler) = (acceptor.clone(), handler.clone());
+    spawn(listener, move |tcp, remote| {
+        let (acceptor, handler, gate) = (acceptor.clone(), handler.clone(), gate.clone());
         async move {
             let handshake = tokio::time::timeout(http::READ_TIMEOUT, acceptor.accept(tcp));
             let tls = match handshake.await {
@@ -44,22 +45,21 @@ pub fn spawn_https(
                 debug!("TLS-ALPN-01 validation handshake");
                 return;
             }
-            http::serve(tls, handler.as_ref()).await;
+            http::serve(tls, remote, handler, gate).await;
         }
     });
 }
 
 /// Serves plain HTTP on `listener`.
 pub fn spawn_http(listener: TcpListener, handler: Arc<dyn Handler>) {
-    spawn(listener, move |tcp| {
-        let handler = handler.clone();
-        async move { http::serve(tcp, handler.as_ref()).await }
+    spawn(listener, move |tcp, remote| {
+        http::serve(tcp, remote, handler.clone(), None)
     });
 }
 
 fn spawn<F, Fut>(listener: TcpListener, connection: F)
 where
-    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    F: Fn(tokio::net::TcpStream, std::net::SocketAddr) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -75,7 +75,7 @@ where
                         debug!(source = %peer, "web connection refused: too many from its /64");
                         continue;
                     };
-                    let served = connection(tcp);
+                    let served = connection(tcp, peer);
                     tokio::spawn(async move {
                         served.await;
                         drop((admitted, permit));
@@ -136,20 +136,22 @@ impl Drop for Admitted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::http::{Request, Response, Router};
+    use crate::web::http::{Reply, Request, Response, Router};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     struct Hello;
 
     impl Handler for Hello {
-        fn handle(&self, _: &Request) -> Response {
-            Response::text(200, "hello")
+        fn handle(&self, _: Request) -> Reply<'_> {
+            Box::pin(async { Response::text(200, "hello") })
         }
     }
 
     async fn get(address: std::net::SocketAddr) -> String {
         let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
-        tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
         let mut answer = String::new();
         let _ = tcp.read_to_string(&mut answer).await;
         answer

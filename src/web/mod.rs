@@ -1,10 +1,11 @@
 //! The HTTPS side (DESIGN.md): the web listeners, and the certificate hotline obtains and renews
 //! from an ACME CA for them and for SIP over TLS.
 //!
-//! The HTTPS listener answers TLS-ALPN-01 validations and, behind [`http::Router`], the pages
-//! to come; the plain HTTP listener answers HTTP-01 validations. A renewal task keeps the
-//! certificate current and swaps it into [`CurrentCertificate`], which both TLS listeners
-//! serve from, so no connection is dropped.
+//! The HTTPS listener answers TLS-ALPN-01 validations and, behind [`http::Router`], the
+//! provisioning links ([`provision`]) and the owner's pages ([`owner`]), which reach the core
+//! through [`CoreHandle`]; the plain HTTP listener answers HTTP-01 validations. A renewal task
+//! keeps the certificate current and swaps it into [`CurrentCertificate`], which both TLS
+//! listeners serve from, so no connection is dropped.
 
 pub mod acme;
 mod ca;
@@ -12,6 +13,8 @@ pub mod challenges;
 pub mod dns;
 pub mod http;
 mod listener;
+pub mod owner;
+pub mod provision;
 pub mod renewal;
 pub mod status;
 
@@ -27,9 +30,13 @@ use crate::clock::wall_ms as now_ms;
 use crate::config::{ChallengeKind, Config};
 use crate::core::bans::Utc;
 use crate::data_dir::DataDir;
+use crate::net::changes::UserKeys;
+use crate::net::inbox::CoreHandle;
 use crate::net::{socket, tls};
+use crate::store::Store;
 use challenges::{Challenges, WebCertificate};
-use http::{Handler, Request, Response, Router};
+use http::{Gate, Handler, Reply, Request, Response, Router};
+use owner::OwnerPages;
 use renewal::RenewalState;
 use status::CertificateInfo;
 
@@ -39,28 +46,60 @@ const HTTP01_PATH: &str = "/.well-known/acme-challenge/";
 /// Asks the renewal task to renew now; it answers with the outcome for the person who asked.
 pub type RenewRequest = oneshot::Sender<Result<String, String>>;
 
-/// Starts the web side when ACME is on: serves the stored CA certificate at once if there is
-/// one for the current names, binds the challenge listener and spawns the renewal task.
-/// Returns the channel for `hotline cert renew`.
+/// Starts the web side: the HTTPS listener when `[web]` is enabled or ACME validates over it,
+/// and with ACME, the stored CA certificate served at once if there is one for the current
+/// names, the HTTP-01 listener if that is the challenge, and the renewal task. Returns the
+/// channel for `hotline cert renew` when ACME is on.
 pub fn start(
     config: &Config,
     current: Arc<CurrentCertificate>,
+    core: CoreHandle,
+    store: Arc<Store>,
+    users: Arc<UserKeys>,
+    provisioning: Arc<provision::Provisioning>,
 ) -> anyhow::Result<Option<mpsc::Sender<RenewRequest>>> {
-    if !config.acme.enabled || config.tls.certificate.is_some() {
+    let acme = config.acme.enabled && config.tls.certificate.is_none();
+    if !acme && !config.web.enabled {
         return Ok(None);
     }
     let client = client(config);
-    let path = client.certificate_file();
-    if status::served_certificate(config) == path {
-        match certificate::load_certified_key(&path, &path) {
-            Ok(key) => {
-                log_certificate(&key, "TLS certificate from the CA");
-                current.replace(key);
+    if acme {
+        let path = client.certificate_file();
+        if status::served_certificate(config) == path {
+            match certificate::load_certified_key(&path, &path) {
+                Ok(key) => {
+                    log_certificate(&key, "TLS certificate from the CA");
+                    current.replace(key);
+                }
+                Err(error) => warn!(%error, "cannot use the certificate from the CA"),
             }
-            Err(error) => warn!(%error, "cannot use the certificate from the CA"),
         }
     }
-    bind_listeners(config, &client.challenges, current.clone())?;
+    let listeners = Listeners {
+        https: config.web.enabled || (acme && config.acme.challenge == ChallengeKind::TlsAlpn01),
+        http: acme && config.acme.challenge == ChallengeKind::Http01,
+    };
+    let links = provision::Links {
+        provisioning,
+        core: core.clone(),
+    };
+    let owner = OwnerPages::new(core.clone(), store, users, current.clone());
+    let pages = Router::default()
+        .route(provision::link::PATH_PREFIX, links)
+        .route("/", owner);
+    let pages = Arc::new(pages);
+    let gate: Arc<dyn Gate> = Arc::new(core);
+    bind_listeners(
+        config,
+        listeners,
+        &client.challenges,
+        current.clone(),
+        pages,
+        Some(gate),
+    )?;
+    if !acme {
+        return Ok(None);
+    }
     let (requests, inbox) = mpsc::channel(4);
     tokio::spawn(renew_forever(client, current, inbox));
     Ok(Some(requests))
@@ -82,7 +121,13 @@ pub fn renew_without_server(config: &Config) -> anyhow::Result<String> {
         let identity =
             certificate::load_or_generate(&DataDir::new(&config.data_dir), &config.domain, None)?;
         let client = client(config);
-        bind_listeners(config, &client.challenges, identity.current.clone())?;
+        let listeners = Listeners {
+            https: config.acme.challenge == ChallengeKind::TlsAlpn01,
+            http: config.acme.challenge == ChallengeKind::Http01,
+        };
+        let pages = Arc::new(Router::default());
+        let current = identity.current.clone();
+        bind_listeners(config, listeners, &client.challenges, current, pages, None)?;
         let mut state = RenewalState::load(&client.dir);
         renew(&client, None, &mut state)
             .await
@@ -99,36 +144,41 @@ fn client(config: &Config) -> acme::Client {
     }
 }
 
+/// Which web listeners to bind.
+#[derive(Clone, Copy)]
+struct Listeners {
+    https: bool,
+    http: bool,
+}
+
 fn bind_listeners(
     config: &Config,
+    listeners: Listeners,
     challenges: &Arc<Challenges>,
     current: Arc<CurrentCertificate>,
+    pages: Arc<Router>,
+    gate: Option<Arc<dyn Gate>>,
 ) -> anyhow::Result<()> {
-    let (transport, addresses) = match config.acme.challenge {
-        ChallengeKind::TlsAlpn01 => ("HTTPS", &config.web.https),
-        ChallengeKind::Http01 => ("HTTP", &config.web.http),
-    };
-    for &addr in addresses {
+    let https = config.web.https.iter().filter(|_| listeners.https);
+    let http = config.web.http.iter().filter(|_| listeners.http);
+    for (transport, &addr) in https.map(|a| ("HTTPS", a)).chain(http.map(|a| ("HTTP", a))) {
         let listener = socket::bind_tcp(addr).with_context(|| {
             format!(
-                "cannot listen on {transport} {addr} for ACME validation (a port below 1024 \
-                 needs root or CAP_NET_BIND_SERVICE)"
+                "cannot listen on {transport} {addr} (a port below 1024 needs root or \
+                 CAP_NET_BIND_SERVICE)"
             )
         })?;
-        info!(transport, address = %listener.local_addr()?, "listening");
-        match config.acme.challenge {
-            ChallengeKind::TlsAlpn01 => {
-                let resolver = WebCertificate {
-                    current: current.clone(),
-                    challenges: challenges.clone(),
-                };
-                let config = tls::server_config(Arc::new(resolver));
-                listener::spawn_https(listener, config, Arc::new(Router::default()));
-            }
-            ChallengeKind::Http01 => {
-                let router = Router::default().route(HTTP01_PATH, Http01(challenges.clone()));
-                listener::spawn_http(listener, Arc::new(router));
-            }
+        info!(transport = %transport, address = %listener.local_addr()?, "listening");
+        if transport == "HTTPS" {
+            let resolver = WebCertificate {
+                current: current.clone(),
+                challenges: challenges.clone(),
+            };
+            let config = tls::server_config(Arc::new(resolver));
+            listener::spawn_https(listener, config, pages.clone(), gate.clone());
+        } else {
+            let router = Router::default().route(HTTP01_PATH, Http01(challenges.clone()));
+            listener::spawn_http(listener, Arc::new(router));
         }
     }
     Ok(())
@@ -138,16 +188,15 @@ fn bind_listeners(
 struct Http01(Arc<Challenges>);
 
 impl Handler for Http01 {
-    fn handle(&self, request: &Request) -> Response {
-        let token = request.target.strip_prefix(HTTP01_PATH).unwrap_or_default();
-        match self.0.http01(token) {
-            Some(key_authorization) => Response {
-                status: 200,
-                content_type: "application/octet-stream",
-                body: key_authorization.into_bytes(),
-            },
+    fn handle(&self, request: Request) -> Reply<'_> {
+        let token = request.path().strip_prefix(HTTP01_PATH).unwrap_or_default();
+        let response = match self.0.http01(token) {
+            Some(key_authorization) => {
+                Response::new(200, "application/octet-stream", key_authorization)
+            }
             None => Response::not_found(),
-        }
+        };
+        Box::pin(async { response })
     }
 }
 

@@ -77,8 +77,6 @@ impl Linphone {
         trust: Trust<'_>,
     ) -> Linphone {
         let dir = TempDir::new().expect("temporary directory");
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(home.join(".local/share/linphone")).expect("create HOME");
         let port = server.address(Transport::Tls).port();
         let (proxy, check_name) = match trust.name {
             Some(name) => (format!("<sip:{name}:{port};transport=tls;maddr=::1>"), 1),
@@ -106,11 +104,50 @@ impl Linphone {
             root_ca = trust.root_ca.display(),
             route = proxy.replace(">", ";lr>"),
         );
+        Linphone::spawn(extension, dir, &config, None)
+    }
+
+    /// Starts linphonec for `extension` with nothing but a remote provisioning URL (the
+    /// `config-uri` a person types in or scans), `root_ca` as the only trusted root for it and
+    /// what it provisions, and `hosts` as its `/etc/hosts` (in a mount namespace of its own), so
+    /// that it finds the server by name; returns at once.
+    pub fn provisioned(
+        extension: &str,
+        config_uri: &str,
+        root_ca: &Path,
+        hosts: &Path,
+    ) -> Linphone {
+        let dir = TempDir::new().expect("temporary directory");
+        let config = format!(
+            "[misc]\nconfig-uri={config_uri}\n\
+             [sip]\nroot_ca={}\nverify_server_certs=1\nverify_server_cn=1\n\
+             [rtp]\nbind_address=::1\n",
+            root_ca.display()
+        );
+        Linphone::spawn(extension, dir, &config, Some(hosts))
+    }
+
+    /// Runs linphonec on `config` in `dir`, with `hosts` bind-mounted over `/etc/hosts` if given.
+    fn spawn(extension: &str, dir: TempDir, config: &str, hosts: Option<&Path>) -> Linphone {
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".local/share/linphone")).expect("create HOME");
         let rc = dir.path().join("linphonerc");
         std::fs::write(&rc, config).expect("write linphonerc");
         // stdbuf: whole lines even through pipes; -d 6: the log on stdout, for the SRTP line
         // and the failure report.
-        let child = Command::new("stdbuf")
+        let mut command = match hosts {
+            None => Command::new("stdbuf"),
+            Some(hosts) => {
+                let mut command = Command::new("unshare");
+                command.args(["--mount", "sh", "-c"]).arg(format!(
+                    "mount --bind {} /etc/hosts && exec stdbuf \"$@\"",
+                    hosts.display()
+                ));
+                command.arg("linphonec-in-namespace");
+                command
+            }
+        };
+        let child = command
             .args(["-oL", "-eL", "linphonec", "-d", "6", "-c"])
             .arg(&rc)
             .env("HOME", &home)
@@ -138,11 +175,16 @@ impl Linphone {
             output,
             _dir: dir,
         };
-        // No sound card here: files instead, and a voice as the microphone, so that Linphone
-        // sends RTP that the other phone can authenticate.
-        phone.command("soundcard use files");
-        phone.command(&format!("play {VOICE}"));
+        phone.use_files();
         phone
+    }
+
+    /// No sound card here: files instead, and a voice as the microphone, so that Linphone
+    /// sends RTP that the other phone can authenticate. Remote provisioning restarts the
+    /// core, which forgets this: say it again once provisioned.
+    pub fn use_files(&mut self) {
+        self.command("soundcard use files");
+        self.command(&format!("play {VOICE}"));
     }
 
     /// [`Linphone::launch`] trusting the server's certificate (its chain, see [`Trust`]), then

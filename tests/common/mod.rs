@@ -165,6 +165,12 @@ impl Server {
         self.dir.path().join("data")
     }
 
+    /// The HTTPS listener's address (a server with `[web]` enabled on `[::1]:0`).
+    pub fn https_address(&self) -> SocketAddr {
+        let line = self.wait_for_log("listening transport=HTTPS");
+        listener(&line).expect("HTTPS listener line").1
+    }
+
     /// Waits for a log line containing `needle` (since the last start) and returns it.
     pub fn wait_for_log(&self, needle: &str) -> String {
         self.wait_for_logs(needle, 1).pop().expect("one line")
@@ -199,6 +205,23 @@ impl Server {
     /// Runs `hotline --config <this server's file> ARGS…` to completion.
     pub fn hotline(&self, args: &[&str]) -> Output {
         hotline(&self.config, args)
+    }
+
+    /// `hotline owner passwd` with `password` on its standard input.
+    pub fn owner_passwd(&self, password: &str) -> Output {
+        let mut child = binary()
+            .arg("--config")
+            .arg(&self.config)
+            .args(["owner", "passwd"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run hotline owner passwd");
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{password}").expect("write the password");
+        drop(stdin);
+        child.wait_with_output().expect("hotline owner passwd")
     }
 
     /// `hotline user add EXT --name NAME`; returns the password it shows.
@@ -897,7 +920,7 @@ fn generated_root(server: &Server) -> rustls::RootCertStore {
 }
 
 /// A TLS client that trusts only `roots` and checks the certificate is for `hotline.test`.
-fn tls_stream(
+pub fn tls_stream(
     roots: rustls::RootCertStore,
     tcp: TcpStream,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
@@ -968,3 +991,7 @@ pub mod baresip;
 pub mod linphone;
 pub mod netns;
 pub mod sipp;
+
+// ---- HTTPS: the web listener (tests/common/web.rs) ------------------------------------------
+
+pub mod web;

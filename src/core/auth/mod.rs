@@ -418,7 +418,7 @@ fn responses_match(key: &hmac::Key, expected: &str, given: &str) -> bool {
 /// Compares in time independent of the contents, by comparing HMACs of both with ring's
 /// constant-time check: `ring::constant_time` is deprecated, and a hand-written loop is at the
 /// optimiser's mercy.
-pub(super) fn constant_time_eq(key: &hmac::Key, a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(key: &hmac::Key, a: &[u8], b: &[u8]) -> bool {
     hmac::verify(key, a, hmac::sign(key, b).as_ref()).is_ok()
 }
 
