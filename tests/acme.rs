@@ -10,9 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Client, DOMAIN, Server, Transport};
+use common::{Client, DOMAIN, Server, Transport, write_test_ca};
 use hotline::core::auth::Algorithm;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tempfile::TempDir;
@@ -91,21 +90,8 @@ impl Pebble {
     /// (TLS-ALPN-01), issuing certificates valid for `validity` seconds.
     fn start(http_port: u16, tls_port: u16, validity: u64) -> Pebble {
         let dir = TempDir::new().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
-        let leaf = params.signed_by(&key, &issuer).unwrap();
         let https_root = dir.path().join("https-root.pem");
-        std::fs::write(&https_root, ca.pem()).unwrap();
-        std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
-        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        write_test_ca(dir.path(), "localhost", "https-root.pem");
 
         let (port, management_port) = (free_port(), free_port());
         let config = format!(

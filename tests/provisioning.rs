@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 
 use common::baresip::{Phone, SECURE_AUDIO, SRTP_MANDATORY, field, require_baresip};
 use common::linphone::{Linphone, SRTP_NEGOTIATED, require_linphonec};
-use common::{DOMAIN, Server, tls_stream};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+use common::{DOMAIN, Server, tls_stream, write_test_ca};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 use tempfile::TempDir;
@@ -27,20 +26,7 @@ struct TestCa {
 impl TestCa {
     fn new() -> TestCa {
         let dir = TempDir::new().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![DOMAIN.to_owned()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
-        let leaf = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
-        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        write_test_ca(dir.path(), DOMAIN, "ca.pem");
         // The server's name for Linphone, which resolves names itself (belle-sip reads
         // /etc/hosts): hotline.test is ::1.
         std::fs::write(

@@ -995,3 +995,23 @@ pub mod sipp;
 // ---- HTTPS: the web listener (tests/common/web.rs) ------------------------------------------
 
 pub mod web;
+
+/// Makes a CA of the test's own and a certificate it issued for `name` and `::1`, and writes
+/// them into `dir` as `root` (the CA), `cert.pem` and `key.pem` (the certificate and its key).
+pub fn write_test_ca(dir: &Path, name: &str, root: &str) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
+    let leaf = params.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join(root), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+}
