@@ -31,8 +31,8 @@ use crate::web::provision::password::{PasswordKey, new_salt};
 /// The longest request or reply: a user list of some ten thousand users.
 pub const MAX_MESSAGE: usize = 1 << 20;
 
-/// The longest reply to [`Request::Snapshot`], for `hotline backup`: some forty thousand users
-/// with their links and bindings (about 400 bytes each), and well within what a restore reads
+/// The longest reply to [`Request::Snapshot`], for `hotline backup`: some twenty-five thousand
+/// users with a link and a binding each (about 650 bytes), and well within what a restore reads
 /// ([`crate::backup::MAX_FILE_BYTES`]) even encrypted, which doubles the size.
 pub const MAX_SNAPSHOT: usize = 16 << 20;
 
