@@ -24,7 +24,8 @@ const CONFIG: &str = "[registrar]\nflush_interval = 1\n[bans]\nfailures = 3\n\
                       [log]\nlevel = \"info,hotline::net=debug\"\n";
 
 /// A backup that hotline wrote before version 3, of a server with web pages, an owner's password
-/// and extension 1000 with a provisioning link; it holds neither the password nor the link.
+/// and extension 1000 with a provisioning link; it holds neither the password nor the link. Its
+/// configuration raises the flood limits, as every test's does.
 const SCHEMA_2: &str = "tests/backup/schema-2.backup";
 
 /// The password of extension 1000 in [`SCHEMA_2`].
