@@ -57,11 +57,16 @@ pub enum BackupError {
     )]
     TooNew { found: u64, supported: u64 },
     #[error(
-        "the backup would be {bytes} bytes, more than `hotline restore` reads ({MAX_FILE_BYTES}): \
-         an encrypted backup is twice the size of a plain one, so try without --encrypt and \
-         keep the file safe yourself"
+        "the backup would be {bytes} bytes, more than `hotline restore` reads \
+         ({MAX_FILE_BYTES}){}",
+        if *.encrypted {
+            ": encryption doubles the size, so try without --encrypt and keep the file safe \
+             yourself"
+        } else {
+            ""
+        }
     )]
-    TooLarge { bytes: usize },
+    TooLarge { bytes: usize, encrypted: bool },
     #[error("the passphrase is wrong, or the backup file was altered")]
     WrongPassphrase,
     #[error("the backup is encrypted: give its passphrase")]
@@ -113,8 +118,8 @@ struct Envelope {
 }
 
 impl Backup {
-    /// The file's text, encrypted under `passphrase` when there is one.
-    /// Refuses a file larger than a restore reads ([`MAX_FILE_BYTES`]).
+    /// The file's text, encrypted under `passphrase` when there is one. Refuses a file larger
+    /// than a restore reads ([`MAX_FILE_BYTES`]).
     pub fn encode(&self, passphrase: Option<&str>) -> Result<String, BackupError> {
         let plain = format!("{HEADER}{}", to_toml(self)?);
         let text = match passphrase {
@@ -130,7 +135,10 @@ impl Backup {
             }
         };
         if text.len() as u64 > MAX_FILE_BYTES {
-            return Err(BackupError::TooLarge { bytes: text.len() });
+            return Err(BackupError::TooLarge {
+                bytes: text.len(),
+                encrypted: passphrase.is_some(),
+            });
         }
         Ok(text)
     }

@@ -256,12 +256,15 @@ fn a_backup_too_large_to_restore_is_not_written() {
     large.config = Some("#".repeat(MAX_FILE_BYTES as usize));
     let error = large.encode(None).unwrap_err();
     assert!(matches!(error, BackupError::TooLarge { .. }), "{error}");
+    let message = error.to_string();
     assert!(
-        error
-            .to_string()
-            .contains("more than `hotline restore` reads"),
-        "{error}"
+        message.contains("more than `hotline restore` reads") && !message.contains("--encrypt"),
+        "{message}"
     );
+    // Encrypted, half as much is too much.
+    large.config = Some("#".repeat(MAX_FILE_BYTES as usize / 2));
+    let error = large.encode(Some("correct horse")).unwrap_err();
+    assert!(error.to_string().contains("without --encrypt"), "{error}");
 }
 
 #[test]
