@@ -3,7 +3,9 @@
 //!
 //! The server listens on [`crate::data_dir::DataDir::control_socket`] in the data directory. A client connects, writes one
 //! [`Request`] as TOML text, shuts down its write half and reads one [`Reply`] as TOML text until
-//! the server closes the connection. Either side refuses a message longer than [`MAX_MESSAGE`].
+//! the server closes the connection. Either side refuses a message longer than [`MAX_MESSAGE`],
+//! except the reply to [`Request::Snapshot`], which may be as long as [`MAX_SNAPSHOT`]
+//! ([`Request::reply_limit`]).
 //! Anyone who can connect can manage users, so the socket must be reachable by the administrator
 //! alone.
 //!
@@ -28,6 +30,11 @@ use crate::web::provision::password::{PasswordKey, new_salt};
 
 /// The longest request or reply: a user list of some ten thousand users.
 pub const MAX_MESSAGE: usize = 1 << 20;
+
+/// The longest reply to [`Request::Snapshot`], for `hotline backup`: some twenty-five thousand
+/// users with a link and a binding each (about 650 bytes), and well within what a restore reads
+/// ([`crate::backup::MAX_FILE_BYTES`]) even encrypted, which doubles the size.
+pub const MAX_SNAPSHOT: usize = 16 << 20;
 
 /// Longest display name accepted, in characters.
 pub const MAX_DISPLAY_NAME: usize = 64;
@@ -77,6 +84,16 @@ pub enum Request {
     RenewCertificate,
     /// Every record of the database, from one read transaction: for `hotline backup`.
     Snapshot,
+}
+
+impl Request {
+    /// The longest reply the client reads, and the server sends.
+    pub fn reply_limit(&self) -> usize {
+        match self {
+            Request::Snapshot => MAX_SNAPSHOT,
+            _ => MAX_MESSAGE,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,8 +190,8 @@ pub enum ControlError {
     NoServer { socket: PathBuf },
     #[error("cannot talk to the hotline server on {}: {source}", socket.display())]
     Io { socket: PathBuf, source: io::Error },
-    #[error("control message is longer than {MAX_MESSAGE} bytes")]
-    TooLarge,
+    #[error("control message is longer than {limit} bytes")]
+    TooLarge { limit: usize },
     #[error("malformed control message: {0}")]
     Malformed(String),
     #[error("cannot encode control message: {0}")]
@@ -420,20 +437,40 @@ pub fn encode_request(request: &Request) -> Result<String, ControlError> {
 }
 
 pub fn decode_request(bytes: &[u8]) -> Result<Request, ControlError> {
-    decode(bytes)
+    decode(bytes, MAX_MESSAGE)
 }
 
-pub fn encode_reply(reply: &Reply) -> Result<String, ControlError> {
-    Ok(toml::to_string(reply)?)
+/// The reply's text, or when it is longer than `limit` a [`Reply::Failed`] that says so and
+/// what to do: the client would not read it all.
+pub fn encode_reply(reply: &Reply, limit: usize) -> Result<String, ControlError> {
+    let text = toml::to_string(reply)?;
+    if text.len() <= limit {
+        return Ok(text);
+    }
+    let message = match reply {
+        Reply::Snapshot { .. } => format!(
+            "the database is too large to back up through the running server ({} bytes, at \
+             most {limit}): stop hotline (`systemctl stop {service}`), run the same `hotline \
+             backup` again (it then reads the database itself), and start hotline again",
+            text.len(),
+            service = crate::setup::board::SERVICE,
+        ),
+        _ => format!(
+            "the reply is {} bytes, longer than the control socket carries ({limit})",
+            text.len()
+        ),
+    };
+    Ok(toml::to_string(&Reply::Failed { message })?)
 }
 
-pub fn decode_reply(bytes: &[u8]) -> Result<Reply, ControlError> {
-    decode(bytes)
+/// A reply of at most `limit` bytes (see [`Request::reply_limit`]).
+pub fn decode_reply(bytes: &[u8], limit: usize) -> Result<Reply, ControlError> {
+    decode(bytes, limit)
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ControlError> {
-    if bytes.len() > MAX_MESSAGE {
-        return Err(ControlError::TooLarge);
+fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, ControlError> {
+    if bytes.len() > limit {
+        return Err(ControlError::TooLarge { limit });
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|_| ControlError::Malformed("not UTF-8 text".to_owned()))?;
@@ -441,7 +478,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ControlError> {
 }
 
 /// Blocking client: connects to the socket, writes the request, shuts down the write half, reads
-/// the reply (at most [`MAX_MESSAGE`] bytes) and decodes it.
+/// the reply (at most [`Request::reply_limit`] bytes) and decodes it.
 pub fn call(socket: &Path, request: &Request) -> Result<Reply, ControlError> {
     let io = |source| ControlError::Io {
         socket: socket.to_owned(),
@@ -471,12 +508,13 @@ pub fn call(socket: &Path, request: &Request) -> Result<Reply, ControlError> {
         .write_all(encode_request(request)?.as_bytes())
         .map_err(io)?;
     stream.shutdown(Shutdown::Write).map_err(io)?;
+    let limit = request.reply_limit();
     let mut reply = Vec::new();
     (&mut stream)
-        .take(MAX_MESSAGE as u64 + 1)
+        .take(limit as u64 + 1)
         .read_to_end(&mut reply)
         .map_err(io)?;
-    decode_reply(&reply)
+    decode_reply(&reply, limit)
 }
 
 #[cfg(test)]
@@ -576,7 +614,7 @@ mod tests {
             },
             Reply::Snapshot {
                 records: Records {
-                    install_secret: Some("00".repeat(32)),
+                    secrets: [("install".to_owned(), "00".repeat(32))].into(),
                     users: vec![crate::backup::records::UserRecord {
                         extension: "1000".into(),
                         display_name: "Alice \"Desk\"".into(),
@@ -597,8 +635,12 @@ mod tests {
             assert_eq!(decode_request(text.as_bytes()).unwrap(), request, "{text}");
         }
         for reply in replies() {
-            let text = encode_reply(&reply).unwrap();
-            assert_eq!(decode_reply(text.as_bytes()).unwrap(), reply, "{text}");
+            let text = encode_reply(&reply, MAX_MESSAGE).unwrap();
+            assert_eq!(
+                decode_reply(text.as_bytes(), MAX_MESSAGE).unwrap(),
+                reply,
+                "{text}"
+            );
         }
         assert_eq!(
             encode_request(&Request::ListUsers).unwrap().trim(),
@@ -626,13 +668,59 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(bytes)
             );
-            assert!(decode_reply(bytes).is_err());
+            assert!(decode_reply(bytes, MAX_SNAPSHOT).is_err());
         }
         let huge = format!("op = \"list_users\"\n#{}", "x".repeat(MAX_MESSAGE));
         assert!(matches!(
             decode_request(huge.as_bytes()),
-            Err(ControlError::TooLarge)
+            Err(ControlError::TooLarge { limit: MAX_MESSAGE })
         ));
+    }
+
+    #[test]
+    fn a_reply_too_long_for_the_client_says_what_to_do() {
+        let records = Records {
+            bans: vec![
+                crate::backup::records::BanRecord {
+                    scope: "::1/128".into(),
+                    until_ms: 1,
+                    reason: "x".repeat(100),
+                };
+                20
+            ],
+            ..Records::default()
+        };
+        let snapshot = Reply::Snapshot { records };
+        let full = encode_reply(&snapshot, MAX_SNAPSHOT).unwrap();
+        assert_eq!(
+            decode_reply(full.as_bytes(), MAX_SNAPSHOT).unwrap(),
+            snapshot
+        );
+        // One byte short: the client would stop reading, so the server answers with the remedy.
+        let Reply::Failed { message } = decode_reply(
+            encode_reply(&snapshot, full.len() - 1).unwrap().as_bytes(),
+            MAX_MESSAGE,
+        )
+        .unwrap() else {
+            panic!("not refused");
+        };
+        assert!(
+            message.contains("too large to back up through the running server")
+                && message.contains("systemctl stop hotline.service"),
+            "{message}"
+        );
+        let users = Reply::Users {
+            users: vec![summary("1000", "Alice")],
+        };
+        let Reply::Failed { message } =
+            decode_reply(encode_reply(&users, 10).unwrap().as_bytes(), MAX_MESSAGE).unwrap()
+        else {
+            panic!("not refused");
+        };
+        assert!(
+            message.contains("longer than the control socket carries (10)"),
+            "{message}"
+        );
     }
 
     fn store() -> (tempfile::TempDir, Store) {
@@ -825,7 +913,7 @@ mod tests {
                 let request = decode_request(&request).unwrap();
                 let reply = execute(&store, &accounts, &rng, &request);
                 stream
-                    .write_all(encode_reply(&reply).unwrap().as_bytes())
+                    .write_all(encode_reply(&reply, MAX_MESSAGE).unwrap().as_bytes())
                     .unwrap();
             }
         });
@@ -872,14 +960,23 @@ mod tests {
         let socket = DataDir::new(dir.path()).control_socket();
         let listener = UnixListener::bind(&socket).unwrap();
         let server = thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            stream.read_to_end(&mut Vec::new()).unwrap();
-            // The client stops reading after MAX_MESSAGE + 1 bytes and closes the connection.
-            let _ = stream.write_all(&vec![b'#'; 2 * MAX_MESSAGE]);
+            for length in [2 * MAX_MESSAGE, MAX_SNAPSHOT + 1] {
+                let (mut stream, _) = listener.accept().unwrap();
+                stream.read_to_end(&mut Vec::new()).unwrap();
+                // The client stops reading after its limit + 1 bytes and closes the connection.
+                let _ = stream.write_all(&vec![b'#'; length]);
+            }
         });
         assert!(matches!(
             call(&socket, &Request::ListUsers),
-            Err(ControlError::TooLarge)
+            Err(ControlError::TooLarge { limit: MAX_MESSAGE })
+        ));
+        // A snapshot may be longer, within its own bound.
+        assert!(matches!(
+            call(&socket, &Request::Snapshot),
+            Err(ControlError::TooLarge {
+                limit: MAX_SNAPSHOT
+            })
         ));
         server.join().unwrap();
     }

@@ -39,6 +39,13 @@ impl DataDir {
         self.0.join("hotline.redb")
     }
 
+    /// The key provisioning passwords are derived from (see
+    /// [`crate::web::provision::password`]), kept outside the database on purpose: the database
+    /// alone gives no password away.
+    pub fn password_key(&self) -> PathBuf {
+        self.0.join("password.key")
+    }
+
     /// The Unix socket of the control protocol (see [`crate::control`]).
     pub fn control_socket(&self) -> PathBuf {
         self.0.join("control.sock")

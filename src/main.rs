@@ -51,16 +51,17 @@ enum Command {
         #[command(subcommand)]
         action: CertAction,
     },
-    /// Write a backup: users (their password hashes), bans, bindings, the configuration, the TLS
-    /// certificate and key, the install secret. Works whether or not the server is running.
+    /// Write a backup: users (their password hashes), bans, bindings, provisioning links, the
+    /// owner's password hash, the configuration, the TLS certificate and key, the install secret
+    /// and the password key. Works whether or not the server is running.
     Backup {
         /// The file to write, readable by its owner only.
         file: PathBuf,
         #[command(flatten)]
         encryption: Encryption,
     },
-    /// Restore a backup on a new card: every extension keeps its password. Stop the server
-    /// first. Writes the configuration (default /etc/hotline/hotline.toml) and the data directory.
+    /// Restore a backup on a new card: every extension keeps its password, the owner theirs,
+    /// every provisioning link its phone's settings. Stop the server first. Writes the configuration (default /etc/hotline/hotline.toml) and the data directory.
     Restore {
         file: PathBuf,
         /// The passphrase of an encrypted backup is on the first line of this file (otherwise

@@ -2,16 +2,20 @@
 //! board again, in one TOML file.
 //!
 //! A backup holds the database's records ([`Records`]: users with their HA1 hashes, bans,
-//! bindings, the install secret), the configuration file's text, and the files of the data
-//! directory's `tls/` (certificate, key, ACME account) and of `tls.certificate` and
-//! `tls.private_key`. It is written owner-only (0600), optionally encrypted with a passphrase
-//! ([`seal`]). Restored on a new card, every phone registers again with its old password.
+//! bindings, provisioning salts and link hashes, and every secret: the install secret and the
+//! owner's password hash), the password key that provisioning passwords are derived from, the
+//! configuration file's text, and the files of the data directory's `tls/` (certificate, key,
+//! ACME account) and of `tls.certificate` and `tls.private_key`. It is written owner-only
+//! (0600), optionally encrypted with a passphrase ([`seal`]). Restored on a new card, every
+//! phone registers again with its old password, the owner logs in with theirs, and every
+//! provisioning link serves what it served before.
 //!
-//! `schema_version` is the database schema the records follow ([`SCHEMA_VERSION`]). A backup
-//! from a newer schema is refused before anything is touched; one from an older schema is read
-//! into the current records (missing lists are empty) and written in the current schema.
+//! `schema_version` is the backup's version ([`VERSION`]). A backup from a newer version is
+//! refused before anything is touched; one from an older version is read into the current
+//! records ([`migrate`]), and the restore says what it could not bring back.
 
 mod hex;
+mod migrate;
 pub mod passphrase;
 pub mod records;
 mod report;
@@ -27,12 +31,16 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-pub use records::{BanRecord, BindingRecord, Records, UserRecord};
+pub use migrate::Missing;
+pub use records::{BanRecord, BindingRecord, ProvisioningRecord, Records, UserRecord};
 pub use report::{restored_summary, summary};
 pub use restore::{Restore, Restored, restore};
 pub use take::take;
 
-use crate::store::SCHEMA_VERSION;
+/// The version of the backups this hotline writes. Versions 1 and 2 followed the database
+/// schema of the same number and held neither the owner's password, nor provisioning, nor the
+/// password key; 3 holds them.
+pub const VERSION: u64 = 3;
 
 /// The largest backup file read: a network of some thousand users and its certificates fit in a
 /// few MiB.
@@ -44,10 +52,21 @@ const HEADER: &str = "# hotline backup: restore with `hotline restore FILE`.\n";
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error(
-        "this backup was made by a newer hotline (database schema version {found}; this hotline \
-         knows versions up to {supported}): install that hotline or a newer one, then restore"
+        "this backup was made by a newer hotline (backup version {found}; this hotline reads \
+         versions up to {supported}): install that hotline or a newer one, then restore"
     )]
     TooNew { found: u64, supported: u64 },
+    #[error(
+        "the backup would be {bytes} bytes, more than `hotline restore` reads \
+         ({MAX_FILE_BYTES}){}",
+        if *.encrypted {
+            ": encryption doubles the size, so try without --encrypt and keep the file safe \
+             yourself"
+        } else {
+            ""
+        }
+    )]
+    TooLarge { bytes: usize, encrypted: bool },
     #[error("the passphrase is wrong, or the backup file was altered")]
     WrongPassphrase,
     #[error("the backup is encrypted: give its passphrase")]
@@ -70,6 +89,10 @@ pub struct Backup {
     /// The configuration file's text; absent when the server ran on the built-in defaults.
     #[serde(default)]
     pub config: Option<String>,
+    /// The password key ([`crate::data_dir::DataDir::password_key`]) in hex: with the salts in
+    /// the records, it gives every provisioned extension its password. Absent before version 3.
+    #[serde(default)]
+    pub password_key: Option<String>,
     #[serde(default)]
     pub records: Records,
     #[serde(default)]
@@ -95,19 +118,29 @@ struct Envelope {
 }
 
 impl Backup {
-    /// The file's text, encrypted under `passphrase` when there is one.
+    /// The file's text, encrypted under `passphrase` when there is one. Refuses a file larger
+    /// than a restore reads ([`MAX_FILE_BYTES`]).
     pub fn encode(&self, passphrase: Option<&str>) -> Result<String, BackupError> {
         let plain = format!("{HEADER}{}", to_toml(self)?);
-        let Some(passphrase) = passphrase else {
-            return Ok(plain);
+        let text = match passphrase {
+            None => plain,
+            Some(passphrase) => {
+                let envelope = Envelope {
+                    encrypted: seal::seal(plain.as_bytes(), passphrase)?,
+                };
+                format!(
+                    "{HEADER}# Encrypted with a passphrase: `hotline restore` asks for it.\n{}",
+                    to_toml(&envelope)?
+                )
+            }
         };
-        let envelope = Envelope {
-            encrypted: seal::seal(plain.as_bytes(), passphrase)?,
-        };
-        Ok(format!(
-            "{HEADER}# Encrypted with a passphrase: `hotline restore` asks for it.\n{}",
-            to_toml(&envelope)?
-        ))
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(BackupError::TooLarge {
+                bytes: text.len(),
+                encrypted: passphrase.is_some(),
+            });
+        }
+        Ok(text)
     }
 
     /// Reads a backup file's text; `passphrase` is needed if it is encrypted
@@ -131,11 +164,14 @@ impl Backup {
                 ));
             }
         };
-        if found > SCHEMA_VERSION {
+        if found > VERSION {
             return Err(BackupError::TooNew {
                 found,
-                supported: SCHEMA_VERSION,
+                supported: VERSION,
             });
+        }
+        if found < VERSION {
+            migrate::records(&mut table);
         }
         table.try_into().map_err(invalid)
     }

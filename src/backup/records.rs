@@ -1,5 +1,7 @@
 //! The database's records as text, in a backup file and on the control socket.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{BackupError, hex};
@@ -7,18 +9,22 @@ use crate::core::bans::Ban;
 use crate::core::registrar::{Binding, Flow};
 use crate::core::user::{Extension, User};
 use crate::sip::Transport;
-use crate::store::Snapshot;
+use crate::store::provisioning::Provisioning;
+use crate::store::{INSTALL_SECRET_KEY, OWNER_PASSWORD_KEY, Snapshot};
 
 /// Every record of a [`Snapshot`]. Lists missing from the file are empty: a backup written
 /// before bans existed restores with none.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Records {
-    /// 32 bytes in hex; absent when no server has started on the database yet.
-    pub install_secret: Option<String>,
+    /// Every row of the database's `secrets` table, its bytes in hex: `install` (32 bytes;
+    /// absent when no server has started on the database yet), `owner_password` (the owner's
+    /// argon2id hash, once set).
+    pub secrets: BTreeMap<String, String>,
     pub users: Vec<UserRecord>,
     pub bans: Vec<BanRecord>,
     pub bindings: Vec<BindingRecord>,
+    pub provisioning: Vec<ProvisioningRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,10 +61,28 @@ pub struct BindingRecord {
     pub source: String,
 }
 
+/// An extension's provisioning row: what derives its password, and its link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningRecord {
+    pub extension: String,
+    /// 16 bytes in hex; absent for a password from before provisioning.
+    #[serde(default)]
+    pub password_salt: Option<String>,
+    /// SHA-256 of the link's token in hex (the token itself is in no backup); absent without a
+    /// link.
+    #[serde(default)]
+    pub link_hash: Option<String>,
+}
+
 impl From<&Snapshot> for Records {
     fn from(snapshot: &Snapshot) -> Records {
         Records {
-            install_secret: snapshot.install_secret.as_ref().map(|s| hex::encode(s)),
+            secrets: snapshot
+                .secrets
+                .iter()
+                .map(|(name, value)| (name.clone(), hex::encode(value)))
+                .collect(),
             users: snapshot
                 .users
                 .iter()
@@ -92,6 +116,15 @@ impl From<&Snapshot> for Records {
                     source: binding.flow.remote.to_string(),
                 })
                 .collect(),
+            provisioning: snapshot
+                .provisioning
+                .iter()
+                .map(|(extension, row)| ProvisioningRecord {
+                    extension: extension.to_string(),
+                    password_salt: row.password_salt.as_ref().map(|s| hex::encode(s)),
+                    link_hash: row.link.as_ref().map(|l| hex::encode(l)),
+                })
+                .collect(),
         }
     }
 }
@@ -103,11 +136,20 @@ impl TryFrom<&Records> for Snapshot {
     fn try_from(records: &Records) -> Result<Snapshot, BackupError> {
         let invalid = |what: String| BackupError::Invalid(what);
         let extension = |text: &str| Extension::parse(text).map_err(|e| invalid(e.to_string()));
-        let install_secret = records
-            .install_secret
-            .as_deref()
-            .map(|text| hex::decode_array(text).ok_or(invalid("the install secret".into())))
-            .transpose()?;
+        let secrets = records
+            .secrets
+            .iter()
+            .map(|(name, text)| {
+                let bytes = hex::decode(text)
+                    .filter(|bytes| match name.as_str() {
+                        INSTALL_SECRET_KEY => bytes.len() == 32,
+                        OWNER_PASSWORD_KEY => std::str::from_utf8(bytes).is_ok(),
+                        _ => true,
+                    })
+                    .ok_or_else(|| invalid(format!("the secret {name:?}")))?;
+                Ok((name.clone(), bytes))
+            })
+            .collect::<Result<_, BackupError>>()?;
         let users = records
             .users
             .iter()
@@ -172,11 +214,32 @@ impl TryFrom<&Records> for Snapshot {
                 Ok((extension(&b.extension)?, binding))
             })
             .collect::<Result<Vec<_>, BackupError>>()?;
+        let provisioning = records
+            .provisioning
+            .iter()
+            .map(|p| {
+                let bad = |what: &str| invalid(format!("the {what} of extension {}", p.extension));
+                let row = Provisioning {
+                    password_salt: p
+                        .password_salt
+                        .as_deref()
+                        .map(|text| hex::decode_array(text).ok_or_else(|| bad("password salt")))
+                        .transpose()?,
+                    link: p
+                        .link_hash
+                        .as_deref()
+                        .map(|text| hex::decode_array(text).ok_or_else(|| bad("link hash")))
+                        .transpose()?,
+                };
+                Ok((extension(&p.extension)?, row))
+            })
+            .collect::<Result<Vec<_>, BackupError>>()?;
         Ok(Snapshot {
-            install_secret,
+            secrets,
             users,
             bans,
             bindings,
+            provisioning,
         })
     }
 }

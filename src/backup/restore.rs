@@ -1,5 +1,5 @@
 //! Putting a backup back: the configuration file, the TLS files, then the database in one
-//! transaction.
+//! transaction and the password key beside it.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write as _;
@@ -9,11 +9,12 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context as _, anyhow, bail};
 
 use super::take::TLS_DIR;
-use super::{Backup, hex};
+use super::{Backup, Missing, hex};
 use crate::config::Config;
 use crate::data_dir::DataDir;
 use crate::setup::{board, file};
-use crate::store::{Snapshot, StoreError};
+use crate::store::{OWNER_PASSWORD_KEY, Snapshot, StoreError};
+use crate::web::provision::password::KEY_LEN;
 
 /// Where and how to restore.
 pub struct Restore {
@@ -35,13 +36,38 @@ pub struct Restored {
     pub users: usize,
     pub bans: usize,
     pub bindings: usize,
+    /// Extensions with a provisioning link.
+    pub links: usize,
+    pub owner_password: bool,
     pub files: Vec<PathBuf>,
+    /// What the backup could not bring back.
+    pub missing: Vec<Missing>,
 }
 
 /// Restores `backup`. Everything is checked before anything is written; the server must not be
 /// running on the data directory (the database would be locked).
 pub fn restore(options: &Restore, backup: &Backup) -> anyhow::Result<Restored> {
-    let snapshot = Snapshot::try_from(&backup.records)?;
+    let mut snapshot = Snapshot::try_from(&backup.records)?;
+    let password_key = backup
+        .password_key
+        .as_deref()
+        .map(|text| {
+            hex::decode(text)
+                .filter(|key| key.len() == KEY_LEN)
+                .ok_or_else(|| anyhow!("the backup's password key is not {KEY_LEN} bytes in hex"))
+        })
+        .transpose()?;
+    let salts = snapshot
+        .provisioning
+        .iter()
+        .any(|(_, row)| row.password_salt.is_some());
+    let missing = Missing::of(backup, salts);
+    if password_key.is_none() {
+        // Without their key, salts would derive passwords that match no HA1.
+        for (_, row) in &mut snapshot.provisioning {
+            row.password_salt = None;
+        }
+    }
     let config_text = match &backup.config {
         Some(text) => Some(with_data_dir(text, options.data_dir.as_deref())?),
         None => None,
@@ -110,10 +136,18 @@ pub fn restore(options: &Restore, backup: &Backup) -> anyhow::Result<Restored> {
     }
     let mut written = Vec::new();
     for (path, mode, contents) in files {
-        write(&path, mode, &contents)?;
+        write(&path, mode, &contents)?.commit()?;
         written.push(path);
     }
+    // The key is put in place with the records it belongs to: staged before their transaction,
+    // renamed after it commits.
+    let key = password_key
+        .map(|key| write(&DataDir::new(&data_dir).password_key(), 0o600, &key))
+        .transpose()?;
     store.restore(&snapshot)?;
+    if let Some(key) = key {
+        key.commit()?;
+    }
     drop(store);
     board::give_to_data_dir_owner(&data_dir)?;
     if config_text.is_some() {
@@ -126,7 +160,14 @@ pub fn restore(options: &Restore, backup: &Backup) -> anyhow::Result<Restored> {
         users: snapshot.users.len(),
         bans: snapshot.bans.len(),
         bindings: snapshot.bindings.len(),
+        links: snapshot
+            .provisioning
+            .iter()
+            .filter(|(_, row)| row.link.is_some())
+            .count(),
+        owner_password: snapshot.secrets.contains_key(OWNER_PASSWORD_KEY),
         files: written,
+        missing,
     })
 }
 
@@ -163,17 +204,41 @@ fn destination(config: &Config, path: &str) -> anyhow::Result<PathBuf> {
             path.display()
         );
     }
-    if path.components().all(|c| matches!(c, Component::Normal(_))) {
+    let in_tls = path
+        .strip_prefix(TLS_DIR)
+        .is_ok_and(|rest| !rest.as_os_str().is_empty());
+    if in_tls && path.components().all(|c| matches!(c, Component::Normal(_))) {
         return Ok(config.data_dir.join(path));
     }
     bail!(
-        "the backup holds a file at {}, outside the data directory",
+        "the backup holds a file at {}, outside the data directory's {TLS_DIR}/",
         path.display()
     )
 }
 
-/// Writes a file with `mode` (owner bits at least), creating its directory owner-only.
-fn write(path: &Path, mode: u32, contents: &[u8]) -> anyhow::Result<()> {
+/// A file written under a temporary name, put in place by [`Staged::commit`].
+#[must_use]
+struct Staged {
+    temporary: PathBuf,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Renames the file into place: a crash leaves the old file or the new one, whole.
+    fn commit(self) -> anyhow::Result<()> {
+        let cannot = || format!("cannot write {}", self.path.display());
+        fs::rename(&self.temporary, &self.path).with_context(cannot)?;
+        // The rename is durable once the directory is.
+        let directory = self.path.parent().unwrap_or(Path::new("/"));
+        fs::File::open(directory)
+            .and_then(|directory| directory.sync_all())
+            .with_context(cannot)
+    }
+}
+
+/// Writes a file with `mode` (owner bits at least) under a temporary name beside `path`,
+/// creating its directory owner-only.
+fn write(path: &Path, mode: u32, contents: &[u8]) -> anyhow::Result<Staged> {
     let cannot = || format!("cannot write {}", path.display());
     if let Some(parent) = path.parent() {
         DirBuilder::new()
@@ -182,16 +247,22 @@ fn write(path: &Path, mode: u32, contents: &[u8]) -> anyhow::Result<()> {
             .create(parent)
             .with_context(cannot)?;
     }
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".restoring");
+    let temporary = PathBuf::from(temporary);
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(mode & 0o777 | 0o600)
-        .open(path)
+        .open(&temporary)
         .with_context(cannot)?;
     file.write_all(contents).with_context(cannot)?;
     file.sync_all().with_context(cannot)?;
-    Ok(())
+    Ok(Staged {
+        temporary,
+        path: path.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -221,6 +292,10 @@ mod tests {
             "tls/../../x",
             "./tls/x",
             "/etc/hotline/../shadow",
+            "hotline.redb",
+            "password.key",
+            "tlsx/key.pem",
+            "tls",
         ] {
             assert!(to(outside).is_err(), "{outside}");
         }

@@ -1,19 +1,21 @@
 //! Gathering a backup: the records from the running server (or the database when none runs),
-//! the configuration and the TLS files.
+//! the password key, the configuration and the TLS files.
 
 use std::fs;
+use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use super::{Backup, DataFile, Records, hex};
+use super::{Backup, DataFile, Records, VERSION, hex};
 use crate::clock::wall_ms;
 use crate::config::Config;
 use crate::control::{self, ControlError, Reply, Request};
 use crate::core::bans::Utc;
 use crate::data_dir::DataDir;
-use crate::store::{SCHEMA_VERSION, Store};
+use crate::store::Store;
+use crate::web::provision::password::KEY_LEN;
 
 /// The data directory's subdirectory backed up whole: certificate, key, ACME account.
 pub const TLS_DIR: &str = "tls";
@@ -54,13 +56,36 @@ pub fn take(config_path: Option<&Path>, config: &Config) -> anyhow::Result<Backu
         })
         .transpose()?;
     Ok(Backup {
-        schema_version: SCHEMA_VERSION,
+        schema_version: VERSION,
         hotline_version: env!("CARGO_PKG_VERSION").to_owned(),
         created: Utc(wall_ms()).to_string(),
         config: config_text,
+        password_key: password_key(&DataDir::new(data_dir).password_key())?,
         records,
         files: files(config)?,
     })
+}
+
+/// The password key in hex; `None` when no server or user command has made one yet.
+fn password_key(path: &Path) -> anyhow::Result<Option<String>> {
+    let cannot = || format!("cannot read {}", path.display());
+    let file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error).with_context(cannot),
+    };
+    let mut key = Vec::with_capacity(KEY_LEN);
+    file.take(KEY_LEN as u64 + 1)
+        .read_to_end(&mut key)
+        .with_context(cannot)?;
+    if key.len() != KEY_LEN {
+        bail!(
+            "{} is {} bytes, not {KEY_LEN}: it is damaged, and the provisioning passwords with it",
+            path.display(),
+            key.len()
+        );
+    }
+    Ok(Some(hex::encode(&key)))
 }
 
 /// Every regular file under `<data_dir>/tls`, and the configured certificate and key.

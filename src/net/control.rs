@@ -69,13 +69,17 @@ async fn serve(
     let mut bytes = Vec::new();
     let mut limited = (&mut stream).take(MAX_MESSAGE as u64 + 1);
     let read = limited.read_to_end(&mut bytes);
-    let reply = match tokio::time::timeout(READ_TIMEOUT, read).await {
+    let (reply, limit) = match tokio::time::timeout(READ_TIMEOUT, read).await {
         Ok(Ok(_)) => match decode_request(&bytes) {
-            Ok(Request::RenewCertificate) => renew(renewals).await,
-            Ok(request) => carry_out(request, store, users, &events).await,
-            Err(error) => Reply::Failed {
-                message: error.to_string(),
-            },
+            Ok(Request::RenewCertificate) => (renew(renewals).await, MAX_MESSAGE),
+            Ok(request) => {
+                let limit = request.reply_limit();
+                (carry_out(request, store, users, &events).await, limit)
+            }
+            Err(error) => {
+                let message = error.to_string();
+                (Reply::Failed { message }, MAX_MESSAGE)
+            }
         },
         Ok(Err(error)) => {
             warn!(%error, "control socket read failed");
@@ -83,7 +87,7 @@ async fn serve(
         }
         Err(_) => return,
     };
-    match encode_reply(&reply) {
+    match encode_reply(&reply, limit) {
         Ok(text) => {
             let _ = stream.write_all(text.as_bytes()).await;
             let _ = stream.shutdown().await;

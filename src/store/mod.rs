@@ -50,6 +50,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::core::user::Extension;
 
+pub use owner::OWNER_PASSWORD_KEY;
 pub use snapshot::Snapshot;
 
 /// The schema this build reads and writes.
@@ -58,7 +59,8 @@ pub const SCHEMA_VERSION: u64 = 2;
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
-const INSTALL_SECRET_KEY: &str = "install";
+/// The name of the install secret's row in `secrets`.
+pub const INSTALL_SECRET_KEY: &str = "install";
 
 /// extension → (display name, realm, HA1 MD5, HA1 SHA-256).
 type UserValue = (&'static str, &'static str, &'static [u8], &'static [u8]);

@@ -4,7 +4,8 @@ use redb::ReadableDatabase;
 
 use super::{SECRETS, Store, StoreError};
 
-const OWNER_PASSWORD_KEY: &str = "owner_password";
+/// The name of the owner's password hash's row in `secrets`.
+pub const OWNER_PASSWORD_KEY: &str = "owner_password";
 
 impl Store {
     /// The owner's password hash, if one was set.

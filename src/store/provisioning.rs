@@ -5,9 +5,9 @@
 //! recognise the extension's link without storing the link. Neither gives a password or a link
 //! away to someone who has only the database file.
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
-use super::{PROVISIONING, Store, StoreError, USERS, users};
+use super::{PROVISIONING, ProvisioningValue, Store, StoreError, USERS, users};
 use crate::core::user::{Extension, User};
 
 /// Random bytes mixed into an extension's derived password; new ones make a new password.
@@ -109,6 +109,26 @@ fn update(
         None => Provisioning::default(),
     };
     change(&mut row);
+    insert(&mut table, extension, &row)
+}
+
+/// Every row, as `txn` sees them, sorted by extension.
+pub(super) fn all(txn: &ReadTransaction) -> Result<Vec<(Extension, Provisioning)>, StoreError> {
+    let table = txn.open_table(PROVISIONING)?;
+    table
+        .iter()?
+        .map(|entry| {
+            let (key, value) = entry?;
+            Ok((extension(key.value())?, decode(key.value(), value.value())?))
+        })
+        .collect()
+}
+
+pub(super) fn insert(
+    table: &mut Table<&str, ProvisioningValue>,
+    extension: &Extension,
+    row: &Provisioning,
+) -> Result<(), StoreError> {
     let salt = row.password_salt.as_ref().map_or(&[][..], |s| &s[..]);
     let link = row.link.as_ref().map_or(&[][..], |l| &l[..]);
     table.insert(extension.as_str(), (salt, link))?;

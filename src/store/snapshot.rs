@@ -1,10 +1,12 @@
 //! The whole database at one instant, for backups, and the way back.
 
-use redb::{ReadableDatabase, TableError};
+use std::collections::BTreeMap;
 
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::provisioning::{self, Provisioning};
 use super::{
-    BANS, BINDINGS, INSTALL_SECRET_KEY, SECRETS, Store, StoreError, USERS, bans, bindings,
-    decode_secret, users,
+    BANS, BINDINGS, PROVISIONING, SECRETS, Store, StoreError, USERS, bans, bindings, users,
 };
 use crate::core::bans::Ban;
 use crate::core::registrar::Binding;
@@ -13,11 +15,18 @@ use crate::core::user::{Extension, User};
 /// Every record of the current schema.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// `None` in a database that no server has started on yet.
-    pub install_secret: Option<[u8; 32]>,
+    /// Every row of the `secrets` table by name: the install secret ([`INSTALL_SECRET_KEY`],
+    /// absent in a database no server has started on yet), the owner's password hash
+    /// ([`OWNER_PASSWORD_KEY`], once set), and whatever a later version adds.
+    ///
+    /// [`INSTALL_SECRET_KEY`]: super::INSTALL_SECRET_KEY
+    /// [`OWNER_PASSWORD_KEY`]: super::OWNER_PASSWORD_KEY
+    pub secrets: BTreeMap<String, Vec<u8>>,
     pub users: Vec<User>,
     pub bans: Vec<Ban>,
     pub bindings: Vec<(Extension, Binding)>,
+    /// Password salts and link hashes, by extension.
+    pub provisioning: Vec<(Extension, Provisioning)>,
 }
 
 impl Store {
@@ -25,35 +34,40 @@ impl Store {
     /// writes. Bans that ended by `now_ms` are left out.
     pub fn snapshot(&self, now_ms: u64) -> Result<Snapshot, StoreError> {
         let txn = self.db.begin_read()?;
-        let install_secret = match txn.open_table(SECRETS) {
-            Ok(table) => table
-                .get(INSTALL_SECRET_KEY)?
-                .map(|v| decode_secret(v.value()))
-                .transpose()?,
-            Err(TableError::TableDoesNotExist(_)) => None,
-            Err(error) => return Err(error.into()),
-        };
+        let secrets = txn
+            .open_table(SECRETS)?
+            .iter()?
+            .map(|entry| {
+                let (name, value) = entry?;
+                Ok((name.value().to_owned(), value.value().to_vec()))
+            })
+            .collect::<Result<_, StoreError>>()?;
         let mut bans = bans::all(&txn)?;
         bans.retain(|ban| ban.until_ms > now_ms);
         Ok(Snapshot {
-            install_secret,
+            secrets,
             users: users::all(&txn)?,
             bans,
             bindings: bindings::all(&txn)?,
+            provisioning: provisioning::all(&txn)?,
         })
     }
 
     /// Replaces every record with those of `snapshot`, in one durable transaction: after a
-    /// failure the database is as it was. Bindings of an extension without a user are dropped.
+    /// failure the database is as it was. Bindings and provisioning rows of an extension without
+    /// a user are dropped.
     pub fn restore(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let has_user =
+            |extension: &Extension| snapshot.users.iter().any(|u| &u.extension == extension);
         self.write(|txn| {
             txn.delete_table(SECRETS)?;
             txn.delete_table(USERS)?;
             txn.delete_table(BINDINGS)?;
             txn.delete_table(BANS)?;
-            let mut secrets = txn.open_table(SECRETS)?;
-            if let Some(secret) = &snapshot.install_secret {
-                secrets.insert(INSTALL_SECRET_KEY, secret.as_slice())?;
+            txn.delete_table(PROVISIONING)?;
+            let mut table = txn.open_table(SECRETS)?;
+            for (name, value) in &snapshot.secrets {
+                table.insert(name.as_str(), value.as_slice())?;
             }
             let mut table = txn.open_table(USERS)?;
             for user in &snapshot.users {
@@ -61,8 +75,14 @@ impl Store {
             }
             let mut table = txn.open_table(BINDINGS)?;
             for (extension, binding) in &snapshot.bindings {
-                if snapshot.users.iter().any(|u| &u.extension == extension) {
+                if has_user(extension) {
                     bindings::insert(&mut table, extension, binding)?;
+                }
+            }
+            let mut table = txn.open_table(PROVISIONING)?;
+            for (extension, row) in &snapshot.provisioning {
+                if has_user(extension) {
+                    provisioning::insert(&mut table, extension, row)?;
                 }
             }
             let mut table = txn.open_table(BANS)?;

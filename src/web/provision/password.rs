@@ -2,10 +2,11 @@
 //! database keeps only their HA1s.
 //!
 //! Each extension's password is derived from the *password key*, 32 random bytes in the file
-//! [`KEY_FILE`] of the data directory (owner-only, outside the database), and the extension's
-//! random 16-byte salt in the database: HMAC-SHA256(key, label ‖ salt ‖ extension) stretched
-//! into [`PASSWORD_DIGITS`] decimal digits. A new salt makes a new password. The database
-//! alone, as in a backup, gives no password away; the key file alone neither.
+//! [`DataDir::password_key`] (owner-only, outside the database), and the extension's random
+//! 16-byte salt in the database: HMAC-SHA256(key, label ‖ salt ‖ extension) stretched into
+//! [`PASSWORD_DIGITS`] decimal digits. A new salt makes a new password. The database file alone
+//! gives no password away; the key file alone neither. A backup holds both, so that the links
+//! serve the same passwords after a restore: it is owner-only, and encrypted on request.
 
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
@@ -16,12 +17,11 @@ use ring::hmac;
 use ring::rand::SecureRandom;
 
 use crate::core::user::{Extension, password_from};
+use crate::data_dir::DataDir;
 use crate::store::provisioning::PasswordSalt;
 
-/// The password key's file in the data directory.
-pub const KEY_FILE: &str = "password.key";
-
-const KEY_LEN: usize = 32;
+/// The password key's length in bytes.
+pub const KEY_LEN: usize = 32;
 
 /// Domain separation: the key derives nothing else.
 const LABEL: &[u8] = b"hotline SIP password v1\0";
@@ -51,7 +51,7 @@ impl PasswordKey {
         data_dir: &Path,
         rng: &dyn SecureRandom,
     ) -> Result<PasswordKey, PasswordKeyError> {
-        let path = data_dir.join(KEY_FILE);
+        let path = DataDir::new(data_dir).password_key();
         let io = |source| PasswordKeyError::Io {
             path: path.clone(),
             source,
@@ -63,7 +63,7 @@ impl PasswordKey {
         }
         let mut key = [0u8; KEY_LEN];
         rng.fill(&mut key).map_err(|_| PasswordKeyError::Random)?;
-        let temporary = data_dir.join(format!(".{KEY_FILE}.{}", std::process::id()));
+        let temporary = path.with_extension(format!("key.{}", std::process::id()));
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -142,7 +142,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rng = SystemRandom::new();
         let key = PasswordKey::load_or_create(dir.path(), &rng).unwrap();
-        let path = dir.path().join(KEY_FILE);
+        let path = DataDir::new(dir.path()).password_key();
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn a_damaged_key_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(KEY_FILE), b"short").unwrap();
+        std::fs::write(DataDir::new(dir.path()).password_key(), b"short").unwrap();
         let error = PasswordKey::load_or_create(dir.path(), &SystemRandom::new())
             .err()
             .unwrap();
