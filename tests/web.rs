@@ -156,7 +156,8 @@ fn a_password_change_ends_every_session() {
 
 #[test]
 fn ten_wrong_passwords_ban_the_source() {
-    let server = server_with_owner("[bans]\nfailures = 10\n");
+    let server =
+        server_with_owner("[bans]\nfailures = 10\n[log]\nlevel = \"info,hotline::net=debug\"\n");
     for attempt in 0..10 {
         let answer = log_in(&server, &format!("wrong password {attempt}"));
         assert_eq!(answer.status, 403, "{answer:?}");
@@ -170,6 +171,7 @@ fn ten_wrong_passwords_ban_the_source() {
         exchange(&server, b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n"),
         ""
     );
+    server.wait_for_log("bans saved");
     let output = server.hotline(&["ban", "list"]);
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("::1/128"),
