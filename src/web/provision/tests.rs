@@ -158,9 +158,14 @@ fn grandstream_sets_tls_srtp_ipv6_and_the_password() {
         ("P183", "2"),
         ("P1415", "1"),
         ("P330", "3"),
+        ("P8463", "1"),
     ] {
         assert_eq!(element(&doc, key), value, "{key}");
     }
+    assert!(
+        !doc.descendants().any(|n| n.has_tag_name("P8433")),
+        "no certificate to trust but the CAs'"
+    );
     assert_eq!(
         element(&doc, "P331"),
         format!("hotline.example.org:8443/p/{}", "T".repeat(43))
@@ -526,7 +531,23 @@ fn a_self_signed_certificate_is_offered_for_trust() {
         keys["trusted_certificates.url"],
         format!("https://hotline.example.org:8443/p/{token}/certificate.pem")
     );
+    let grandstream = body(&network.get(&format!("/p/{token}/cfg000b82000000.xml"), ""));
+    let doc = roxmltree::Document::parse(&grandstream).unwrap();
+    assert_eq!(element(&doc, "P8433"), pem);
+    assert_eq!(element(&doc, "P8502"), "2");
+    assert_eq!(element(&doc, "P8463"), "1");
     let linphone = body(&network.get(&format!("/p/{token}/linphone.xml"), ""));
-    roxmltree::Document::parse(&linphone).unwrap();
-    assert!(linphone.contains("self-signed"));
+    let doc = roxmltree::Document::parse(&linphone).unwrap();
+    assert!(linphone.contains("root_ca is a path on the phone"));
+    assert_eq!(linphone_entry(&doc, "sip", "verify_server_certs"), "1");
+    assert!(
+        !linphone.contains("\"root_ca\""),
+        "the phone's own roots stay"
+    );
+    let card = body(&network.get(&format!("/p/{token}/settings.txt"), ""));
+    let fingerprint = account::fingerprint(pem).unwrap();
+    assert!(
+        card.contains(&format!("SHA-256:    {fingerprint}")),
+        "{card}"
+    );
 }
