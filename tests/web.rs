@@ -304,3 +304,68 @@ fn hostile_names_are_escaped_on_every_page() {
         page.body
     );
 }
+
+/// The `/p/<token>` path of the link in a page or in `hotline user add`'s output.
+fn link_path(text: &str) -> String {
+    let start = text.find("/p/").expect("a link");
+    text[start..start + 3 + 43].to_owned()
+}
+
+#[test]
+fn provisioning_links_are_made_and_revoked_from_the_extensions_page_and_shown_once() {
+    let server = server_with_owner("");
+    let hostile = "<script>alert(1)</script>\"'&";
+    let output = server.hotline(&["user", "add", "1000", "--name", hostile]);
+    assert!(output.status.success(), "{output:?}");
+    let first = link_path(&String::from_utf8_lossy(&output.stdout));
+    let settings = |path: &str| request(&server, "GET", &format!("{path}/settings.txt"), &[], "");
+    assert_eq!(settings(&first).status, 200);
+    let owner = Owner::log_in(&server);
+    let page = owner.get(&server, "/extensions");
+    assert!(page.body.contains("given"), "{}", page.body);
+
+    // Without the CSRF token: refused, and the link stays.
+    let answer = owner.post_without_csrf(&server, "/extensions", "action=link&extension=1000");
+    assert_eq!(answer.status, 403);
+    assert_eq!(settings(&first).status, 200);
+
+    let answer = owner.post(
+        &server,
+        "/extensions",
+        "/extensions",
+        "action=link&extension=1000",
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(!answer.body.contains("<script>"), "{}", answer.body);
+    assert!(answer.body.contains("&lt;script&gt;"), "{}", answer.body);
+    let second = link_path(&answer.body);
+    assert!(
+        answer
+            .body
+            .contains("<div class=\"qr\"><svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{}",
+        answer.body
+    );
+    assert_eq!(settings(&second).status, 200, "the new link works");
+    assert_eq!(settings(&first).status, 404, "the old link is ended");
+    let page = owner.get(&server, "/extensions");
+    assert!(
+        !page.body.contains(&second[3..]),
+        "shown once: {}",
+        page.body
+    );
+
+    let answer = owner.post(
+        &server,
+        "/extensions",
+        "/extensions",
+        "action=revoke&extension=1000",
+    );
+    assert!(
+        answer.body.contains("link of extension 1000 is ended"),
+        "{}",
+        answer.body
+    );
+    assert!(answer.body.contains("Make a link"), "{}", answer.body);
+    assert_eq!(settings(&second).status, 404, "a revoked link");
+}

@@ -97,6 +97,7 @@ input{padding:.35rem;margin:.2rem .4rem .2rem 0}\
 .error{background:#f8d7da;padding:.6rem 1rem;border-radius:.4rem}\
 .secret{font-family:monospace;font-size:1.2rem;word-break:break-all}\
 svg{background:#fff;width:100%;height:auto}\
+.qr svg{width:16rem;max-width:100%;display:block}\
 ";
 
 /// The value of `name` in a form body or query string, decoded.
