@@ -369,3 +369,34 @@ fn provisioning_links_are_made_and_revoked_from_the_extensions_page_and_shown_on
     assert!(answer.body.contains("Make a link"), "{}", answer.body);
     assert_eq!(settings(&second).status, 404, "a revoked link");
 }
+
+/// The network layer's own security events (here connections refused at the limit per address)
+/// are listed with the core's on the Security page.
+#[test]
+fn connection_limits_reached_show_on_the_security_page() {
+    in_network_namespace(&["2001:db8::77"], || {
+        let server = server_with_owner(
+            "[limits]\nmax_connections_per_address = 2\n\
+             [listen]\nudp = [\"[::]:0\"]\ntcp = [\"[::]:0\"]\ntls = [\"[::]:0\"]\n",
+        );
+        let source = "2001:db8::77".parse().unwrap();
+        let _held: Vec<Client> = (0..2)
+            .map(|_| Client::connect_from(&server, common::Transport::Tcp, source))
+            .collect();
+        // Two refusals in a window pass as bad luck; the third makes the address an offender.
+        for _ in 0..3 {
+            Client::connect_from(&server, common::Transport::Tcp, source).expect_closed();
+        }
+        let logged = server.wait_for_log("connection limit reached address=2001:db8::77 ");
+        assert!(logged.contains("hotline::security"), "{logged}");
+        let owner = Owner::log_in(&server);
+        let security = owner.get(&server, "/security");
+        assert!(
+            security
+                .body
+                .contains("<td>2001:db8::77</td><td>connection limit reached</td>"),
+            "{}",
+            security.body
+        );
+    });
+}
