@@ -322,7 +322,7 @@ fn provisioning_links_are_made_and_revoked_from_the_extensions_page_and_shown_on
     assert_eq!(settings(&first).status, 200);
     let owner = Owner::log_in(&server);
     let page = owner.get(&server, "/extensions");
-    assert!(page.body.contains("given"), "{}", page.body);
+    assert!(page.body.contains("active"), "{}", page.body);
 
     // Without the CSRF token: refused, and the link stays.
     let answer = owner.post_without_csrf(&server, "/extensions", "action=link&extension=1000");

@@ -52,8 +52,9 @@ pub async fn overview(pages: &OwnerPages, csrf: &str) -> Response {
         let _ = write!(body, "<div class=\"card\"><b>{value}</b>{label}</div>");
     }
     body.push_str("</div><h2>The last 24 hours</h2>");
+    body.push_str("<div class=\"chart\">");
     body.push_str(&chart::day(&day));
-    body.push_str("<h2>This appliance</h2><table>");
+    body.push_str("</div><h2>This appliance</h2><table class=\"facts\">");
     let certificate = pages.certificate.get();
     let expiry = certificate
         .cert
@@ -111,14 +112,14 @@ pub async fn phones(pages: &OwnerPages, csrf: &str) -> Response {
     } else {
         body.push_str(
             "<table><tr><th>Extension</th><th>Name</th><th>User-Agent</th><th>Transport</th>\
-             <th>Address</th><th>Since</th><th>Expires in</th><th>Contact</th></tr>",
+             <th>Address</th><th>Since</th><th>Expires in</th></tr>",
         );
         for phone in &phones {
             let binding = &phone.binding;
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{} s</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"long\">{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{} s</td></tr>",
                 escape(phone.extension.as_str()),
                 escape(&phone.display_name),
                 escape(&binding.user_agent),
@@ -129,7 +130,6 @@ pub async fn phones(pages: &OwnerPages, csrf: &str) -> Response {
                     since => Utc(since).to_string(),
                 },
                 binding.remaining_secs(now),
-                escape(&binding.contact),
             );
         }
         body.push_str("</table>");
@@ -211,7 +211,7 @@ pub async fn extensions(pages: &OwnerPages, csrf: &str, notice: Option<String>) 
                   <input name=\"name\" placeholder=\"Name\" aria-label=\"Name\">";
     body.push_str(&form("/extensions", csrf, fields, "Add"));
     body.push_str(
-        "<h2>Extensions</h2><table><tr><th>Extension</th><th>Name</th>\
+        "<h2>Extensions</h2><table class=\"stack\"><tr><th>Extension</th><th>Name</th>\
          <th>Provisioning link</th><th></th></tr>",
     );
     for (extension, name) in &users {
@@ -230,7 +230,7 @@ pub async fn extensions(pages: &OwnerPages, csrf: &str, notice: Option<String>) 
         );
         let link = match has_link {
             true => format!(
-                "given {}{}",
+                "active {}{}",
                 form("/extensions", csrf, &hidden("link"), "New link"),
                 form("/extensions", csrf, &hidden("revoke"), "Revoke")
             ),
@@ -353,7 +353,9 @@ pub async fn security(pages: &OwnerPages, csrf: &str) -> Response {
     if bans.is_empty() {
         body.push_str("<p>No source is banned.</p>");
     } else {
-        body.push_str("<table><tr><th>Scope</th><th>Until</th><th>Reason</th><th></th></tr>");
+        body.push_str(
+            "<table class=\"stack\"><tr><th>Scope</th><th>Until</th><th>Reason</th><th></th></tr>",
+        );
         for ban in &bans {
             let scope = escape(&ban.scope.to_string());
             let lift = format!("<input type=\"hidden\" name=\"scope\" value=\"{scope}\">");
@@ -371,7 +373,9 @@ pub async fn security(pages: &OwnerPages, csrf: &str) -> Response {
     if events.is_empty() {
         body.push_str("<p>No security event since hotline started.</p>");
     } else {
-        body.push_str("<table><tr><th>Time</th><th>Address</th><th>Event</th></tr>");
+        body.push_str(
+            "<table class=\"stack\"><tr><th>Time</th><th>Address</th><th>Event</th></tr>",
+        );
         for event in &events {
             let _ = write!(
                 body,
