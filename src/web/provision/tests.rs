@@ -133,12 +133,13 @@ fn yealink_sets_tls_srtp_ipv6_and_the_password() {
         ("account.1.sip_server.1.transport_type", "2"),
         ("account.1.srtp_encryption", "2"),
         ("static.network.ip_address_mode", "2"),
-        ("security.trust_certificates", "1"),
+        ("static.security.trust_certificates", "1"),
+        ("static.security.cn_validation", "1"),
     ] {
         assert_eq!(keys.get(key).map(String::as_str), Some(value), "{key}");
     }
     assert!(keys["remote_phonebook.data.1.url"].ends_with("/directory/yealink.xml"));
-    assert!(!keys.contains_key("trusted_certificates.url"));
+    assert!(!keys.contains_key("static.trusted_certificates.url"));
 }
 
 #[test]
@@ -528,7 +529,7 @@ fn a_self_signed_certificate_is_offered_for_trust() {
         &network.get(&format!("/p/{token}/y000000000028.cfg"), ""),
     ));
     assert_eq!(
-        keys["trusted_certificates.url"],
+        keys["static.trusted_certificates.url"],
         format!("https://hotline.example.org:8443/p/{token}/certificate.pem")
     );
     let grandstream = body(&network.get(&format!("/p/{token}/cfg000b82000000.xml"), ""));
