@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 
 use common::baresip::{Phone, require_baresip};
 use common::netns::in_network_namespace;
-use common::web::{OWNER_PASSWORD, WEB_TOML};
+use common::web::OWNER_PASSWORD;
 use common::{Client, DOMAIN, Server, authorization};
 use hotline::core::auth::Algorithm;
 use hotline::sip::{HeaderName, Message};
@@ -29,7 +29,14 @@ const WRONG: &str = "1234567890123456789012345678901234567890";
 fn the_owner_runs_the_network_from_a_browser() {
     require_baresip();
     in_network_namespace(&[PHONE], || {
-        let server = Server::start(&format!("{WEB_TOML}[bans]\nfailures = 3\n"));
+        // A port of its own, which the provisioning links name.
+        let https = std::net::TcpListener::bind("[::1]:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let server = Server::start(&format!(
+            "[web]\nenabled = true\nhttps = [\"[::1]:{https}\"]\n[bans]\nfailures = 3\n"
+        ));
         let output = server.owner_passwd(OWNER_PASSWORD);
         assert!(output.status.success(), "{output:?}");
         let temporary = tempfile::TempDir::new().unwrap();

@@ -46,18 +46,25 @@ impl TestCa {
     }
 
     /// The configuration that serves the issued certificate, and HTTPS on `[::1]:<https>`.
-    /// The ports are fixed: the links and the files name them.
     fn toml(&self, https: u16) -> String {
         format!(
-            "[tls]\ncertificate = \"{0}/cert.pem\"\nprivate_key = \"{0}/key.pem\"\n\
-             [web]\nenabled = true\nhttps = [\"[::1]:{https}\"]\n\
-             [listen]\nudp = [\"[::1]:{1}\"]\ntcp = [\"[::1]:{2}\"]\ntls = [\"[::1]:{3}\"]\n",
+            "[tls]\ncertificate = \"{0}/cert.pem\"\nprivate_key = \"{0}/key.pem\"\n{1}",
             self.dir.path().display(),
-            free_port(),
-            free_port(),
-            free_port(),
+            listeners(https),
         )
     }
+}
+
+/// HTTPS on `[::1]:<https>` and SIP on free ports. The ports are fixed: the links and the files
+/// name them.
+fn listeners(https: u16) -> String {
+    format!(
+        "[web]\nenabled = true\nhttps = [\"[::1]:{https}\"]\n\
+         [listen]\nudp = [\"[::1]:{}\"]\ntcp = [\"[::1]:{}\"]\ntls = [\"[::1]:{}\"]\n",
+        free_port(),
+        free_port(),
+        free_port(),
+    )
 }
 
 fn free_port() -> u16 {
@@ -155,6 +162,60 @@ fn linphone_sets_itself_up_from_its_link_and_calls_baresip_with_srtp() {
     assert_eq!(field(&callee.event("CALL_RTPESTAB"), "param"), "audio");
     caller.command("terminate");
     callee.event("CALL_CLOSED");
+}
+
+/// With hotline's own self-signed certificate, no file can make Linphone trust it: Linphone
+/// checks the link's HTTPS against its own roots before it reads anything, and takes roots only
+/// from a file (`[sip] root_ca`). Given only the link, it refuses the server and sets nothing
+/// up; given the certificate from the link (its fingerprint on the settings card) as
+/// `root_ca`, it sets itself up from the link, keeps that root and registers over TLS with the
+/// name checked.
+#[test]
+fn linphone_trusts_a_self_signed_server_only_through_its_own_root_ca() {
+    require_linphonec();
+    let ca = TestCa::new();
+    let https = free_port();
+    let server = Server::start(&listeners(https));
+    let (_, link) = add_user(&server, "1002", "Carol");
+    let generated = server.data_dir().join("tls/cert.pem");
+
+    let stranger = Linphone::provisioned("1002", &link, Path::new("/nonexistent"), &ca.hosts());
+    let refused = stranger.wait_for("SSL handshake failed");
+    assert!(
+        refused.contains("Certificate verification failed"),
+        "{refused}"
+    );
+    stranger.wait_for(&format!("Cannot connect to [TLS://{DOMAIN}:{https}]"));
+    drop(stranger);
+
+    // What the owner hands over: the certificate the link serves, checked by its fingerprint.
+    let (status, pem) = get(
+        https,
+        &generated,
+        &format!("{}/certificate.pem", path_of(&link)),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let pem = pem.split_once("\n\n").unwrap().1.to_owned();
+    let (_, card) = get(
+        https,
+        &generated,
+        &format!("{}/settings.txt", path_of(&link)),
+    )
+    .unwrap();
+    let logged = server.wait_for_log("TLS certificate");
+    let fingerprint = logged
+        .split_once("fingerprint=")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap();
+    assert!(
+        card.contains(&format!("SHA-256:    {fingerprint}")),
+        "{card}"
+    );
+    let saved = ca.dir.path().join("certificate.pem");
+    std::fs::write(&saved, &pem).unwrap();
+    let caller = Linphone::provisioned("1002", &link, &saved, &ca.hosts());
+    caller.registered(&server);
 }
 
 /// Every way of presenting a link that is not one (a wrong token, one character off, a revoked

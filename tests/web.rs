@@ -306,3 +306,99 @@ fn hostile_names_are_escaped_on_every_page() {
         page.body
     );
 }
+
+/// The `/p/<token>` path of the link in a page or in `hotline user add`'s output.
+fn link_path(text: &str) -> String {
+    let start = text.find("/p/").expect("a link");
+    text[start..start + 3 + 43].to_owned()
+}
+
+#[test]
+fn provisioning_links_are_made_and_revoked_from_the_extensions_page_and_shown_once() {
+    let server = server_with_owner("");
+    let hostile = "<script>alert(1)</script>\"'&";
+    let output = server.hotline(&["user", "add", "1000", "--name", hostile]);
+    assert!(output.status.success(), "{output:?}");
+    let first = link_path(&String::from_utf8_lossy(&output.stdout));
+    let settings = |path: &str| request(&server, "GET", &format!("{path}/settings.txt"), &[], "");
+    assert_eq!(settings(&first).status, 200);
+    let owner = Owner::log_in(&server);
+    let page = owner.get(&server, "/extensions");
+    assert!(page.body.contains("active"), "{}", page.body);
+
+    // Without the CSRF token: refused, and the link stays.
+    let answer = owner.post_without_csrf(&server, "/extensions", "action=link&extension=1000");
+    assert_eq!(answer.status, 403);
+    assert_eq!(settings(&first).status, 200);
+
+    let answer = owner.post(
+        &server,
+        "/extensions",
+        "/extensions",
+        "action=link&extension=1000",
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(!answer.body.contains("<script>"), "{}", answer.body);
+    assert!(answer.body.contains("&lt;script&gt;"), "{}", answer.body);
+    let second = link_path(&answer.body);
+    assert!(
+        answer
+            .body
+            .contains("<div class=\"qr\"><svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{}",
+        answer.body
+    );
+    assert_eq!(settings(&second).status, 200, "the new link works");
+    assert_eq!(settings(&first).status, 404, "the old link is ended");
+    let page = owner.get(&server, "/extensions");
+    assert!(
+        !page.body.contains(&second[3..]),
+        "shown once: {}",
+        page.body
+    );
+
+    let answer = owner.post(
+        &server,
+        "/extensions",
+        "/extensions",
+        "action=revoke&extension=1000",
+    );
+    assert!(
+        answer.body.contains("link of extension 1000 is ended"),
+        "{}",
+        answer.body
+    );
+    assert!(answer.body.contains("Make a link"), "{}", answer.body);
+    assert_eq!(settings(&second).status, 404, "a revoked link");
+}
+
+/// The network layer's own security events (here connections refused at the limit per address)
+/// are listed with the core's on the Security page.
+#[test]
+fn connection_limits_reached_show_on_the_security_page() {
+    in_network_namespace(&["2001:db8::77"], || {
+        let server = server_with_owner(
+            "[limits]\nmax_connections_per_address = 2\n\
+             [listen]\nudp = [\"[::]:0\"]\ntcp = [\"[::]:0\"]\ntls = [\"[::]:0\"]\n",
+        );
+        let source = "2001:db8::77".parse().unwrap();
+        let _held: Vec<Client> = (0..2)
+            .map(|_| Client::connect_from(&server, common::Transport::Tcp, source))
+            .collect();
+        // Two refusals in a window pass as bad luck; the third makes the address an offender.
+        for _ in 0..3 {
+            Client::connect_from(&server, common::Transport::Tcp, source).expect_closed();
+        }
+        let logged = server.wait_for_log("connection limit reached address=2001:db8::77 ");
+        assert!(logged.contains("hotline::security"), "{logged}");
+        let owner = Owner::log_in(&server);
+        let security = owner.get(&server, "/security");
+        assert!(
+            security
+                .body
+                .contains("<td>2001:db8::77</td><td>connection limit reached</td>"),
+            "{}",
+            security.body
+        );
+    });
+}

@@ -47,6 +47,12 @@ impl Core {
         }
     }
 
+    /// A security event the network layer found (a connection limit, anonymous connections
+    /// expiring): recorded for the owner's pages and emitted like the core's own.
+    pub fn network_event(&mut self, event: SecurityEvent, now: Now) {
+        self.report(event, now.wall_ms);
+    }
+
     /// A wrong password or token on the web side: logged as a security event and counted
     /// toward a ban of its source, as SIP authentication failures are.
     pub fn web_authentication_failed(&mut self, remote: SocketAddr, what: &str, now: Now) {

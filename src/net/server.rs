@@ -62,6 +62,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let (events, mut inbox) = mpsc::channel(EVENT_QUEUE);
+    security::report_to(events.clone());
     let ids = Ids::default();
     let mut outlets: HashMap<ConnectionId, Outlet> = HashMap::new();
     let mut default_udp = None;
@@ -225,7 +226,7 @@ fn carry_out(
     loop {
         match core.poll_output() {
             Output::Transmit(transmit) => send(transmit, outlets, default_udp),
-            Output::Event(core::Event::Security(event)) => security::log(&event),
+            Output::Event(core::Event::Security(event)) => security::write(&event),
             Output::Event(core::Event::Authenticated(connection)) => {
                 writers.connections.authenticated(connection)
             }

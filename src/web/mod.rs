@@ -83,7 +83,8 @@ pub fn start(
         provisioning,
         core: core.clone(),
     };
-    let owner = OwnerPages::new(core.clone(), store, users, current.clone());
+    let link_base = provision::link::base(config);
+    let owner = OwnerPages::new(core.clone(), store, users, current.clone(), link_base);
     let pages = Router::default()
         .route(provision::link::PATH_PREFIX, links)
         .route("/", owner);

@@ -58,8 +58,28 @@ browser = webdriver.Chrome(options=options, service=service)
 wait = WebDriverWait(browser, 20)
 
 
+WINDOWS = {"": (1100, 900), "-phone": (390, 844)}
+
+
 def shot(name):
-    browser.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
+    """Saves the whole page as a desktop and as a phone shows it: the window as tall as the
+    page, then back to its size."""
+    for suffix, (width, height) in WINDOWS.items():
+        browser.set_window_size(width, height)
+        full = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(width, max(height, full + 140))
+        browser.save_screenshot(os.path.join(SHOTS, f"{name}{suffix}.png"))
+    browser.set_window_size(*WINDOWS[""])
+
+
+def link_and_qr():
+    """The provisioning link shown once, with its QR code drawn."""
+    notices = browser.find_elements(By.CLASS_NAME, "secret")
+    link = next(n.text for n in notices if "/p/" in n.text)
+    assert link.startswith(URL + "/p/"), link
+    qr = browser.find_element(By.CSS_SELECTOR, ".qr svg")
+    assert qr.size["width"] >= 150 and qr.size["width"] == qr.size["height"], qr.size
+    return link
 
 
 def text():
@@ -106,9 +126,22 @@ try:
     submit("Add")
     secret = browser.find_element(By.CLASS_NAME, "secret").text
     assert len(secret) == 40 and secret.isdigit(), secret
+    first_link = link_and_qr()
     shot("extensions-password")
-    assert secret not in page("/extensions", "Extensions")
+    listed = page("/extensions", "Extensions")
+    assert secret not in listed and first_link not in listed, listed
     shot("extensions")
+    for row in browser.find_elements(By.TAG_NAME, "tr"):
+        if "1000" in row.text:
+            submit("New link", row)
+            break
+    link = link_and_qr()
+    assert link != first_link, link
+    shot("extensions-link")
+    # The link in a browser: the settings card.
+    browser.get(link)
+    card = browser.find_element(By.TAG_NAME, "body").text
+    assert "1000" in card and "TLS" in card, card
     say(f"PASSWORD {secret}")
 
     wait_for_test("REGISTERED")
@@ -140,6 +173,7 @@ try:
     shot("overview")
     submit("Log out")
     wait.until(ec.url_to_be(URL + "/login"))
+    shot("logout")
     browser.get(URL + "/")
     assert browser.current_url.endswith("/login"), browser.current_url
     say("LOGGED OUT")

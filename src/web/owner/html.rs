@@ -77,26 +77,40 @@ pub fn form(action: &str, csrf: &str, fields: &str, button: &str) -> String {
 }
 
 /// The style sheet, served from `/style.css` (the Content-Security-Policy allows no inline
-/// style): readable on a phone's screen and on a desktop.
+/// style): readable on a phone's screen and on a desktop. On a narrow screen, tables of
+/// class `stack` (rows with buttons, short rows) become one block a row; wide lists scroll.
 pub const STYLE: &str = "\
 body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#f6f7f9}\
 nav{display:flex;flex-wrap:wrap;gap:.25rem;align-items:center;background:#1d3557;padding:.5rem}\
 nav a{color:#fff;text-decoration:none;padding:.4rem .7rem;border-radius:.3rem}\
 nav a[aria-current]{background:#457b9d}\
 nav form{margin-left:auto}\
-main{padding:1rem;max-width:60rem;margin:auto}\
-table{border-collapse:collapse;width:100%;background:#fff;display:block;overflow-x:auto}\
+main{padding:1rem;max-width:64rem;margin:auto}\
+table{border-collapse:collapse;background:#fff;display:block;overflow-x:auto;\
+width:max-content;max-width:100%}\
 th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #ddd;white-space:nowrap}\
+td.long{white-space:normal;overflow-wrap:anywhere;min-width:10rem}\
+.facts td{white-space:normal;overflow-wrap:anywhere}\
 form{display:inline}\
-button{padding:.35rem .8rem;border-radius:.3rem;border:1px solid #457b9d;background:#fff}\
-input{padding:.35rem;margin:.2rem .4rem .2rem 0}\
-.cards{display:flex;flex-wrap:wrap;gap:.6rem}\
-.card{background:#fff;padding:.6rem 1rem;border-radius:.4rem;min-width:9rem}\
+button{padding:.35rem .8rem;border-radius:.3rem;border:1px solid #457b9d;background:#fff;\
+margin:.1rem}\
+input{padding:.35rem;margin:.2rem .4rem .2rem 0;max-width:100%}\
+td input{width:9rem}\
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(8.5rem,1fr));gap:.6rem}\
+.card{background:#fff;padding:.6rem 1rem;border-radius:.4rem}\
 .card b{display:block;font-size:1.6rem}\
-.notice{background:#fff3cd;padding:.6rem 1rem;border-radius:.4rem}\
+.notice{background:#fff3cd;padding:.6rem 1rem;border-radius:.4rem;margin:.6rem 0}\
 .error{background:#f8d7da;padding:.6rem 1rem;border-radius:.4rem}\
 .secret{font-family:monospace;font-size:1.2rem;word-break:break-all}\
 svg{background:#fff;width:100%;height:auto}\
+.chart{overflow-x:auto}\
+.chart svg{min-width:36rem}\
+.qr svg{width:16rem;max-width:100%;display:block}\
+@media (max-width:40rem){\
+.stack,.stack tbody,.stack tr,.stack td{display:block;width:auto}\
+.stack tr:first-child{display:none}\
+.stack tr{border-bottom:1px solid #ddd;padding:.3rem 0}\
+.stack td{border:0;white-space:normal;padding:.2rem .6rem}}\
 ";
 
 /// The value of `name` in a form body or query string, decoded.

@@ -36,6 +36,8 @@ pub struct OwnerPages {
     /// The realm and password key that user changes need.
     users: Arc<UserKeys>,
     certificate: Arc<CurrentCertificate>,
+    /// `https://<domain>[:port]`, which provisioning links extend.
+    link_base: String,
     sessions: Mutex<Sessions>,
     /// One argon2 verification at a time: each takes 16 MiB and a core for a while.
     verifying: Semaphore,
@@ -48,12 +50,14 @@ impl OwnerPages {
         store: Arc<Store>,
         users: Arc<UserKeys>,
         certificate: Arc<CurrentCertificate>,
+        link_base: String,
     ) -> OwnerPages {
         OwnerPages {
             core,
             store,
             users,
             certificate,
+            link_base,
             sessions: Mutex::default(),
             verifying: Semaphore::new(1),
             started: Instant::now(),

@@ -6,10 +6,11 @@ use std::fmt::Write as _;
 
 use super::html::{self, escape, field, form};
 use super::{OwnerPages, chart};
-use crate::control::{Reply, Request as Control};
+use crate::control::{Reply, Request as Control, UserSummary};
 use crate::core::bans::Utc;
 use crate::net::changes::carry_out;
 use crate::web::http::{Request, Response};
+use crate::web::provision::{link, qr};
 use crate::web::status::CertificateInfo;
 
 /// The answer when the core task is gone (the server is stopping).
@@ -51,8 +52,9 @@ pub async fn overview(pages: &OwnerPages, csrf: &str) -> Response {
         let _ = write!(body, "<div class=\"card\"><b>{value}</b>{label}</div>");
     }
     body.push_str("</div><h2>The last 24 hours</h2>");
+    body.push_str("<div class=\"chart\">");
     body.push_str(&chart::day(&day));
-    body.push_str("<h2>This appliance</h2><table>");
+    body.push_str("</div><h2>This appliance</h2><table class=\"facts\">");
     let certificate = pages.certificate.get();
     let expiry = certificate
         .cert
@@ -110,14 +112,14 @@ pub async fn phones(pages: &OwnerPages, csrf: &str) -> Response {
     } else {
         body.push_str(
             "<table><tr><th>Extension</th><th>Name</th><th>User-Agent</th><th>Transport</th>\
-             <th>Address</th><th>Since</th><th>Expires in</th><th>Contact</th></tr>",
+             <th>Address</th><th>Since</th><th>Expires in</th></tr>",
         );
         for phone in &phones {
             let binding = &phone.binding;
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{} s</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"long\">{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{} s</td></tr>",
                 escape(phone.extension.as_str()),
                 escape(&phone.display_name),
                 escape(&binding.user_agent),
@@ -128,7 +130,6 @@ pub async fn phones(pages: &OwnerPages, csrf: &str) -> Response {
                     since => Utc(since).to_string(),
                 },
                 binding.remaining_secs(now),
-                escape(&binding.contact),
             );
         }
         body.push_str("</table>");
@@ -193,14 +194,28 @@ pub async fn extensions(pages: &OwnerPages, csrf: &str, notice: Option<String>) 
     let Some(users) = pages.core.ask(|core, _| core.extensions()).await else {
         return stopping();
     };
+    let store = pages.store.clone();
+    let linked = match tokio::task::spawn_blocking(move || store.links()).await {
+        Ok(Ok(links)) => links.into_iter().map(|(e, _)| e).collect::<Vec<_>>(),
+        Ok(Err(error)) => {
+            let message = format!("cannot read the provisioning links: {error}\n");
+            return Response::text(500, &message);
+        }
+        Err(_) => return stopping(),
+    };
     let mut body = notice.unwrap_or_default();
     body.push_str("<h2>Add an extension</h2>");
     let fields = "<input type=\"hidden\" name=\"action\" value=\"add\">\
-                  <input name=\"extension\" placeholder=\"1000\" inputmode=\"numeric\" required>\
-                  <input name=\"name\" placeholder=\"Name\">";
+                  <input name=\"extension\" placeholder=\"1000\" inputmode=\"numeric\" \
+                  aria-label=\"Extension\" required>\
+                  <input name=\"name\" placeholder=\"Name\" aria-label=\"Name\">";
     body.push_str(&form("/extensions", csrf, fields, "Add"));
-    body.push_str("<h2>Extensions</h2><table><tr><th>Extension</th><th>Name</th><th></th></tr>");
+    body.push_str(
+        "<h2>Extensions</h2><table class=\"stack\"><tr><th>Extension</th><th>Name</th>\
+         <th>Provisioning link</th><th></th></tr>",
+    );
     for (extension, name) in &users {
+        let has_link = linked.contains(extension);
         let extension = escape(extension.as_str());
         let hidden = |action: &str| {
             format!(
@@ -213,9 +228,20 @@ pub async fn extensions(pages: &OwnerPages, csrf: &str, notice: Option<String>) 
             hidden("rename"),
             escape(name)
         );
+        let link = match has_link {
+            true => format!(
+                "active {}{}",
+                form("/extensions", csrf, &hidden("link"), "New link"),
+                form("/extensions", csrf, &hidden("revoke"), "Revoke")
+            ),
+            false => format!(
+                "none {}",
+                form("/extensions", csrf, &hidden("link"), "Make a link")
+            ),
+        };
         let _ = write!(
             body,
-            "<tr><td>{extension}</td><td>{}</td><td>{}{}</td></tr>",
+            "<tr><td>{extension}</td><td>{}</td><td>{link}</td><td>{}{}</td></tr>",
             form("/extensions", csrf, &rename, "Rename"),
             form("/extensions", csrf, &hidden("password"), "New password"),
             form("/extensions", csrf, &hidden("remove"), "Remove"),
@@ -225,7 +251,8 @@ pub async fn extensions(pages: &OwnerPages, csrf: &str, notice: Option<String>) 
     ok("Extensions", csrf, &body)
 }
 
-/// Add, rename, new password, remove: the form's `action`. A new password is shown this once.
+/// Add, rename, new password, new link, revoke, remove: the form's `action`. A new password
+/// and a new link are shown this once: the store keeps only their hashes.
 pub async fn change_extension(pages: &OwnerPages, csrf: &str, request: &Request) -> Response {
     let value = |name| field(&request.body, name).unwrap_or_default();
     let (extension, name) = (value("extension"), value("name"));
@@ -239,6 +266,14 @@ pub async fn change_extension(pages: &OwnerPages, csrf: &str, request: &Request)
             display_name: name,
         },
         "password" => Control::ResetPassword { extension },
+        "link" => Control::ProvisionUser {
+            extension,
+            revoke: false,
+        },
+        "revoke" => Control::ProvisionUser {
+            extension,
+            revoke: true,
+        },
         "remove" => Control::RemoveUser { extension },
         _ => return Response::text(400, "unknown action\n"),
     };
@@ -250,12 +285,23 @@ pub async fn change_extension(pages: &OwnerPages, csrf: &str, request: &Request)
     )
     .await;
     let notice = match reply {
-        Reply::Created { user, password, .. } | Reply::PasswordReset { user, password } => format!(
-            "<div class=\"notice\"><p>The password of extension {} ({}) is shown this once:</p>\
-             <p class=\"secret\">{}</p></div>",
-            escape(&user.extension),
-            escape(&user.display_name),
-            escape(&password)
+        Reply::Created {
+            user,
+            password,
+            token,
+        } => password_notice(&user, &password) + &link_notice(pages, &user, &token),
+        Reply::PasswordReset { user, password } => password_notice(&user, &password),
+        Reply::Provisioned {
+            user,
+            token,
+            password,
+        } => {
+            let password = password.map(|p| password_notice(&user, &p));
+            password.unwrap_or_default() + &link_notice(pages, &user, &token)
+        }
+        Reply::LinkRevoked { extension } => format!(
+            "<p class=\"notice\">The provisioning link of extension {} is ended.</p>",
+            escape(&extension)
         ),
         Reply::Renamed { user } => format!(
             "<p class=\"notice\">Extension {} is now named {}.</p>",
@@ -272,6 +318,30 @@ pub async fn change_extension(pages: &OwnerPages, csrf: &str, request: &Request)
     extensions(pages, csrf, Some(notice)).await
 }
 
+fn password_notice(user: &UserSummary, password: &str) -> String {
+    format!(
+        "<div class=\"notice\"><p>The password of extension {} ({}) is shown this once:</p>\
+         <p class=\"secret\">{}</p></div>",
+        escape(&user.extension),
+        escape(&user.display_name),
+        escape(password)
+    )
+}
+
+/// The new link as text and as a QR code, shown this once; any link before it is ended.
+fn link_notice(pages: &OwnerPages, user: &UserSummary, token: &str) -> String {
+    let url = format!("{}{}{token}", pages.link_base, link::PATH_PREFIX);
+    let qr = qr::svg(&url).unwrap_or_default();
+    format!(
+        "<div class=\"notice\"><p>The provisioning link of extension {} ({}) is shown this \
+         once (a secret, like a password; any earlier link is ended). A phone that scans or \
+         fetches it sets itself up:</p><p class=\"secret\">{}</p><div class=\"qr\">{qr}</div></div>",
+        escape(&user.extension),
+        escape(&user.display_name),
+        escape(&url)
+    )
+}
+
 pub async fn security(pages: &OwnerPages, csrf: &str) -> Response {
     let asked = pages
         .core
@@ -283,7 +353,9 @@ pub async fn security(pages: &OwnerPages, csrf: &str) -> Response {
     if bans.is_empty() {
         body.push_str("<p>No source is banned.</p>");
     } else {
-        body.push_str("<table><tr><th>Scope</th><th>Until</th><th>Reason</th><th></th></tr>");
+        body.push_str(
+            "<table class=\"stack\"><tr><th>Scope</th><th>Until</th><th>Reason</th><th></th></tr>",
+        );
         for ban in &bans {
             let scope = escape(&ban.scope.to_string());
             let lift = format!("<input type=\"hidden\" name=\"scope\" value=\"{scope}\">");
@@ -301,7 +373,9 @@ pub async fn security(pages: &OwnerPages, csrf: &str) -> Response {
     if events.is_empty() {
         body.push_str("<p>No security event since hotline started.</p>");
     } else {
-        body.push_str("<table><tr><th>Time</th><th>Address</th><th>Event</th></tr>");
+        body.push_str(
+            "<table class=\"stack\"><tr><th>Time</th><th>Address</th><th>Event</th></tr>",
+        );
         for event in &events {
             let _ = write!(
                 body,

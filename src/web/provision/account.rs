@@ -88,12 +88,24 @@ pub fn card(account: &PhoneAccount) -> String {
         "  directory:  {}",
         account.url("directory/yealink.xml")
     );
-    if account.self_signed.is_some() {
+    if let Some(pem) = &account.self_signed {
         let _ = writeln!(
             text,
             "  trust:      the server's self-signed certificate, {}",
             account.url("certificate.pem")
         );
+        if let Some(fingerprint) = fingerprint(pem) {
+            let _ = writeln!(text, "  SHA-256:    {fingerprint}");
+        }
     }
     text
+}
+
+/// The SHA-256 fingerprint of the first certificate in `pem`, as phones and the server's log
+/// show it.
+pub fn fingerprint(pem: &str) -> Option<String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
+    Some(crate::certificate::fingerprint(&der))
 }

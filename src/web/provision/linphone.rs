@@ -12,6 +12,18 @@ const DOCUMENT: &str = "Format: Linphone remote provisioning, \
     (lpconfig schema http://www.linphone.org/xsds/lpconfig.xsd; keys as in liblinphone's \
     linphonerc: [sip], [proxy_N], [auth_info_N], [misc])";
 
+/// Why this file cannot make Linphone trust a self-signed certificate, and what to do instead.
+/// liblinphone 5.1 reads its trusted roots only from `[sip] root_ca`, a path to a PEM file on
+/// the device (`linphone_core_set_root_ca_data` exists in its API but is no configuration key),
+/// and it checks the HTTPS server of its `config-uri` against those roots before it reads any
+/// file; `tls_certificate_subject_regexp` only narrows a chain already verified.
+const SELF_SIGNED: &str = "<!-- The server's certificate is self-signed. No Linphone \
+    configuration key can carry a certificate (root_ca is a path on the phone), and Linphone \
+    verifies this link's own HTTPS before it reads this file. So: save certificate.pem from this \
+    link on the phone, check its SHA-256 fingerprint against the settings card, and set \
+    [sip] root_ca to it before the link; this file leaves root_ca as it is. Better: give \
+    hotline a certificate from Let's Encrypt (hotline setup). -->\n";
+
 /// The configuration of `account` for Linphone. Its `auth_info` carries the HA1, not the
 /// password, so the file works for passwords from before provisioning too.
 pub fn config(account: &PhoneAccount) -> String {
@@ -35,7 +47,9 @@ pub fn config(account: &PhoneAccount) -> String {
                 ("ipv6_migration_done", "1".into()),
                 ("media_encryption", "srtp".into()),
                 ("media_encryption_mandatory", "1".into()),
+                // The roots stay the phone's own (`root_ca`), see [`SELF_SIGNED`].
                 ("verify_server_certs", "1".into()),
+                ("verify_server_cn", "1".into()),
             ],
         ),
         (
@@ -74,10 +88,7 @@ pub fn config(account: &PhoneAccount) -> String {
     );
     if account.self_signed.is_some() {
         // Not the URL itself: a comment must not hold "--", which a token may.
-        xml.push_str(
-            "<!-- The server's certificate is self-signed: add certificate.pem from this link \
-             to Linphone's root certificates first. -->\n",
-        );
+        xml.push_str(SELF_SIGNED);
     }
     xml.push_str(
         "<config xmlns=\"http://www.linphone.org/xsds/lpconfig.xsd\" \

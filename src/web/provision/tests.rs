@@ -133,12 +133,13 @@ fn yealink_sets_tls_srtp_ipv6_and_the_password() {
         ("account.1.sip_server.1.transport_type", "2"),
         ("account.1.srtp_encryption", "2"),
         ("static.network.ip_address_mode", "2"),
-        ("security.trust_certificates", "1"),
+        ("static.security.trust_certificates", "1"),
+        ("static.security.cn_validation", "1"),
     ] {
         assert_eq!(keys.get(key).map(String::as_str), Some(value), "{key}");
     }
     assert!(keys["remote_phonebook.data.1.url"].ends_with("/directory/yealink.xml"));
-    assert!(!keys.contains_key("trusted_certificates.url"));
+    assert!(!keys.contains_key("static.trusted_certificates.url"));
 }
 
 #[test]
@@ -158,9 +159,14 @@ fn grandstream_sets_tls_srtp_ipv6_and_the_password() {
         ("P183", "2"),
         ("P1415", "1"),
         ("P330", "3"),
+        ("P8463", "1"),
     ] {
         assert_eq!(element(&doc, key), value, "{key}");
     }
+    assert!(
+        !doc.descendants().any(|n| n.has_tag_name("P8433")),
+        "no certificate to trust but the CAs'"
+    );
     assert_eq!(
         element(&doc, "P331"),
         format!("hotline.example.org:8443/p/{}", "T".repeat(43))
@@ -523,10 +529,26 @@ fn a_self_signed_certificate_is_offered_for_trust() {
         &network.get(&format!("/p/{token}/y000000000028.cfg"), ""),
     ));
     assert_eq!(
-        keys["trusted_certificates.url"],
+        keys["static.trusted_certificates.url"],
         format!("https://hotline.example.org:8443/p/{token}/certificate.pem")
     );
+    let grandstream = body(&network.get(&format!("/p/{token}/cfg000b82000000.xml"), ""));
+    let doc = roxmltree::Document::parse(&grandstream).unwrap();
+    assert_eq!(element(&doc, "P8433"), pem);
+    assert_eq!(element(&doc, "P8502"), "2");
+    assert_eq!(element(&doc, "P8463"), "1");
     let linphone = body(&network.get(&format!("/p/{token}/linphone.xml"), ""));
-    roxmltree::Document::parse(&linphone).unwrap();
-    assert!(linphone.contains("self-signed"));
+    let doc = roxmltree::Document::parse(&linphone).unwrap();
+    assert!(linphone.contains("root_ca is a path on the phone"));
+    assert_eq!(linphone_entry(&doc, "sip", "verify_server_certs"), "1");
+    assert!(
+        !linphone.contains("\"root_ca\""),
+        "the phone's own roots stay"
+    );
+    let card = body(&network.get(&format!("/p/{token}/settings.txt"), ""));
+    let fingerprint = account::fingerprint(pem).unwrap();
+    assert!(
+        card.contains(&format!("SHA-256:    {fingerprint}")),
+        "{card}"
+    );
 }

@@ -6,9 +6,10 @@ use super::account::PhoneAccount;
 
 /// The vendor documents this file follows; written at the top of every file.
 const DOCUMENT: &str = "Format: Yealink SIP IP Phones Auto Provisioning Guide (common/MAC .cfg \
-    files) and the Yealink SIP-T4x/T5x Administrator Guide (account.X.*, \
-    static.network.ip_address_mode, remote_phonebook.data.X.*, security.trust_certificates, \
-    trusted_certificates.url)";
+    files) and the Yealink SIP-T4x/T5x Administrator Guide for firmware V8x, whose keys carry \
+    the static. prefix (account.X.*, static.network.ip_address_mode, remote_phonebook.data.X.*, \
+    static.security.trust_certificates, static.security.cn_validation, \
+    static.trusted_certificates.url)";
 
 /// The configuration of `account` for a Yealink phone. A value ends at the line's end, so
 /// characters that would end it early are dropped.
@@ -39,17 +40,22 @@ pub fn config(account: &PhoneAccount) -> Option<String> {
             account.url("directory/yealink.xml"),
         ),
         ("remote_phonebook.data.1.name", "hotline".to_owned()),
-        // Only Accept Trusted Certificates.
-        ("security.trust_certificates", "1".to_owned()),
+        // Only Accept Trusted Certificates, and only for the name the phone asked for.
+        ("static.security.trust_certificates", "1".to_owned()),
+        ("static.security.cn_validation", "1".to_owned()),
     ];
     for (key, value) in lines {
         let _ = writeln!(cfg, "{key} = {value}");
     }
     if account.self_signed.is_some() {
-        let _ = writeln!(cfg, "## The server's certificate is self-signed: trust it.");
         let _ = writeln!(
             cfg,
-            "trusted_certificates.url = {}",
+            "## The server's certificate is self-signed: trust it (static.security.ca_cert \
+             keeps its default, 2: the phone's CAs and the ones added)."
+        );
+        let _ = writeln!(
+            cfg,
+            "static.trusted_certificates.url = {}",
             account.url("certificate.pem")
         );
     }
