@@ -68,6 +68,8 @@ pub enum Request {
     SetOwnerPassword {
         hash: String,
     },
+    /// Whether the owner has a password: the wizard offers to keep it.
+    HasOwnerPassword,
     /// Makes a new provisioning link for the extension (ending the old one), or with `revoke`
     /// only ends it.
     ProvisionUser {
@@ -127,6 +129,9 @@ pub enum Reply {
         user: UserSummary,
     },
     OwnerPasswordSet,
+    OwnerPassword {
+        set: bool,
+    },
     Users {
         users: Vec<UserSummary>,
     },
@@ -233,6 +238,12 @@ pub fn execute(
         Request::SetOwnerPassword { hash } => store
             .set_owner_password(hash)
             .map(|()| Reply::OwnerPasswordSet)
+            .map_err(|error| error.to_string()),
+        Request::HasOwnerPassword => store
+            .owner_password()
+            .map(|hash| Reply::OwnerPassword {
+                set: hash.is_some(),
+            })
             .map_err(|error| error.to_string()),
         Request::ListUsers => store
             .users()

@@ -15,5 +15,6 @@ pub mod net;
 pub mod setup;
 pub mod sip;
 pub mod store;
+pub mod terminal;
 pub mod version;
 pub mod web;

@@ -271,22 +271,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The new owner password from standard input: asked twice on a terminal, one line otherwise.
+/// The new owner password from standard input: asked twice on a terminal, which does not echo
+/// it; one line from a pipe, for scripts.
 fn read_owner_password() -> anyhow::Result<String> {
-    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    use hotline::terminal::{EchoOff, read_line};
+    use std::io::Write as _;
     let stdin = std::io::stdin();
-    let terminal = stdin.is_terminal();
-    let read = |prompt: &str| -> anyhow::Result<String> {
-        if terminal {
-            eprint!("{prompt}");
-            std::io::stderr().flush()?;
-        }
-        let mut line = String::new();
-        stdin.lock().read_line(&mut line)?;
-        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    let ended = "the input ended before the password";
+    if !stdin.is_terminal() {
+        return read_line(&mut stdin.lock())?.context(ended);
+    }
+    let ask = |prompt: &str| -> anyhow::Result<String> {
+        let _quiet = EchoOff::on_stdin();
+        eprint!("{prompt}");
+        std::io::stderr().flush()?;
+        read_line(&mut stdin.lock())?.context(ended)
     };
-    let password = read("New owner password: ")?;
-    if terminal && read("The same again: ")? != password {
+    let password = ask("New owner password (not shown as you type): ")?;
+    if let Err(error) = hotline::web::owner::password::check(&password) {
+        anyhow::bail!("{error}: run `hotline owner passwd` again");
+    }
+    if ask("The same again: ")? != password {
         anyhow::bail!("the two passwords differ: run `hotline owner passwd` again");
     }
     Ok(password)
@@ -370,7 +375,7 @@ fn setup(
     let (mut stdin, mut stdout) = (std::io::stdin().lock(), std::io::stdout().lock());
     let mut dialog = match &options.answers {
         Some((path, _)) => Dialog::answers_file(path, &mut stdout),
-        None => Dialog::terminal(&mut stdin, &mut stdout),
+        None => Dialog::terminal(&mut stdin, &mut stdout).on_stdin(),
     };
     setup::run(&options, &Environment::detect(), &mut dialog)?;
     Ok(ExitCode::SUCCESS)
@@ -442,8 +447,8 @@ fn print_reply(config: &Config, reply: &Reply) -> ExitCode {
             eprintln!("hotline: {message}");
             return ExitCode::FAILURE;
         }
-        Reply::Snapshot { .. } => {
-            eprintln!("hotline: the server answered with a snapshot, which was not asked for");
+        Reply::Snapshot { .. } | Reply::OwnerPassword { .. } => {
+            eprintln!("hotline: the server answered what was not asked for");
             return ExitCode::FAILURE;
         }
     }

@@ -417,6 +417,7 @@ fn wizard_obtains_the_certificate(terminal: bool) {
     let answers = Answers {
         certificate: Some("lets-encrypt".into()),
         extensions: vec!["1000 Alice".into()],
+        owner_password: Some("a long owner password".into()),
         service: Some(false),
         ..Answers::default()
     };
@@ -427,7 +428,8 @@ fn wizard_obtains_the_certificate(terminal: bool) {
         service: false,
     };
     let mut output = Vec::new();
-    let mut input = std::io::Cursor::new(b"\n\n1000 Alice\n\n\n".to_vec());
+    let input = "\n\n1000 Alice\n\na long owner password\na long owner password\n\n";
+    let mut input = std::io::Cursor::new(input.as_bytes().to_vec());
     let mut dialog = match terminal {
         true => Dialog::terminal(&mut input, &mut output),
         false => Dialog::answers_file(&answers_path, &mut output),

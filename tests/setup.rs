@@ -1,13 +1,17 @@
 //! `hotline setup` with the real binary: from an answers file, and on a terminal (tmux), then a
-//! server started on the configuration it wrote, registering the users it created.
+//! server started on the configuration it wrote, registering the users it created, with the
+//! owner's pages behind the owner's password the wizard set.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::web::{OWNER_PASSWORD, log_in, set_cookie};
 use common::{Client, DOMAIN, Server, Transport, hotline};
 use hotline::core::auth::Algorithm;
 use tempfile::TempDir;
@@ -43,7 +47,9 @@ fn write_answers(dir: &Path, extensions: &str) -> PathBuf {
     let path = dir.join("answers.toml");
     let text = format!(
         "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\nextensions = [{extensions}]\nservice = false\n\
-         [listen]\nudp = [\"[::1]:0\"]\ntcp = [\"[::1]:0\"]\ntls = [\"[::1]:0\"]\n",
+         owner_password = \"{OWNER_PASSWORD}\"\n\
+         [listen]\nudp = [\"[::1]:0\"]\ntcp = [\"[::1]:0\"]\ntls = [\"[::1]:0\"]\n\
+         https = [\"[::1]:0\"]\n",
         dir.join("data").display()
     );
     std::fs::write(&path, text).expect("write the answers");
@@ -59,6 +65,18 @@ fn setup_with_answers(config: &Path, answers: &Path) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
+}
+
+/// The owner's pages let the owner in with the password the wizard set, and nobody else.
+fn owner_logs_in(server: &Server) {
+    let answer = log_in(server, "not the owner's password");
+    assert_eq!(answer.status, 403, "{answer:?}");
+    let answer = log_in(server, OWNER_PASSWORD);
+    assert_eq!(answer.status, 303, "{answer:?}");
+    assert!(
+        set_cookie(&answer, "hotline_session").is_some(),
+        "{answer:?}"
+    );
 }
 
 fn register(server: &Server, transport: Transport, extension: &str, password: &str) {
@@ -83,11 +101,17 @@ fn answers_file_sets_up_a_server_whose_users_register() {
     assert!(stdout.contains("transport TLS"), "{stdout}");
     assert!(stdout.contains("SRTP mandatory"), "{stdout}");
     assert!(stdout.contains("SHA-256 fingerprint"), "{stdout}");
+    assert!(
+        stdout.contains("Owner password: set, from the answers file"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(OWNER_PASSWORD), "{stdout}");
 
     // The server runs on what setup wrote, with the certificate setup made.
     let mut server = Server::start_with_config(dir, config.clone());
     register(&server, Transport::Tls, "1000", &first["1000"]);
     register(&server, Transport::Udp, "1001", &first["1001"]);
+    owner_logs_in(&server);
 
     // Again, while the server runs: 1000 is kept, 1002 is made through the server.
     let answers = write_answers(
@@ -153,8 +177,14 @@ impl Terminal {
             "set -g remain-on-exit on\nset -g history-limit 10000\n",
         )
         .unwrap();
+        // One tmux server per terminal: tests run in parallel.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
         let terminal = Terminal {
-            socket: format!("hotline-setup-{}", std::process::id()),
+            socket: format!(
+                "hotline-setup-{}-{}",
+                std::process::id(),
+                STARTED.fetch_add(1, Ordering::Relaxed)
+            ),
         };
         let status = Command::new("tmux")
             .args(["-L", &terminal.socket, "-f"])
@@ -242,7 +272,7 @@ fn on_a_terminal_bad_answers_are_asked_again() {
         &config,
         format!(
             "data_dir = \"{}\"\n[listen]\nudp = [\"[::1]:0\"]\ntcp = [\"[::1]:0\"]\n\
-             tls = [\"[::1]:0\"]\n",
+             tls = [\"[::1]:0\"]\n[web]\nhttps = [\"[::1]:0\"]\n",
             dir.path().join("data").display()
         ),
     )
@@ -283,6 +313,21 @@ fn on_a_terminal_bad_answers_are_asked_again() {
     terminal.wait_for("extension 1000 is taken (Alice)", 1);
     terminal.wait_for("Extension and name: ", 4);
     terminal.type_line("");
+
+    // The owner's password: too short, then two that differ, then the same twice; never shown.
+    let prompt = "Owner password (not shown as you type): ";
+    terminal.wait_for(prompt, 1);
+    terminal.type_line("too brief");
+    terminal.wait_for("the password is too short: use at least 10 characters", 1);
+    terminal.wait_for(prompt, 2);
+    terminal.type_line(OWNER_PASSWORD);
+    terminal.wait_for("The same again: ", 1);
+    terminal.type_line("a different long password");
+    terminal.wait_for("the two passwords differ", 1);
+    terminal.wait_for(prompt, 3);
+    terminal.type_line(OWNER_PASSWORD);
+    terminal.wait_for("The same again: ", 2);
+    terminal.type_line(OWNER_PASSWORD);
     terminal.wait_for("Backup file, or `no` [", 1);
     terminal.type_line("no");
 
@@ -294,8 +339,59 @@ fn on_a_terminal_bad_answers_are_asked_again() {
     );
     let found = passwords(&screen);
     assert_eq!(found.keys().collect::<Vec<_>>(), ["1000"], "{screen}");
+    for typed in [OWNER_PASSWORD, "too brief", "a different long password"] {
+        assert!(!screen.contains(typed), "{typed:?} echoed:\n{screen}");
+    }
+    assert!(screen.contains("The owner's pages: https://"), "{screen}");
     drop(terminal);
 
     let server = Server::start_with_config(dir, config);
     register(&server, Transport::Tls, "1000", &found["1000"]);
+    owner_logs_in(&server);
+}
+
+#[test]
+fn owner_passwd_on_a_terminal_does_not_echo_the_password() {
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("hotline.toml");
+    let data_dir = dir.path().join("data");
+    std::fs::write(&config, format!("data_dir = \"{}\"\n", data_dir.display())).unwrap();
+    let command = format!(
+        "{} --config {} owner passwd; echo \"{EXIT}$?\"",
+        env!("CARGO_BIN_EXE_hotline"),
+        config.display()
+    );
+    let terminal = Terminal::start(dir.path(), &command);
+    terminal.wait_for("New owner password (not shown as you type): ", 1);
+    terminal.type_line(OWNER_PASSWORD);
+    terminal.wait_for("The same again: ", 1);
+    terminal.type_line(OWNER_PASSWORD);
+    assert_eq!(terminal.wait_for_exit(), 0, "{}", terminal.screen());
+    let screen = terminal.screen();
+    assert!(!screen.contains(OWNER_PASSWORD), "echoed:\n{screen}");
+    assert!(screen.contains("The owner's password is set"), "{screen}");
+    drop(terminal);
+    let database = hotline::data_dir::DataDir::new(&data_dir).database();
+    let store = hotline::store::Store::open(&database).unwrap();
+    let hash = store.owner_password().unwrap().expect("a password");
+    assert!(hotline::web::owner::password::verify(&hash, OWNER_PASSWORD));
+    drop(store);
+
+    // From a pipe, for scripts: one line, checked the same way.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .arg("--config")
+        .arg(&config)
+        .args(["owner", "passwd"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "too brief").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the password is too short: use at least 10 characters"),
+        "{stderr}"
+    );
 }

@@ -10,8 +10,10 @@
 # a network namespace made for the test, where radvd advertises a ULA prefix: the guest takes its
 # address by SLAAC as on a home network. The test waits for hotline.service to be active (the
 # serial console), logs in over SSH (IPv6), checks the first-boot work, runs `hotline setup
-# --answers board/qemu/answers.toml`, and registers extension 1000 with SIPp (UDP, Digest MD5).
-# Then the SD-death drill, timed: a backup taken off the board over SSH, a fresh copy of the
+# --answers board/qemu/answers.toml`, registers extension 1000 with SIPp (UDP, Digest MD5), and
+# logs in to the owner's pages over HTTPS (curl, the board's certificate checked): a wrong
+# password refused, the right one with the login form's CSRF token, then the overview with the
+# session cookie, which must show the version and the phone online. Then the SD-death drill, timed: a backup taken off the board over SSH, a fresh copy of the
 # image booted as a new card, the backup restored by the wizard, and the same phone registered
 # with its old password.
 # Minutes under emulation: run on demand, not in CI. Run as root.
@@ -39,6 +41,8 @@ MAC=52:54:00:12:34:56
 # SLAAC with the EUI-64 interface identifier of $MAC (systemd-networkd's default).
 GUEST_ADDRESS="$PREFIX:5054:ff:fe12:3456"
 DOMAIN="$(sed -n 's/^domain *= *"\(.*\)"/\1/p' "$ANSWERS")"
+OWNER_PASSWORD="$(sed -n 's/^owner_password *= *"\(.*\)"/\1/p' "$ANSWERS")"
+VERSION="$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)"
 
 SCRIPT=boot-test
 # shellcheck source=image/lib.sh
@@ -59,6 +63,7 @@ qemu-system-aarch64 qemu-system-arm
 mcopy mtools
 sfdisk fdisk
 ssh openssh-client
+curl curl
 sipp sip-tester
 radvd radvd
 ip iproute2
@@ -198,6 +203,69 @@ register() {
     grep -E 'Successful call|Failed call' "$dir/sipp.out" | sed 's/^/    /' | head -4
 }
 
+# An HTTPS request to the owner's pages from the namespace, to $DOMAIN at the guest's address,
+# trusting only the board's own certificate, with a cookie jar. Prints "<status> <seconds>".
+web() {
+    in_ns curl --silent --show-error --max-time 60 --cacert "$WORK/cert-$BOARD.pem" \
+        --resolve "$DOMAIN:443:[$GUEST_ADDRESS]" --cookie "$WORK/cookies-$BOARD" \
+        --cookie-jar "$WORK/cookies-$BOARD" --write-out '%{http_code} %{time_total}' "$@"
+}
+
+# The login form's CSRF token in the page $1.
+csrf_of() {
+    sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$1" | head -1
+}
+
+# Logs in to the owner's pages as their owner would in a browser, over IPv6: the login page, a
+# wrong password (refused), the owner's password with the form's CSRF token, and the overview
+# the login leads to, with the session cookie. The overview must show the version and
+# $1 phones online.
+dashboard() {
+    local phones="$1" dir="$LOGS/dashboard-$BOARD" url="https://$DOMAIN" answer csrf location
+    mkdir -p "$dir"
+    : >"$WORK/cookies-$BOARD"
+    guest cat /var/lib/hotline/tls/cert.pem >"$WORK/cert-$BOARD.pem"
+    guest cat /etc/nftables.d/hotline-web.nft >"$dir/hotline-web.nft" ||
+        die "setup did not open the HTTPS port: no /etc/nftables.d/hotline-web.nft"
+    log "owner's pages: the firewall has $(grep -v '^#' "$dir/hotline-web.nft")" \
+        "(/etc/nftables.d/hotline-web.nft, written by setup)"
+
+    answer="$(web --output "$dir/login.html" "$url/login")" || die "GET $url/login: curl failed"
+    [[ "${answer% *}" == 200 ]] || die "GET $url/login answered ${answer% *}"
+    csrf="$(csrf_of "$dir/login.html")"
+    [[ -n "$csrf" ]] || die "the login page has no CSRF token"
+    log "owner's pages: GET $url/login from [$HOST_ADDRESS] to [$GUEST_ADDRESS]:443, the" \
+        "board's certificate checked: ${answer% *} in ${answer#* } s, with a CSRF token"
+
+    answer="$(web --output "$dir/wrong.html" --data-urlencode "csrf=$csrf" \
+        --data-urlencode "password=not the owner's password" "$url/login")" ||
+        die "POST $url/login: curl failed"
+    [[ "${answer% *}" == 403 ]] && grep -q 'Wrong password' "$dir/wrong.html" ||
+        die "a wrong password was not refused: ${answer% *}, $(cat "$dir/wrong.html")"
+    log "owner's pages: POST /login with a wrong password: ${answer% *}, \"Wrong password.\"," \
+        "in ${answer#* } s"
+
+    answer="$(web --output "$dir/login-again.html" "$url/login")" || die "GET $url/login: curl failed"
+    csrf="$(csrf_of "$dir/login-again.html")"
+    answer="$(web --output "$dir/login-ok.html" --dump-header "$dir/login-ok.headers" \
+        --data-urlencode "csrf=$csrf" --data-urlencode "password=$OWNER_PASSWORD" "$url/login")" ||
+        die "POST $url/login: curl failed"
+    [[ "${answer% *}" == 303 ]] && grep -qi '^set-cookie: hotline_session=' "$dir/login-ok.headers" ||
+        die "the owner's password did not log in: ${answer% *}, $(cat "$dir/login-ok.headers")"
+    location="$(sed -n 's/^[Ll]ocation: *\([^[:space:]]*\).*/\1/p' "$dir/login-ok.headers")"
+    log "owner's pages: POST /login with the owner's password and the CSRF token:" \
+        "${answer% *} to $location with a session cookie, in ${answer#* } s (argon2id on the board)"
+
+    answer="$(web --output "$dir/overview.html" "$url$location")" || die "GET $url$location: curl failed"
+    [[ "${answer% *}" == 200 ]] || die "GET $url$location with the session answered ${answer% *}"
+    grep -q "<b>$phones</b>phones online" "$dir/overview.html" ||
+        die "the overview does not show $phones phones online: $(cat "$dir/overview.html")"
+    grep -q "<th>Version</th><td>$VERSION</td>" "$dir/overview.html" ||
+        die "the overview does not show version $VERSION"
+    log "owner's pages: GET $location with the session: ${answer% *} in ${answer#* } s," \
+        "\"$phones phones online\", version $VERSION"
+}
+
 # Boots a fresh copy of the image as the board $BOARD and waits for SSH and hotline.service.
 boot_board() {
     prepare_disk
@@ -296,6 +364,7 @@ main() {
     log "hotline's log of the registration:"
     guest journalctl -u hotline.service -o verbose --no-pager MESSAGE=registered |
         grep -v '^ *_' | sed 's/^/    /'
+    dashboard 1
 
     # The SD-death drill: the owner's backup goes off the board (as scp would copy it), the card
     # dies, a new card is flashed with the same image, the wizard restores the backup, and the
@@ -322,7 +391,8 @@ main() {
     log "drill: 1000 registered on the new card with its old password, $drill_time s after the backup"
     power_off
     log "PASSED: hotline.service active $boot_hotline s after boot, setup done, 1000 registered" \
-        "over IPv6; SD-death drill (backup, new card, restore, register) in $drill_time s"
+        "over IPv6, the owner logged in to the owner's pages over IPv6; SD-death drill (backup," \
+        "new card, restore, register) in $drill_time s"
 }
 
 main

@@ -54,6 +54,7 @@ pub async fn carry_out(
             | Reply::Provisioned { .. }
             | Reply::LinkRevoked { .. }
             | Reply::OwnerPasswordSet
+            | Reply::OwnerPassword { .. }
             | Reply::Bans { .. }
             | Reply::CertificateRenewed { .. }
             | Reply::Snapshot { .. }

@@ -1,8 +1,10 @@
 //! `hotline setup`: the first-boot wizard of the appliance.
 //!
-//! Five steps: the domain, a check of the IPv6 connectivity, the TLS certificate, the first
-//! extensions, and a summary to copy to the phones. It writes the configuration file, creates
-//! the users and enables the service. Run again, it keeps the users and offers the values of the
+//! Six steps: the domain, a check of the IPv6 connectivity, the TLS certificate, the first
+//! extensions, the owner's password, and a summary to copy to the phones. It writes the
+//! configuration file (with the HTTPS listener on, for the owner's pages and the provisioning
+//! links), creates the users, sets the owner's password, opens the firewall and enables the
+//! service. Run again, it keeps the users and the owner's password and offers the values of the
 //! existing configuration as defaults.
 //!
 //! The same steps read their answers from a person at a terminal ([`Dialog`] over any `BufRead`
@@ -12,7 +14,9 @@ mod acme;
 mod backup;
 pub mod board;
 pub mod file;
+pub mod firewall;
 mod ipv6;
+mod owner;
 #[cfg(test)]
 mod tests;
 
@@ -48,7 +52,7 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/hotline";
 /// Where `config/nftables.conf` includes drop-ins from.
 pub const FIREWALL_DIR: &str = "/etc/nftables.d";
 
-const STEPS: usize = 5;
+const STEPS: usize = 6;
 
 /// Columns of the text, for the console of a board (80) less a margin.
 const WIDTH: usize = 78;
@@ -127,6 +131,9 @@ pub struct Answers {
     pub extensions: Vec<String>,
     /// Step 4, when the domain changed: new passwords for the existing extensions (default yes).
     pub renew_passwords: Option<bool>,
+    /// Step 5: the owner's password for the owner's pages (at least 10 characters). Needed on a
+    /// board without one; missing or empty keeps the one there is.
+    pub owner_password: Option<String>,
     /// Enable and start hotline.service (default yes).
     pub service: Option<bool>,
     /// Restore this backup file (`hotline backup`) instead of asking the other questions.
@@ -143,6 +150,8 @@ pub struct ListenAnswers {
     pub udp: Option<Vec<SocketAddr>>,
     pub tcp: Option<Vec<SocketAddr>>,
     pub tls: Option<Vec<SocketAddr>>,
+    /// The HTTPS listener (`web.https`): an empty list turns it off, with the owner's pages.
+    pub https: Option<Vec<SocketAddr>>,
 }
 
 impl Answers {
@@ -181,6 +190,8 @@ pub struct Dialog<'a> {
     input: Option<&'a mut dyn BufRead>,
     output: &'a mut dyn Write,
     source: PathBuf,
+    /// `input` is this process's standard input: secrets are read with its terminal's echo off.
+    stdin: bool,
 }
 
 impl<'a> Dialog<'a> {
@@ -190,7 +201,15 @@ impl<'a> Dialog<'a> {
             input: Some(input),
             output,
             source: PathBuf::new(),
+            stdin: false,
         }
+    }
+
+    /// Says that the input is this process's standard input, so that secrets such as the
+    /// owner's password are read with the terminal's echo off.
+    pub fn on_stdin(mut self) -> Dialog<'a> {
+        self.stdin = true;
+        self
     }
 
     /// The answers come from the file `source`; a bad answer is an error naming its key.
@@ -199,6 +218,7 @@ impl<'a> Dialog<'a> {
             input: None,
             output,
             source: source.to_owned(),
+            stdin: false,
         }
     }
 
@@ -235,10 +255,7 @@ impl<'a> Dialog<'a> {
             self.output.flush()?;
             let mut line = String::new();
             if input.read_line(&mut line)? == 0 {
-                bail!(
-                    "the input ended before the answer to {prompt:?}: run `hotline setup` on a \
-                     terminal, or give the answers in a file with `hotline setup --answers FILE`"
-                );
+                return Err(input_ended(prompt));
             }
             let text = match line.trim() {
                 "" => default,
@@ -253,6 +270,33 @@ impl<'a> Dialog<'a> {
             }
         }
     }
+
+    /// Asks `prompt` for a secret on the terminal, with its echo off (see [`Dialog::on_stdin`]).
+    /// The answer is taken as typed: spaces count.
+    fn read_secret(&mut self, prompt: &str) -> anyhow::Result<String> {
+        let Some(input) = self.input.as_mut() else {
+            bail!("no terminal to ask {prompt:?} on");
+        };
+        let quiet = self
+            .stdin
+            .then(crate::terminal::EchoOff::on_stdin)
+            .flatten();
+        write!(self.output, "{prompt}: ")?;
+        self.output.flush()?;
+        let line = crate::terminal::read_line(&mut **input)?;
+        if quiet.is_none() {
+            // Nothing echoed the Enter that ended the line.
+            writeln!(self.output)?;
+        }
+        line.ok_or_else(|| input_ended(prompt))
+    }
+}
+
+fn input_ended(prompt: &str) -> anyhow::Error {
+    anyhow!(
+        "the input ended before the answer to {prompt:?}: run `hotline setup` on a terminal, or \
+         give the answers in a file with `hotline setup --answers FILE`"
+    )
 }
 
 /// Runs the wizard: the questions on `dialog`, then writes the configuration, creates the users,
@@ -276,11 +320,14 @@ pub fn run(
         (&listen.udp, &mut config.listen.udp),
         (&listen.tcp, &mut config.listen.tcp),
         (&listen.tls, &mut config.listen.tls),
+        (&listen.https, &mut config.web.https),
     ] {
         if let Some(given) = given {
             list.clone_from(given);
         }
     }
+    // The owner's pages and the provisioning links the summary shows are on the HTTPS listener.
+    config.web.enabled = !config.web.https.is_empty();
     check_all_but_domain(&config).with_context(|| match existing.present {
         true => format!(
             "{}: fix this, then run `hotline setup` again",
@@ -300,6 +347,10 @@ pub fn run(
     }
     let set_up = existing.domain.is_some();
     if let Some(outcome) = backup::offer_restore(options, environment, dialog, answers, set_up)? {
+        if let Some(dir) = &environment.firewall {
+            let systemctl = environment.systemctl.as_deref().filter(|_| options.service);
+            open_firewall(dialog, dir, &outcome.config, systemctl)?;
+        }
         return Ok(outcome);
     }
 
@@ -348,13 +399,22 @@ pub fn run(
         false => ask_renew(dialog, &stale, answers)?,
     };
 
-    heading(dialog, 5, "Summary")?;
+    heading(dialog, 5, "The owner's pages")?;
+    let owner_password = owner::ask_password(
+        dialog,
+        &config,
+        owner::has_password(&config.data_dir)?,
+        answers.owner_password.as_deref(),
+    )?;
+
+    heading(dialog, 6, "Summary")?;
     let plan = Plan {
         config,
         table: existing.table,
         new,
         renew: if renew { stale } else { Vec::new() },
         kept: users.into_iter().map(|user| user.summary).collect(),
+        owner_password,
         domain_changed,
         fingerprint: identity.map(|identity| identity.fingerprint_sha256),
     };
@@ -993,7 +1053,7 @@ fn ask_renew(
     )
 }
 
-// Step 5 ---------------------------------------------------------------------------------------
+// Step 6 ---------------------------------------------------------------------------------------
 
 /// Everything decided: what [`finish`] carries out.
 struct Plan {
@@ -1002,6 +1062,8 @@ struct Plan {
     new: Vec<NewExtension>,
     renew: Vec<UserSummary>,
     kept: Vec<UserSummary>,
+    /// The owner's new password hash; `None` keeps the one there is.
+    owner_password: Option<String>,
     domain_changed: bool,
     fingerprint: Option<String>,
 }
@@ -1095,6 +1157,23 @@ fn finish(
             fingerprint_lines(fingerprint, "  ")
         );
     }
+    let _ = match (config.web.enabled, &plan.owner_password) {
+        (true, password) => writeln!(
+            text,
+            "\nThe owner's pages: {}/ (the owner's password: {}; `hotline owner passwd` \
+             changes it).",
+            crate::web::provision::link::base(&config),
+            if password.is_some() {
+                "the new one"
+            } else {
+                "kept"
+            }
+        ),
+        (false, _) => writeln!(
+            text,
+            "\nThe owner's pages are off: `web.https` lists no address in the configuration."
+        ),
+    };
     let renewed: Vec<&str> = plan.renew.iter().map(|u| u.extension.as_str()).collect();
     let kept: Vec<String> = plan
         .kept
@@ -1226,6 +1305,14 @@ fn write_and_create(
             other => bail!("unexpected reply to {request:?}: {other:?}"),
         }
     }
+    if let Some(hash) = &plan.owner_password {
+        let request = Request::SetOwnerPassword { hash: hash.clone() };
+        match manage(&written.data_dir, written.realm(), &request)? {
+            Reply::OwnerPasswordSet => {}
+            Reply::Failed { message } => bail!("cannot set the owner's password: {message}"),
+            other => bail!("unexpected reply to setting the owner's password: {other:?}"),
+        }
+    }
     Ok(Written {
         config: written,
         passwords,
@@ -1268,32 +1355,49 @@ fn set_values(table: &mut toml::Table, config: &Config) {
     }
     let mut acme = section("acme");
     acme.insert("enabled".into(), config.acme.enabled.into());
+    let mut web = section("web");
+    web.insert("enabled".into(), config.web.enabled.into());
+    web.insert("https".into(), addresses(&config.web.https));
     table.insert("listen".into(), Value::Table(listen));
     table.insert("tls".into(), Value::Table(tls));
     table.insert("acme".into(), Value::Table(acme));
+    table.insert("web".into(), Value::Table(web));
 }
 
-/// Opens the ACME validation port in the firewall while ACME is on, closes it otherwise, and
-/// reloads the firewall when that changed something.
+/// Opens the HTTPS listener's port in the firewall while it runs and the ACME validation port
+/// while ACME is on, closes them otherwise, and reloads the firewall when that changed something.
 fn open_firewall(
     dialog: &mut Dialog<'_>,
     dir: &Path,
     config: &Config,
     systemctl: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let changed = acme::write_firewall(dir, config)
-        .with_context(|| format!("cannot write the firewall drop-in in {}", dir.display()))?;
-    if !changed {
+    let cannot = || format!("cannot write the firewall drop-ins in {}", dir.display());
+    let https = firewall::write_web(dir, config).with_context(cannot)?;
+    let validation = acme::write_firewall(dir, config).with_context(cannot)?;
+    for (changed, open, what, file) in [
+        (
+            https,
+            firewall::https_runs(config),
+            "the HTTPS listener's port",
+            firewall::WEB_FILE,
+        ),
+        (
+            validation,
+            config.acme.enabled,
+            "the ACME validation port",
+            acme::FIREWALL_FILE,
+        ),
+    ] {
+        if changed {
+            let verb = if open { "opened" } else { "closed" };
+            let path = dir.join(file);
+            dialog.say(&format!("Firewall: {verb} {what} ({}).", path.display()))?;
+        }
+    }
+    if !(https || validation) {
         return Ok(());
     }
-    let what = match config.acme.enabled {
-        true => "opened the ACME validation port",
-        false => "closed the ACME validation port",
-    };
-    dialog.say(&format!(
-        "Firewall: {what} ({}).",
-        dir.join(acme::FIREWALL_FILE).display()
-    ))?;
     if let Some(systemctl) = systemctl {
         systemctl_run(systemctl, &["try-reload-or-restart", "nftables.service"])?;
     }
@@ -1386,11 +1490,7 @@ pub fn provisioning_link(config: &Config, user: &UserSummary, token: &str) -> St
         user.extension
     );
     text.push_str(&wrap(&hint, WIDTH));
-    let https_runs = config.web.enabled
-        || (config.acme.enabled
-            && config.tls.certificate.is_none()
-            && config.acme.challenge == crate::config::ChallengeKind::TlsAlpn01);
-    if !https_runs {
+    if !firewall::https_runs(config) {
         text.push_str(&wrap(
             "Note: the HTTPS listener is off, so phones cannot fetch the link yet: set \
              `enabled = true` in [web] of the configuration and restart hotline.\n",

@@ -5,6 +5,7 @@ use std::io::Cursor;
 use tempfile::TempDir;
 
 use super::*;
+use crate::web::owner::password;
 
 /// `/proc/net/if_inet6` of a board with a global, a temporary, a unique local, a link-local and
 /// the loopback address.
@@ -473,6 +474,17 @@ fn first_config(dir: &TempDir) {
     .unwrap();
 }
 
+/// The owner's password these runs choose.
+const OWNER: &str = "a long owner password";
+
+fn owner_password_in(dir: &TempDir) -> String {
+    Store::open(&DataDir::new(dir.path().join("data")).database())
+        .unwrap()
+        .owner_password()
+        .unwrap()
+        .expect("an owner password")
+}
+
 fn users_in(dir: &TempDir) -> Vec<crate::core::user::User> {
     Store::open(&DataDir::new(dir.path().join("data")).database())
         .unwrap()
@@ -486,7 +498,8 @@ fn run_writes_the_configuration_and_keeps_users_when_run_again() {
     first_config(&dir);
     let env = environment("raspberrypi", IF_INET6);
     // Domain: Enter (the global address), TLS: Enter, two extensions, done.
-    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n\n1000 Alice\n1001 Bob\n\nno\n");
+    let input = format!("\n\n\n1000 Alice\n1001 Bob\n\n{OWNER}\n{OWNER}\nno\n");
+    let (outcome, screen) = run_on_terminal(&dir, &env, &input);
     let outcome = outcome.unwrap();
     assert_eq!(outcome.config.domain, "[2001:db8:1:2::5]");
     assert_eq!(outcome.passwords.len(), 2);
@@ -513,9 +526,23 @@ fn run_writes_the_configuration_and_keeps_users_when_run_again() {
     assert_eq!(users.len(), 2);
     assert_eq!(users[0].realm, "[2001:db8:1:2::5]");
 
-    // Again: the domain is the default now, the users are kept with their hashes.
-    let (again, screen) = run_on_terminal(&dir, &env, "\n\n1002 Carol\n\n\n");
+    let owner_hash = owner_password_in(&dir);
+    assert!(password::verify(&owner_hash, OWNER), "{owner_hash}");
+    assert!(
+        !screen.contains(OWNER),
+        "the password is not shown: {screen}"
+    );
+
+    // Again: the domain is the default now, the users are kept with their hashes, and Enter
+    // keeps the owner's password.
+    let (again, screen) = run_on_terminal(&dir, &env, "\n\n1002 Carol\n\n\n\n");
     let again = again.unwrap();
+    assert!(
+        screen.contains("The owner has a password already: an empty answer keeps it."),
+        "{screen}"
+    );
+    assert!(screen.contains("(the owner's password: kept;"), "{screen}");
+    assert_eq!(owner_password_in(&dir), owner_hash);
     assert!(screen.contains("Domain [[2001:db8:1:2::5]]"), "{screen}");
     assert!(screen.contains("Kept, with their passwords: 1000 (Alice), 1001 (Bob)."));
     assert_eq!(again.passwords.len(), 1);
@@ -530,13 +557,14 @@ fn a_new_domain_offers_new_passwords() {
     let dir = TempDir::new().unwrap();
     first_config(&dir);
     let env = environment("pbx.example.org", "");
-    let (outcome, _) = run_on_terminal(&dir, &env, "\n\n\n1000 Alice\n1001 Bob\n\n\n");
+    let input = format!("\n\n\n1000 Alice\n1001 Bob\n\n{OWNER}\n{OWNER}\n\n");
+    let (outcome, _) = run_on_terminal(&dir, &env, &input);
     let first = outcome.unwrap();
     assert_eq!(first.config.domain, "pbx.example.org");
 
     // A new domain: a new certificate by default, and the question of new passwords; "no"
     // leaves the users as they were.
-    let input = "sip.example.org\n\n\nmaybe\nno\n\n";
+    let input = "sip.example.org\n\n\nmaybe\nno\n\n\n";
     let (outcome, screen) = run_on_terminal(&dir, &env, input);
     let outcome = outcome.unwrap();
     // The domain is a public name: Let's Encrypt first; without a global address it falls
@@ -559,7 +587,7 @@ fn a_new_domain_offers_new_passwords() {
     assert!(users_in(&dir).iter().all(|u| u.realm == "pbx.example.org"));
 
     // Run again, the users' hashes still name the old domain: the question comes again.
-    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n\n\n\n");
+    let (outcome, screen) = run_on_terminal(&dir, &env, "\n\n\n\n\n\n");
     let outcome = outcome.unwrap();
     assert!(screen.contains("Domain [sip.example.org]"), "{screen}");
     assert!(
@@ -609,9 +637,13 @@ fn the_service_is_enabled_and_started_with_systemctl() {
         systemctl: Some(systemctl),
         ..environment("pbx.example.org", "")
     };
+    let answers = Answers {
+        owner_password: Some(OWNER.into()),
+        ..Answers::default()
+    };
     let options = Options {
         config_path: dir.path().join("etc/hotline.toml"),
-        answers: Some((dir.path().join("answers.toml"), Answers::default())),
+        answers: Some((dir.path().join("answers.toml"), answers)),
         service: true,
     };
     let (outcome, screen) = from_file(|dialog| run(&options, &env, dialog));
@@ -799,7 +831,8 @@ fn a_backup_made_at_the_end_restores_at_the_start_on_a_new_card() {
         ..environment("pbx.example.org", "")
     };
     // No restore, the defaults, one extension, then Enter: the backup in the home directory.
-    let (outcome, screen) = run_on_terminal(&old, &env, "\n\n\n1000 Alice\n\n\n");
+    let input = format!("\n\n\n1000 Alice\n\n{OWNER}\n{OWNER}\n\n");
+    let (outcome, screen) = run_on_terminal(&old, &env, &input);
     outcome.unwrap();
     let file = old.path().join("hotline.backup");
     assert!(
@@ -842,6 +875,7 @@ fn a_restore_from_an_answers_file_stops_and_starts_the_service() {
             Answers {
                 domain: Some("pbx.example.org".into()),
                 extensions: vec!["1000 Alice".into()],
+                owner_password: Some(OWNER.into()),
                 backup: Some(old.path().join("hotline.backup")),
                 ..Answers::default()
             },
@@ -899,4 +933,179 @@ fn a_restore_from_an_answers_file_stops_and_starts_the_service() {
     let error = format!("{:#}", outcome.unwrap_err());
     assert!(error.contains("add --replace"), "{error}");
     assert_eq!(std::fs::read_to_string(&log).unwrap(), started.repeat(2));
+}
+
+#[test]
+fn the_owner_password_is_asked_twice_without_showing_it() {
+    let config = Config {
+        domain: "pbx.example.org".into(),
+        ..Config::default()
+    };
+    // Empty, too short, two that differ, then the same twice.
+    let input = format!("\nshort\n{OWNER}\nanother long one\n{OWNER}\n{OWNER}\n");
+    let (hash, screen) = on_terminal(&input, |dialog| {
+        owner::ask_password(dialog, &config, false, None)
+    });
+    let hash = hash.unwrap().expect("a new password");
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=16384,t=2,p=1$"),
+        "stored as `hotline owner passwd` stores it: {hash}"
+    );
+    assert!(password::verify(&hash, OWNER));
+    assert!(screen.contains("at https://pbx.example.org/,"), "{screen}");
+    assert!(
+        screen.contains("the owner's pages need a password: choose one of at least 10"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("the password is too short: use at least 10 characters"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("the two passwords differ: type the same one twice"),
+        "{screen}"
+    );
+    let prompt = "Owner password (not shown as you type):";
+    assert_eq!(screen.matches(prompt).count(), 4, "{screen}");
+    assert_eq!(screen.matches("The same again:").count(), 2, "{screen}");
+    assert!(!screen.contains(OWNER), "{screen}");
+
+    // With a password there, Enter keeps it.
+    let (kept, screen) = on_terminal("\n", |dialog| {
+        owner::ask_password(dialog, &config, true, None)
+    });
+    assert_eq!(kept.unwrap(), None);
+    assert!(screen.contains("an empty answer keeps it"), "{screen}");
+
+    // Input that ends before the second answer is an error that says what to do.
+    let (ended, _) = on_terminal(&format!("{OWNER}\n"), |dialog| {
+        owner::ask_password(dialog, &config, false, None)
+    });
+    let error = ended.unwrap_err().to_string();
+    assert!(error.contains("--answers FILE"), "{error}");
+}
+
+#[test]
+fn the_owner_password_from_an_answers_file_is_checked_the_same_way() {
+    let config = Config {
+        domain: "pbx.example.org".into(),
+        ..Config::default()
+    };
+    let (hash, screen) =
+        from_file(|dialog| owner::ask_password(dialog, &config, false, Some(OWNER)));
+    assert!(password::verify(&hash.unwrap().unwrap(), OWNER));
+    assert!(
+        screen.contains("Owner password: set, from the answers file"),
+        "{screen}"
+    );
+    assert!(!screen.contains(OWNER), "{screen}");
+
+    for given in [None, Some("")] {
+        let (missing, _) = from_file(|dialog| owner::ask_password(dialog, &config, false, given));
+        let error = missing.unwrap_err().to_string();
+        assert!(
+            error.starts_with("answers.toml: `owner_password`: the owner's pages need a password"),
+            "{error}"
+        );
+    }
+    let (short, _) = from_file(|dialog| owner::ask_password(dialog, &config, false, Some("short")));
+    let error = short.unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "answers.toml: `owner_password`: the password is too short: use at least 10 characters"
+    );
+    let (kept, screen) = from_file(|dialog| owner::ask_password(dialog, &config, true, None));
+    assert_eq!(kept.unwrap(), None);
+    assert!(screen.contains("Owner password: kept"), "{screen}");
+}
+
+#[test]
+fn the_firewall_opens_https_while_its_listener_runs() {
+    let dir = TempDir::new().unwrap();
+    let drop_in = dir.path().join(firewall::WEB_FILE);
+    let mut config = public_config(&dir);
+    assert!(!firewall::write_web(dir.path(), &config).unwrap());
+    assert!(!drop_in.exists(), "the listener is off by default");
+    config.web.enabled = true;
+    config.web.https = ["[::]:443", "[2001:db8::1]:443", "[::]:8443"]
+        .iter()
+        .map(|address| address.parse().unwrap())
+        .collect();
+    assert!(firewall::write_web(dir.path(), &config).unwrap());
+    let text = std::fs::read_to_string(&drop_in).unwrap();
+    assert!(
+        text.contains("\nadd rule inet filter input tcp dport { 443, 8443 } accept\n"),
+        "{text}"
+    );
+    assert!(
+        !firewall::write_web(dir.path(), &config).unwrap(),
+        "unchanged"
+    );
+    config.web.enabled = false;
+    assert!(firewall::write_web(dir.path(), &config).unwrap());
+    assert!(!drop_in.exists());
+    // ACME's tls-alpn-01 validation runs the listener too.
+    config.acme.enabled = true;
+    assert!(firewall::write_web(dir.path(), &config).unwrap());
+    assert!(drop_in.exists());
+}
+
+#[test]
+fn setup_turns_the_https_listener_on_and_opens_the_firewall() {
+    let dir = TempDir::new().unwrap();
+    first_config(&dir);
+    let firewall_dir = dir.path().join("nftables.d");
+    let env = Environment {
+        firewall: Some(firewall_dir.clone()),
+        ..environment("pbx.example.org", "")
+    };
+    let run_with = |answers: Answers| {
+        let options = Options {
+            config_path: dir.path().join("etc/hotline.toml"),
+            answers: Some((dir.path().join("answers.toml"), answers)),
+            service: false,
+        };
+        from_file(|dialog| run(&options, &env, dialog))
+    };
+    let (outcome, screen) = run_with(Answers {
+        certificate: Some("self-signed".into()),
+        owner_password: Some(OWNER.into()),
+        ..Answers::default()
+    });
+    let config = outcome.unwrap().config;
+    assert!(config.web.enabled);
+    assert_eq!(config.web.https, ["[::]:443".parse().unwrap()]);
+    let written = Config::load(Some(&dir.path().join("etc/hotline.toml"))).unwrap();
+    assert!(written.web.enabled, "written into the file");
+    assert!(
+        screen.contains("Firewall: opened the HTTPS listener's port"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(
+            "The owner's pages: https://pbx.example.org/ (the owner's password: the new one;"
+        ),
+        "{screen}"
+    );
+    assert!(firewall_dir.join(firewall::WEB_FILE).is_file());
+
+    // An empty list of HTTPS addresses turns the listener off, and closes the port; the owner's
+    // password is kept.
+    let (outcome, screen) = run_with(Answers {
+        certificate: Some("self-signed".into()),
+        listen: ListenAnswers {
+            https: Some(Vec::new()),
+            ..ListenAnswers::default()
+        },
+        ..Answers::default()
+    });
+    assert!(!outcome.unwrap().config.web.enabled);
+    assert!(
+        screen.contains("Firewall: closed the HTTPS listener's port"),
+        "{screen}"
+    );
+    assert!(screen.contains("Owner password: kept"), "{screen}");
+    assert!(screen.contains("The owner's pages are off"), "{screen}");
+    assert!(!firewall_dir.join(firewall::WEB_FILE).exists());
+    assert!(password::verify(&owner_password_in(&dir), OWNER));
 }

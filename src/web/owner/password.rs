@@ -35,14 +35,21 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashes a new owner password with a random salt; the PHC string to store.
-pub fn hash(password: &str) -> Result<String, PasswordError> {
+/// Whether `password` may be a new owner password: at least [`MIN_LENGTH`] characters and at
+/// most [`MAX_LENGTH`] bytes.
+pub fn check(password: &str) -> Result<(), PasswordError> {
     if password.chars().count() < MIN_LENGTH {
         return Err(PasswordError::TooShort);
     }
     if password.len() > MAX_LENGTH {
         return Err(PasswordError::TooLong);
     }
+    Ok(())
+}
+
+/// Hashes a new owner password with a random salt; the PHC string to store.
+pub fn hash(password: &str) -> Result<String, PasswordError> {
+    check(password)?;
     let mut salt = [0u8; 16];
     SystemRandom::new()
         .fill(&mut salt)
