@@ -214,7 +214,8 @@ async fn renew_forever(
         if let Some(info) = &info
             && state.ari_due(now_ms())
         {
-            renewal::ask_window(&client, info, &mut state, now_ms()).await;
+            let id = info.ari_id.as_ref();
+            renewal::ask_window(&client, id, info.not_after_ms, &mut state, now_ms()).await;
         }
         let due = info.as_ref().map(|info| info.renewal_due(&state).0);
         let mut next = renewal::next_attempt(due, &state);

@@ -11,13 +11,12 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use instant_acme::CertificateIdentifier;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
-
 use tracing::{info, warn};
 
 use super::acme;
-use super::status::CertificateInfo;
 use crate::certificate::{self as tls, TlsError};
 use crate::core::bans::Utc;
 
@@ -193,11 +192,13 @@ impl RenewalState {
     }
 }
 
-/// Asks the CA for the renewal window of the certificate `info` describes; records the answer
-/// in `state`, saved, then logs it in one line.
+/// Asks the CA for the renewal window of the certificate `certificate` (its ARI identifier, if
+/// it has one) valid until `not_after_ms`; records the answer in `state`, saved, then logs it in
+/// one line.
 pub async fn ask_window(
     client: &acme::Client,
-    info: &CertificateInfo,
+    certificate: Option<&CertificateIdentifier<'_>>,
+    not_after_ms: u64,
     state: &mut RenewalState,
     now_ms: u64,
 ) {
@@ -205,7 +206,7 @@ pub async fn ask_window(
         state.ari_failed(reason.clone(), wait, now_ms);
         Some(reason)
     };
-    let fallback = match &info.ari_id {
+    let fallback = match certificate {
         None => {
             let reason = "the certificate has no authority key identifier, which ARI needs";
             failed(state, reason.to_owned(), ARI_MAX_POLL)
@@ -213,8 +214,7 @@ pub async fn ask_window(
         Some(id) => match client.renewal_window(id).await {
             Ok(Some((window, retry_after))) => {
                 let id = id.to_string();
-                let answer =
-                    state.ari_answered(&id, window, info.not_after_ms, retry_after, now_ms);
+                let answer = state.ari_answered(&id, window, not_after_ms, retry_after, now_ms);
                 answer.err()
             }
             Ok(None) => {
