@@ -252,20 +252,27 @@ async fn renew(
         .and_then(|info| info.ari_id)
         .filter(|id| state.has_window_for(&id.to_string()));
     let now = now_ms();
-    let outcome = match client.obtain(replaces).await {
+    let save = |state: &RenewalState| {
+        if let Err(error) = state.save(&client.dir) {
+            warn!(%error, "cannot save the certificate renewal state");
+        }
+    };
+    // Saved and swapped before the log line, so that whoever reads the line finds both done.
+    match client.obtain(replaces).await {
         Ok(key) => {
             state.succeeded(now);
-            let text = match renewal {
+            save(state);
+            if let Some(current) = current {
+                current.replace(key.clone());
+            }
+            Ok(match renewal {
                 true => log_certificate(&key, "certificate renewed"),
                 false => log_certificate(&key, "certificate issued"),
-            };
-            if let Some(current) = current {
-                current.replace(key);
-            }
-            Ok(text)
+            })
         }
         Err(error) => {
             let wait = state.failed(error.to_string(), now);
+            save(state);
             let retry_at = Utc(now + wait.as_millis() as u64);
             warn!(%error, %retry_at, "certificate renewal failed");
             Err(RenewalFailure {
@@ -273,11 +280,7 @@ async fn renew(
                 retry_at_ms: retry_at.0,
             })
         }
-    };
-    if let Err(error) = state.save(&client.dir) {
-        warn!(%error, "cannot save the certificate renewal state");
     }
-    outcome
 }
 
 /// An attempt that failed, and when hotline tries again by itself.
