@@ -2,6 +2,8 @@
 //! hotline's web listeners and its DNS at a responder in this test that answers `::1`.
 
 mod common;
+#[path = "acme/front.rs"]
+mod front;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use common::{Client, DOMAIN, Server, Transport, write_test_ca};
 use hotline::core::auth::Algorithm;
+use hotline::core::bans::Utc;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tempfile::TempDir;
@@ -165,6 +168,11 @@ impl Pebble {
     fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// A front before this pebble that suggests `windows` (see [`front::Front`]).
+    fn front(&self, windows: Vec<(u64, u64)>) -> front::Front {
+        front::Front::start(&self.directory, self.path(), &self.https_root, windows)
+    }
 }
 
 fn tls_client(
@@ -198,10 +206,20 @@ fn served_leaf(server: &Server, roots: rustls::RootCertStore) -> CertificateDer<
 }
 
 fn acme_toml(pebble: &Pebble, challenge: &str, https: u16, http: u16) -> String {
+    directory_toml(pebble, &pebble.directory, challenge, https, http)
+}
+
+/// ACME with the directory at `directory` (pebble's, or a front's before it).
+fn directory_toml(
+    pebble: &Pebble,
+    directory: &str,
+    challenge: &str,
+    https: u16,
+    http: u16,
+) -> String {
     format!(
-        "[acme]\nenabled = true\ndirectory = \"{}\"\ndirectory_root = \"{}\"\n\
+        "[acme]\nenabled = true\ndirectory = \"{directory}\"\ndirectory_root = \"{}\"\n\
          challenge = \"{challenge}\"\n[web]\nhttps = [\"[::1]:{https}\"]\nhttp = [\"[::1]:{http}\"]\n",
-        pebble.directory,
         pebble.https_root.display()
     )
 }
@@ -393,25 +411,19 @@ fn cert_renew_without_a_server_obtains_the_certificate_it_then_serves() {
     );
 }
 
-/// The wizard's Let's Encrypt path against pebble: the AAAA record names the board (an
-/// address of the test's own environment), the certificate is obtained on the spot, the
-/// firewall drop-in opens the port, and the server started on the written file serves it.
-fn wizard_obtains_the_certificate(terminal: bool) {
+/// Runs the wizard on `config` with the answer `lets-encrypt`, from an answers file or on a
+/// terminal, on a board whose AAAA record names it (an address of the test's own environment,
+/// with the firewall drop-ins beside `config`); returns what it showed.
+fn run_wizard(config: &Path, terminal: bool) -> String {
     use hotline::setup::{Answers, Dialog, Environment, Options, parse_if_inet6};
-    let (https, http) = (free_port(), free_port());
-    let pebble = Pebble::start(http, https, 3600);
-    let (dir, config) = config_file(
-        "pbx.example.org",
-        &acme_toml(&pebble, "tls-alpn-01", https, http),
-    );
+    let dir = config.parent().unwrap();
     let board: std::net::Ipv6Addr = "2001:db8:1:2::5".parse().unwrap();
-    let firewall = dir.path().join("nftables.d");
     let environment = Environment {
         hostname: Some("pbx".into()),
         addresses: parse_if_inet6("20010db8000100020000000000000005 02 40 00 80 eth0\n"),
         systemctl: None,
         dns_servers: vec![spawn_dns(board)],
-        firewall: Some(firewall.clone()),
+        firewall: Some(dir.join("nftables.d")),
         home: None,
     };
     let answers = Answers {
@@ -421,9 +433,9 @@ fn wizard_obtains_the_certificate(terminal: bool) {
         service: Some(false),
         ..Answers::default()
     };
-    let answers_path = dir.path().join("answers.toml");
+    let answers_path = dir.join("answers.toml");
     let options = Options {
-        config_path: config.clone(),
+        config_path: config.to_owned(),
         answers: (!terminal).then(|| (answers_path.clone(), answers)),
         service: false,
     };
@@ -438,6 +450,20 @@ fn wizard_obtains_the_certificate(terminal: bool) {
     let screen = String::from_utf8(output).unwrap();
     outcome.unwrap_or_else(|error| panic!("{error:#}\n{screen}"));
     assert!(screen.contains("[lets-encrypt]") || !terminal, "{screen}");
+    screen
+}
+
+/// The wizard's Let's Encrypt path against pebble: the AAAA record names the board, the
+/// certificate is obtained on the spot, the firewall drop-in opens the port, and the server
+/// started on the written file serves it.
+fn wizard_obtains_the_certificate(terminal: bool) {
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, 3600);
+    let (dir, config) = config_file(
+        "pbx.example.org",
+        &acme_toml(&pebble, "tls-alpn-01", https, http),
+    );
+    let screen = run_wizard(&config, terminal);
     assert!(
         screen.contains("Asking the CA for a certificate for pbx.example.org"),
         "{screen}"
@@ -446,6 +472,7 @@ fn wizard_obtains_the_certificate(terminal: bool) {
         screen.contains("Certificate for pbx.example.org from"),
         "{screen}"
     );
+    let firewall = dir.path().join("nftables.d");
     let drop_in = std::fs::read_to_string(firewall.join("hotline-acme.nft")).unwrap();
     assert!(
         drop_in.contains(&format!("tcp dport {{ {https} }} accept")),
@@ -469,4 +496,180 @@ fn wizard_from_an_answers_file_obtains_the_certificate() {
 #[test]
 fn wizard_on_a_terminal_obtains_the_certificate() {
     wizard_obtains_the_certificate(true);
+}
+
+const DAY_MS: u64 = 86_400_000;
+/// Long enough for renewal windows weeks away.
+const THIRTY_DAYS_S: u64 = 30 * 86_400;
+
+/// The wall clock to the second, as renewal windows are written.
+fn now_ms() -> u64 {
+    hotline::clock::wall_ms() / 1000 * 1000
+}
+
+fn cert_status(server: &Server) -> String {
+    let status = server.hotline(&["cert", "status"]);
+    String::from_utf8_lossy(&status.stdout).into_owned()
+}
+
+#[test]
+fn a_renewal_window_already_open_renews_at_once_replacing_the_certificate() {
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, THIRTY_DAYS_S);
+    let now = now_ms();
+    // The first certificate's window has passed; the next one's is weeks away.
+    let front = pebble.front(vec![
+        (now - 7_200_000, now - 3_600_000),
+        (now + 20 * DAY_MS, now + 21 * DAY_MS),
+    ]);
+    let toml = directory_toml(&pebble, &front.directory, "tls-alpn-01", https, http);
+    let server = Server::start(&toml);
+    server.wait_for_log("certificate issued");
+    let first = front.wait_for_asked(1)[0].clone();
+    server.wait_for_log("certificate renewed");
+    assert_eq!(
+        front.wait_for_orders(2),
+        [None, Some(first)],
+        "the renewal names the certificate it replaces"
+    );
+    served_leaf(&server, pebble.roots());
+    // The new certificate's window is asked for at the next poll, hours later: meanwhile the
+    // lifetime rule holds, and status says so.
+    let status = cert_status(&server);
+    assert!(
+        status.contains("with a third of the lifetime left (until the CA's renewal window"),
+        "{status}"
+    );
+    assert!(!status.contains("Next renewal:  now"), "{status}");
+}
+
+#[test]
+fn a_renewal_window_weeks_away_is_waited_for_and_shown() {
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, THIRTY_DAYS_S);
+    let now = now_ms();
+    // Later than the lifetime rule (20 days), so that status can only show it from ARI.
+    let window = (now + 25 * DAY_MS, now + 26 * DAY_MS);
+    let front = pebble.front(vec![window]);
+    let toml = directory_toml(&pebble, &front.directory, "tls-alpn-01", https, http);
+    let server = Server::start(&toml);
+    server.wait_for_log("certificate issued");
+    let logged = server.wait_for_log("renewal window from the CA");
+    assert!(logged.contains(&Utc(window.0).to_string()), "{logged}");
+
+    let status = cert_status(&server);
+    let (start, end) = (Utc(window.0).to_string(), Utc(window.1).to_string());
+    assert!(
+        status.contains(&format!(
+            "inside the renewal window the CA suggests (ARI): {start} to {end}"
+        )),
+        "{status}"
+    );
+    let next = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Next renewal:  "))
+        .unwrap();
+    assert!(
+        start.as_str() <= next && next <= end.as_str(),
+        "{next} is in the window: {status}"
+    );
+    assert_eq!(front.orders(), 1, "no renewal yet");
+    assert!(
+        !server
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("certificate renewed"))
+    );
+}
+
+#[test]
+fn a_ca_without_ip_certificates_leaves_the_self_signed_one_and_says_why() {
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, 3600);
+    let front = pebble.front(vec![(0, 1)]);
+    front.set_orders(front::Orders::RejectIp);
+    let toml = directory_toml(&pebble, &front.directory, "tls-alpn-01", https, http);
+    let (dir, config) = config_file("[::1]", &toml);
+    let mut server = Server::start_with_config(dir, config.clone());
+    let failure = server.wait_for_log("certificate renewal failed");
+    assert!(
+        failure.contains("does not issue certificates for ::1"),
+        "{failure}"
+    );
+    assert!(
+        failure.contains("self-signed certificate stays"),
+        "{failure}"
+    );
+    leaf_for(
+        server.address(Transport::Tls),
+        generated_root(&server),
+        "::1",
+    );
+    let status = cert_status(&server);
+    assert!(status.contains("(self-signed)"), "{status}");
+    assert!(
+        status.contains("Last error:    the CA does not issue certificates for ::1"),
+        "{status}"
+    );
+    server.stop();
+
+    // The wizard says why too, and turns ACME off rather than asking again.
+    let screen = run_wizard(&config, false);
+    assert!(
+        screen.contains("the CA does not issue certificates for ::1"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("the self-signed certificate stays"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("So ACME is off: asking this CA again would not help"),
+        "{screen}"
+    );
+    let written = std::fs::read_to_string(&config).unwrap();
+    let acme = &written[written.find("[acme]").unwrap()..];
+    assert!(acme.contains("enabled = false"), "{written}");
+}
+
+#[test]
+fn the_wizard_asks_the_running_server_for_the_certificate_and_keeps_it_after() {
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, 3600);
+    let now = now_ms();
+    let front = pebble.front(vec![(now + 1_800_000, now + 2_400_000)]);
+    // The server's own first attempt fails: it backs off for minutes.
+    front.set_orders(front::Orders::RateLimited);
+    let toml = directory_toml(&pebble, &front.directory, "tls-alpn-01", https, http);
+    let (dir, config) = config_file("pbx.example.org", &toml);
+    let server = Server::start_with_config(dir, config.clone());
+    let failure = server.wait_for_log("certificate renewal failed");
+    assert!(failure.contains("rate limit"), "{failure}");
+    front.set_orders(front::Orders::Forward);
+
+    // The server holds the validation port: the wizard asks it, as `hotline cert renew` does.
+    let screen = run_wizard(&config, true);
+    assert!(
+        screen.contains("hotline is running: asking it for a certificate for pbx.example.org"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Certificate for pbx.example.org from"),
+        "{screen}"
+    );
+    server.wait_for_log("certificate issued");
+    leaf_for(
+        server.address(Transport::Tls),
+        pebble.roots(),
+        "pbx.example.org",
+    );
+
+    // Run again, it keeps that certificate rather than spend the CA's rate limits.
+    let orders = front.orders();
+    let again = run_wizard(&config, false);
+    assert!(
+        again.contains("stays: hotline renews it by itself"),
+        "{again}"
+    );
+    assert_eq!(front.orders(), orders);
 }

@@ -1,7 +1,9 @@
 //! Step 3 with a certificate from an ACME CA such as Let's Encrypt: check that the names lead to
-//! this board, then obtain the certificate on the spot. When that cannot work yet, say what to
-//! fix, serve the self-signed certificate meanwhile, and leave ACME on so that the server keeps
-//! trying (with its backoff) until it can.
+//! this board, then obtain the certificate on the spot, through the running server when there
+//! is one (it holds the validation port), and keep one that has not expired. When that cannot
+//! work yet, say what to fix, serve the self-signed certificate meanwhile, and leave ACME on so
+//! that the server keeps trying (with its backoff) until it can; when the CA refuses the names
+//! (an IP address without RFC 8738), say so and turn ACME off.
 //!
 //! The firewall (`config/nftables.conf`) opens the validation port only while ACME is on,
 //! through a drop-in file this step writes or removes.
@@ -10,15 +12,19 @@ use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::Path;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 
 use super::{Dialog, Environment, TlsChoice, ipv6};
 use crate::certificate::{self as tls, TlsIdentity};
+use crate::clock::wall_ms;
 use crate::config::{ChallengeKind, Config};
-use crate::control::{self, Request};
+use crate::control::{self, Reply, Request};
+use crate::core::bans::Utc;
 use crate::data_dir::DataDir;
+use crate::web::acme::AcmeError;
 use crate::web::challenges::Host;
-use crate::web::{self, acme, dns};
+use crate::web::status::CertificateInfo;
+use crate::web::{self, RenewalFailure, acme, dns};
 
 /// The drop-in that opens the validation port, in the directory `config/nftables.conf`
 /// includes.
@@ -71,19 +77,51 @@ pub fn obtain(
         names.join(" and ")
     ))?;
     let problems = check_addresses(&hosts, environment)?;
+    for problem in &problems {
+        dialog.say(&format!("  {problem}"))?;
+    }
+    let data_dir = DataDir::new(&config.data_dir);
+    let issued = data_dir.tls().join(acme::CERTIFICATE_FILE);
+    // One that has not expired stays: the server renews it when due, and asking again would
+    // only spend the CA's rate limits (a few duplicate certificates a week at Let's Encrypt).
+    let current = CertificateInfo::read(&issued)
+        .filter(|info| info.covers(&hosts) && info.not_after_ms > wall_ms());
+    if let Some(info) = current {
+        dialog.say(&format!(
+            "  The certificate for {} from {}, valid until {}, stays: hotline renews it by \
+             itself.",
+            names.join(", "),
+            info.issuer,
+            Utc(info.not_after_ms)
+        ))?;
+        return issued_identity(config);
+    }
     if !problems.is_empty() {
-        for problem in &problems {
-            dialog.say(&format!("  {problem}"))?;
-        }
         return fall_back(dialog, config, domain_changed);
     }
-    let socket = DataDir::new(&config.data_dir).control_socket();
-    if control::call(&socket, &Request::ListUsers).is_ok() {
-        dialog.say(
-            "hotline is running: it asks the CA for the certificate when setup restarts it \
-             (`hotline cert status` shows how that went).",
-        )?;
-        return self_signed(config, domain_changed);
+    // A running server holds the validation port: it answers the CA, as for `hotline cert
+    // renew`.
+    if control::call(&data_dir.control_socket(), &Request::ListUsers).is_ok() {
+        dialog.say(&format!(
+            "hotline is running: asking it for a certificate for {}…",
+            names.join(", ")
+        ))?;
+        let reply = control::call(&data_dir.control_socket(), &Request::RenewCertificate);
+        return match reply {
+            Ok(Reply::CertificateRenewed { message }) => {
+                dialog.say(&format!("  {message}"))?;
+                issued_identity(config)
+            }
+            Ok(Reply::Failed { message }) => {
+                dialog.say(&format!("  It did not work: {message}"))?;
+                fall_back(dialog, config, domain_changed)
+            }
+            Ok(other) => bail!("the hotline server answered {other:?} to a renewal"),
+            Err(error) => {
+                dialog.say(&format!("  It did not work: {error}"))?;
+                fall_back(dialog, config, domain_changed)
+            }
+        };
     }
     dialog.say(&format!(
         "Asking the CA for a certificate for {}…",
@@ -92,20 +130,37 @@ pub fn obtain(
     match web::renew_without_server(config) {
         Ok(text) => {
             dialog.say(&format!("  {text}"))?;
-            let issued = DataDir::new(&config.data_dir)
-                .tls()
-                .join(acme::CERTIFICATE_FILE);
-            Ok(tls::load_or_generate(
-                &DataDir::new(&config.data_dir),
-                &config.domain,
-                Some((&issued, &issued)),
-            )?)
+            issued_identity(config)
         }
         Err(error) => {
+            let rejected = error
+                .downcast_ref::<RenewalFailure>()
+                .map(|failure| &failure.error)
+                .filter(|error| matches!(error, AcmeError::Rejected { .. }));
+            if let Some(rejected) = rejected {
+                // Asking this CA again would not change its mind.
+                dialog.say(&format!(
+                    "  It did not work: {rejected}\n  So ACME is off: asking this CA again \
+                     would not help."
+                ))?;
+                config.acme.enabled = false;
+                return self_signed(config, domain_changed);
+            }
             dialog.say(&format!("  It did not work: {error:#}"))?;
             fall_back(dialog, config, domain_changed)
         }
     }
+}
+
+/// The certificate from the CA, as the listeners will serve it.
+fn issued_identity(config: &Config) -> anyhow::Result<TlsIdentity> {
+    let data_dir = DataDir::new(&config.data_dir);
+    let issued = data_dir.tls().join(acme::CERTIFICATE_FILE);
+    Ok(tls::load_or_generate(
+        &data_dir,
+        &config.domain,
+        Some((&issued, &issued)),
+    )?)
 }
 
 fn fall_back(

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
-    NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, CertificateIdentifier, ChallengeType,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, SanType};
 use rustls::sign::CertifiedKey;
+use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use super::ca::CaClient;
 use super::challenges::{Challenges, Host};
@@ -166,14 +168,42 @@ impl Client {
     }
 
     /// Orders a certificate for every host, answers the challenges, and writes the chain and
-    /// its new key. The challenges are forgotten whatever the outcome.
-    pub async fn obtain(&self) -> Result<Arc<CertifiedKey>, AcmeError> {
-        let result = self.order().await;
+    /// its new key. The order names the certificate it `replaces` (RFC 9773 §5) when the CA
+    /// suggested a renewal window for it. The challenges are forgotten whatever the outcome.
+    pub async fn obtain(
+        &self,
+        replaces: Option<CertificateIdentifier<'static>>,
+    ) -> Result<Arc<CertifiedKey>, AcmeError> {
+        let result = self.order(replaces).await;
         self.challenges.clear();
         result
     }
 
-    async fn order(&self) -> Result<Arc<CertifiedKey>, AcmeError> {
+    /// The renewal window the CA suggests for `certificate` (RFC 9773), in Unix milliseconds,
+    /// and how long to wait before asking again; `None` when the CA offers no windows.
+    pub async fn renewal_window(
+        &self,
+        certificate: &CertificateIdentifier<'_>,
+    ) -> Result<Option<((u64, u64), Duration)>, AcmeError> {
+        let account = self.account().await?;
+        let (info, retry_after) = match account.renewal_info(certificate).await {
+            Ok(answer) => answer,
+            Err(instant_acme::Error::Unsupported(_)) => return Ok(None),
+            Err(error) => return Err(classify(error, &self.hosts, self.acme.challenge)),
+        };
+        let window = info.suggested_window;
+        let ms = |seconds: i64| u64::try_from(seconds).unwrap_or(0).saturating_mul(1000);
+        let window = (
+            ms(window.start.unix_timestamp()),
+            ms(window.end.unix_timestamp()),
+        );
+        Ok(Some((window, retry_after)))
+    }
+
+    async fn order(
+        &self,
+        replaces: Option<CertificateIdentifier<'static>>,
+    ) -> Result<Arc<CertifiedKey>, AcmeError> {
         let account = self.account().await?;
         let identifiers: Vec<Identifier> = self
             .hosts
@@ -184,10 +214,28 @@ impl Client {
             })
             .collect();
         let classify = |error| classify(error, &self.hosts, self.acme.challenge);
-        let mut order = account
-            .new_order(&NewOrder::new(&identifiers))
-            .await
-            .map_err(classify)?;
+        let replacing = match replaces {
+            Some(replaces) => {
+                let order = NewOrder::new(&identifiers).replaces(replaces);
+                match account.new_order(&order).await {
+                    Ok(order) => Some(order),
+                    // A CA may refuse the replacement (already replaced, say): a plain
+                    // order still renews.
+                    Err(error) => {
+                        warn!(%error, "the CA refused an order replacing the certificate");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut order = match replacing {
+            Some(order) => order,
+            None => account
+                .new_order(&NewOrder::new(&identifiers))
+                .await
+                .map_err(classify)?,
+        };
 
         let kind = match self.acme.challenge {
             ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
@@ -329,6 +377,15 @@ impl Client {
         tls::write_atomically(&path, text.as_bytes(), 0o600)?;
         Ok(account)
     }
+}
+
+/// The ARI identifier of a certificate (RFC 9773 §4.1); `None` without an authority key
+/// identifier.
+pub fn certificate_id(der: &[u8]) -> Option<CertificateIdentifier<'static>> {
+    let der = CertificateDer::from(der);
+    CertificateIdentifier::try_from(&der)
+        .ok()
+        .map(CertificateIdentifier::into_owned)
 }
 
 fn read_account(path: &Path) -> Result<Option<StoredAccount>, String> {

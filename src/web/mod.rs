@@ -21,7 +21,7 @@ pub mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -130,9 +130,7 @@ pub fn renew_without_server(config: &Config) -> anyhow::Result<String> {
         let current = identity.current.clone();
         bind_listeners(config, listeners, &client.challenges, current, pages, None)?;
         let mut state = RenewalState::load(&client.dir);
-        renew(&client, None, &mut state)
-            .await
-            .map_err(|error| anyhow!(error))
+        Ok(renew(&client, None, &mut state).await?)
     })
 }
 
@@ -201,9 +199,10 @@ impl Handler for Http01 {
     }
 }
 
-/// Renews when due (see [`renewal`]) or when asked; sleeps at most an hour at a time, so that a
-/// wall clock set by NTP long after boot is taken into account. The state is kept in memory
-/// too, so that a data directory that cannot be written never turns the backoff off.
+/// Renews when due (see [`renewal`]) or when asked, and asks the CA for the certificate's
+/// renewal window when that is due; sleeps at most an hour at a time, so that a wall clock set
+/// by NTP long after boot is taken into account. The state is kept in memory too, so that a
+/// data directory that cannot be written never turns the backoff off.
 async fn renew_forever(
     client: acme::Client,
     current: Arc<CurrentCertificate>,
@@ -211,10 +210,19 @@ async fn renew_forever(
 ) {
     let mut state = RenewalState::load(&client.dir);
     loop {
-        let due = CertificateInfo::read(&client.certificate_file())
-            .filter(|info| info.covers(&client.hosts))
-            .map(|info| renewal::renewal_due(info.not_before_ms, info.not_after_ms));
-        let next = renewal::next_attempt(due, &state);
+        let info = CertificateInfo::read(&client.certificate_file())
+            .filter(|info| info.covers(&client.hosts));
+        if let Some(info) = &info
+            && state.ari_due(now_ms())
+        {
+            let id = info.ari_id.as_ref();
+            renewal::ask_window(&client, id, info.not_after_ms, &mut state, now_ms()).await;
+        }
+        let due = info.as_ref().map(|info| info.renewal_due(&state).0);
+        let mut next = renewal::next_attempt(due, &state);
+        if info.is_some() {
+            next = next.min(state.ari_poll_at_ms.unwrap_or(u64::MAX));
+        }
         let now = now_ms();
         let reply = if next > now {
             let wait = Duration::from_millis((next - now).min(3_600_000));
@@ -227,7 +235,7 @@ async fn renew_forever(
         };
         let outcome = renew(&client, Some(&current), &mut state).await;
         if let Some(reply) = reply {
-            let _ = reply.send(outcome);
+            let _ = reply.send(outcome.map_err(|failure| failure.to_string()));
         }
     }
 }
@@ -238,32 +246,50 @@ async fn renew(
     client: &acme::Client,
     current: Option<&CurrentCertificate>,
     state: &mut RenewalState,
-) -> Result<String, String> {
-    let renewal = CertificateInfo::read(&client.certificate_file()).is_some();
+) -> Result<String, RenewalFailure> {
+    let existing = CertificateInfo::read(&client.certificate_file());
+    let renewal = existing.is_some();
+    let replaces = existing
+        .and_then(|info| info.ari_id)
+        .filter(|id| state.has_window_for(&id.to_string()));
     let now = now_ms();
-    let outcome = match client.obtain().await {
+    let save = |state: &RenewalState| {
+        if let Err(error) = state.save(&client.dir) {
+            warn!(%error, "cannot save the certificate renewal state");
+        }
+    };
+    // Saved and swapped before the log line, so that whoever reads the line finds both done.
+    match client.obtain(replaces).await {
         Ok(key) => {
             state.succeeded(now);
-            let text = match renewal {
+            save(state);
+            if let Some(current) = current {
+                current.replace(key.clone());
+            }
+            Ok(match renewal {
                 true => log_certificate(&key, "certificate renewed"),
                 false => log_certificate(&key, "certificate issued"),
-            };
-            if let Some(current) = current {
-                current.replace(key);
-            }
-            Ok(text)
+            })
         }
         Err(error) => {
             let wait = state.failed(error.to_string(), now);
+            save(state);
             let retry_at = Utc(now + wait.as_millis() as u64);
             warn!(%error, %retry_at, "certificate renewal failed");
-            Err(format!("{error}. Next automatic attempt at {retry_at}."))
+            Err(RenewalFailure {
+                error,
+                retry_at_ms: retry_at.0,
+            })
         }
-    };
-    if let Err(error) = state.save(&client.dir) {
-        warn!(%error, "cannot save the certificate renewal state");
     }
-    outcome
+}
+
+/// An attempt that failed, and when hotline tries again by itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}. Next automatic attempt at {}.", Utc(*retry_at_ms))]
+pub struct RenewalFailure {
+    pub error: acme::AcmeError,
+    retry_at_ms: u64,
 }
 
 /// Logs `message` with the certificate's names, issuer and expiry; returns them as a sentence.

@@ -6,13 +6,14 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use instant_acme::CertificateIdentifier;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 use x509_parser::extensions::GeneralName;
 
 use super::acme::{self, CERTIFICATE_FILE};
 use super::challenges::Host;
-use super::renewal::{self, RenewalState};
+use super::renewal::{self, RenewalState, Source};
 use crate::config::Config;
 use crate::core::bans::Utc;
 
@@ -25,6 +26,8 @@ pub struct CertificateInfo {
     /// Unix milliseconds.
     pub not_before_ms: u64,
     pub not_after_ms: u64,
+    /// Its identifier for the CA's renewal windows (RFC 9773 §4.1).
+    pub ari_id: Option<CertificateIdentifier<'static>>,
 }
 
 impl CertificateInfo {
@@ -61,7 +64,14 @@ impl CertificateInfo {
             names,
             not_before_ms: ms(validity.not_before.timestamp()),
             not_after_ms: ms(validity.not_after.timestamp()),
+            ari_id: acme::certificate_id(der),
         })
+    }
+
+    /// When to renew it, given what the CA said about renewal windows, and why then.
+    pub fn renewal_due<'a>(&self, state: &'a RenewalState) -> (u64, Source<'a>) {
+        let id = self.ari_id.as_ref().map(ToString::to_string);
+        state.renewal_due(id.as_deref(), self.not_before_ms, self.not_after_ms)
     }
 
     /// True when it names every one of `hosts`.
@@ -140,16 +150,39 @@ pub fn report(config: &Config, now_ms: u64) -> String {
     let dir = config.data_dir.join("tls");
     let state = RenewalState::load(&dir);
     let issued = path.ends_with(CERTIFICATE_FILE);
-    let due = info
-        .filter(|_| issued)
-        .map(|info| renewal::renewal_due(info.not_before_ms, info.not_after_ms));
-    let next = renewal::next_attempt(due, &state);
+    let due = info.filter(|_| issued).map(|info| info.renewal_due(&state));
+    let next = renewal::next_attempt(due.map(|(due, _)| due), &state);
     let when = if next <= now_ms {
         "now".to_owned()
     } else {
         Utc(next).to_string()
     };
     let _ = writeln!(text, "Next renewal:  {when}");
+    match due.map(|(_, source)| source) {
+        Some(Source::Window(window)) => {
+            let _ = writeln!(
+                text,
+                "               inside the renewal window the CA suggests (ARI): {} to {}",
+                Utc(window.start_ms),
+                Utc(window.end_ms)
+            );
+        }
+        Some(Source::Lifetime(reason)) => {
+            let poll = state.ari_poll_at_ms.filter(|&at| at > now_ms);
+            let why = match (reason, poll) {
+                (Some(reason), _) => format!(" ({reason})"),
+                (None, Some(at)) => {
+                    format!(" (until the CA's renewal window, asked for at {})", Utc(at))
+                }
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(
+                text,
+                "               with a third of the lifetime left{why}"
+            );
+        }
+        None => {}
+    }
     if let Some(error) = &state.last_error {
         let _ = writeln!(
             text,
