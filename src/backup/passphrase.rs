@@ -2,9 +2,10 @@
 
 use std::io::{BufRead, IsTerminal as _, Write as _};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
+
+use crate::terminal::{EchoOff, read_line};
 
 /// Shortest passphrase accepted for a new backup.
 pub const MIN_LEN: usize = 8;
@@ -43,27 +44,12 @@ pub fn ask(confirm: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
-/// Reads a line from `input` with the terminal's echo off (`stty -echo`, when `input` is one).
+/// Reads a line from `input` with the terminal's echo off (when standard input is one).
 pub fn read_hidden(prompt: &str, input: &mut dyn BufRead) -> anyhow::Result<String> {
-    let stty = |argument: &str| {
-        std::io::stdin().is_terminal()
-            && Command::new("stty")
-                .arg(argument)
-                .stdin(Stdio::inherit())
-                .status()
-                .is_ok_and(|status| status.success())
-    };
+    let echo_off = EchoOff::on_stdin();
     eprint!("{prompt}");
     std::io::stderr().flush()?;
-    let hidden = stty("-echo");
-    let mut line = String::new();
-    let read = input.read_line(&mut line);
-    if hidden {
-        stty("echo");
-        eprintln!();
-    }
-    if read? == 0 {
-        bail!("the input ended before the passphrase");
-    }
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    let line = read_line(input);
+    drop(echo_off);
+    line?.ok_or_else(|| anyhow!("the input ended before the passphrase"))
 }

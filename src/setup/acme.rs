@@ -247,20 +247,5 @@ pub fn write_firewall(dir: &Path, config: &Config) -> io::Result<bool> {
             ports.join(", ")
         )
     });
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
-        Err(error) => return Err(error),
-    };
-    if existing == wanted {
-        return Ok(false);
-    }
-    match wanted {
-        Some(text) => {
-            std::fs::create_dir_all(dir)?;
-            std::fs::write(&path, text)?;
-        }
-        None => std::fs::remove_file(&path)?,
-    }
-    Ok(true)
+    super::firewall::write_drop_in(&path, wanted)
 }
