@@ -13,9 +13,10 @@
 # --answers board/qemu/answers.toml`, registers extension 1000 with SIPp (UDP, Digest MD5), and
 # logs in to the owner's pages over HTTPS (curl, the board's certificate checked): a wrong
 # password refused, the right one with the login form's CSRF token, then the overview with the
-# session cookie, which must show the version and the phone online. Then the SD-death drill, timed: a backup taken off the board over SSH, a fresh copy of the
-# image booted as a new card, the backup restored by the wizard, and the same phone registered
-# with its old password.
+# session cookie, which must show the version and the phone online. Then the SD-death drill,
+# timed: a backup taken off the board over SSH, a fresh copy of the image booted as a new card,
+# the backup restored by the wizard, and the same phone registered with its old password; then
+# the owner logs in to the new card with the old password, which serves the old certificate.
 # Minutes under emulation: run on demand, not in CI. Run as root.
 #
 # Logs: $HOTLINE_BOOT_TEST_LOGS/<date>/ (default $HOTLINE_IMAGE_CACHE/boot-test), with
@@ -389,10 +390,16 @@ main() {
     register "$password"
     local drill_time=$((SECONDS - drill))
     log "drill: 1000 registered on the new card with its old password, $drill_time s after the backup"
+    dashboard 1
+    cmp -s "$WORK/cert-old.pem" "$WORK/cert-new.pem" ||
+        die "the new card serves another certificate than the old card"
+    log "drill: the new card serves the old card's certificate, and the owner's old password" \
+        "logs in to its owner's pages"
     power_off
     log "PASSED: hotline.service active $boot_hotline s after boot, setup done, 1000 registered" \
         "over IPv6, the owner logged in to the owner's pages over IPv6; SD-death drill (backup," \
-        "new card, restore, register) in $drill_time s"
+        "new card, restore, register) in $drill_time s, then the owner's old password and the" \
+        "old certificate on the new card"
 }
 
 main
