@@ -10,6 +10,7 @@ pub mod inbox;
 mod partial;
 mod security;
 mod server;
+mod session;
 pub mod socket;
 mod stream;
 pub mod tls;
