@@ -7,6 +7,7 @@ pub mod changes;
 mod clock;
 mod control;
 pub mod inbox;
+mod outbox;
 mod partial;
 mod security;
 mod server;

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::admission::{Admission, Offence, Refusal, Report, Settings};
 use super::inbox::{Event, Ids, Outlet};
+use super::outbox::{self, Queued};
 use super::partial::{Pace, Partial};
 use super::security;
 use super::session::{self, Received, TlsSession};
@@ -25,9 +26,6 @@ use crate::config::{Flood, Limits};
 use crate::core::security::SecurityEvent;
 use crate::core::{ConnectionId, Flow};
 use crate::sip::{Frame, Framer, FramingError, Transport};
-
-/// Messages queued for one connection before the core's sends to it are dropped.
-const OUTBOX: usize = 64;
 
 /// Bytes taken from the socket in one read, into a chunk on the stack: a connection keeps only
 /// what is left of an incomplete message (or TLS record). Thousands of phones sit idle, and an
@@ -300,7 +298,7 @@ impl Connection<'_> {
             self.flow.remote,
             self.flow.transport,
         );
-        let (outbox, mut queued) = mpsc::channel(OUTBOX);
+        let (outbox, queued) = outbox::outbox();
         let opened = Event::Opened {
             id,
             outlet: Outlet::Stream(outbox),
@@ -309,7 +307,7 @@ impl Connection<'_> {
             return;
         }
         debug!(source = %remote, transport = %transport, connection = id.0, "connection opened");
-        if let Err(reason) = self.serve(&mut queued).await {
+        if let Err(reason) = self.serve(&queued).await {
             info!(source = %remote, transport = %transport, reason, "connection closed");
         }
         debug!(source = %remote, transport = %transport, connection = id.0, reads = self.reads, "connection ended");
@@ -318,12 +316,12 @@ impl Connection<'_> {
         // read gets no longer than a slow sender would.
         let _ = context.events.send(Event::Closed(id)).await;
         let linger = Duration::from_secs(context.limits.partial_message_timeout);
-        let _ = tokio::time::timeout(linger, self.finish(&mut queued)).await;
+        let _ = tokio::time::timeout(linger, self.finish(&queued)).await;
     }
 
     /// Reads messages and writes what the core sends until end of stream (`Ok`) or a reason
     /// to close.
-    async fn serve(&mut self, queued: &mut mpsc::Receiver<Vec<u8>>) -> Result<(), &'static str> {
+    async fn serve(&mut self, queued: &Queued) -> Result<(), &'static str> {
         let context = self.context;
         let closer = &self.slot.closer;
         let max = context.limits.max_message_size;
@@ -504,7 +502,7 @@ impl Connection<'_> {
     }
 
     /// Writes what the core still sends until it forgets the connection, then closes it.
-    async fn finish(&mut self, queued: &mut mpsc::Receiver<Vec<u8>>) {
+    async fn finish(&mut self, queued: &Queued) {
         if self.flush().await.is_err() {
             return;
         }
