@@ -202,36 +202,44 @@ pub async fn accept(
         else {
             continue;
         };
-        let context = context.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let flow = Flow {
-                transport,
-                remote,
-                connection: Some(slot.id),
-            };
-            let mut connection = Connection {
-                tcp,
-                tls: None,
-                flow,
-                context: &context,
-                slot: &slot,
-                buffer: Vec::new(),
-                unsent: Vec::new(),
-                reads: 0,
-            };
-            if let Some(config) = tls {
-                // The handshake counts against the connection limits like any connection, and
-                // gives way like any anonymous one.
-                if let Err(reason) = connection.handshake(config).await {
-                    info!(source = %remote, transport = %Transport::Tls, reason, "TLS handshake failed");
-                    return;
-                }
-            }
-            connection.run().await;
-        });
+        tokio::spawn(serve((tcp, remote), transport, tls, context.clone(), slot));
     }
+}
+
+/// Serves one admitted connection from accept to close.
+async fn serve(
+    (tcp, remote): (TcpStream, SocketAddr),
+    transport: Transport,
+    tls: Option<Arc<ServerConfig>>,
+    context: Arc<Context>,
+    slot: Slot,
+) {
+    let _ = tcp.set_nodelay(true);
+    let flow = Flow {
+        transport,
+        remote,
+        connection: Some(slot.id),
+    };
+    let mut connection = Connection {
+        tcp,
+        tls: None,
+        flow,
+        context: &context,
+        slot: &slot,
+        buffer: Vec::new(),
+        unsent: Vec::new(),
+        reads: 0,
+    };
+    if let Some(config) = tls {
+        // The handshake counts against the connection limits like any connection, and gives
+        // way like any anonymous one.
+        if let Err(reason) = connection.handshake(config).await {
+            info!(source = %remote, transport = %Transport::Tls, reason, "TLS handshake failed");
+            return;
+        }
+    }
+    connection.run().await;
 }
 
 /// Why reading broke off.
@@ -246,7 +254,8 @@ enum Broken {
 /// One admitted connection, served by one task: it reads, writes and keeps the deadlines.
 struct Connection<'a> {
     tcp: TcpStream,
-    tls: Option<TlsSession>,
+    /// Boxed: the task's future holds the connection, and a TCP one needs no TLS state.
+    tls: Option<Box<TlsSession>>,
     flow: Flow,
     context: &'a Context,
     slot: &'a Slot,
@@ -260,11 +269,13 @@ struct Connection<'a> {
 impl Connection<'_> {
     /// Runs the TLS handshake, within `partial_message_timeout`.
     async fn handshake(&mut self, config: Arc<ServerConfig>) -> Result<(), String> {
-        self.tls = Some(TlsSession::new(config).map_err(|error| error.to_string())?);
+        self.tls = Some(Box::new(
+            TlsSession::new(config).map_err(|error| error.to_string())?,
+        ));
         let slot = self.slot;
         let deadline =
             Instant::now() + Duration::from_secs(self.context.limits.partial_message_timeout);
-        while self.tls.as_ref().is_some_and(TlsSession::is_handshaking) {
+        while self.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) {
             let ready = async {
                 self.flush().await?;
                 self.tcp.readable().await
@@ -291,7 +302,7 @@ impl Connection<'_> {
     }
 
     /// Serves the connection until it closes or breaks the framing rules, then closes it.
-    async fn run(mut self) {
+    async fn run(&mut self) {
         let (context, id, remote, transport) = (
             self.context,
             self.slot.id,
@@ -341,7 +352,7 @@ impl Connection<'_> {
                 let framed = self.frame(&mut framer, max).await?;
                 // What is left after a frame began with the last read: plaintext, or an
                 // incomplete TLS record.
-                let held = self.buffer.len() + self.tls.as_ref().map_or(0, TlsSession::pending);
+                let held = self.buffer.len() + self.tls.as_ref().map_or(0, |tls| tls.pending());
                 partial = match (held, partial) {
                     (0, _) => None,
                     (_, Some(partial)) if !framed => {
