@@ -268,7 +268,7 @@ mod tests {
     use crate::net::tls::server_config;
     use crate::net::tls::tests::{client_config, tls11_client_hello};
     use rustls::pki_types::ServerName;
-    use rustls::{ClientConfig, ClientConnection};
+    use rustls::{ClientConfig, ClientConnection, HandshakeKind};
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     use tempfile::TempDir;
@@ -357,6 +357,28 @@ mod tests {
                 let closed = session.receive(&mut wire, &mut Vec::new(), &mut Vec::new());
                 assert_eq!(closed.unwrap(), Received::Closed);
             }
+        }
+    }
+
+    #[test]
+    fn a_reconnecting_client_resumes_its_session_from_a_ticket() {
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let (server, client_config, _data) = configs(version);
+            assert!(server.ticketer.enabled(), "stateless tickets, not the session cache");
+            let mut kinds = Vec::new();
+            for _ in 0..2 {
+                let name = ServerName::try_from("hotline.test").unwrap();
+                let mut client = ClientConnection::new(client_config.clone(), name).unwrap();
+                // A fresh session each time, as for a new connection.
+                let mut session = TlsSession::new(server.clone()).unwrap();
+                exchange(&mut client, &mut session, 100_000).unwrap();
+                kinds.push(client.handshake_kind().unwrap());
+            }
+            assert_eq!(
+                kinds,
+                [HandshakeKind::Full, HandshakeKind::Resumed],
+                "{version:?}"
+            );
         }
     }
 

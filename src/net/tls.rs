@@ -10,13 +10,22 @@ const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// TLS 1.2 and 1.3 with the ring provider, serving what `resolver` picks, no client
-/// certificates.
+/// certificates, resuming sessions from tickets.
 pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> ServerConfig {
-    ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_protocol_versions(PROTOCOL_VERSIONS)
-        .expect("the ring provider has cipher suites for TLS 1.2 and 1.3")
-        .with_no_client_auth()
-        .with_cert_resolver(resolver)
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(PROTOCOL_VERSIONS)
+            .expect("the ring provider has cipher suites for TLS 1.2 and 1.3")
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
+    // Stateless tickets (encrypted with a key rotated every 6 hours, kept in memory): every
+    // phone that reconnects resumes without a certificate signature, and hotline stores nothing
+    // per session; rustls' session cache alone would remember only the last 256. Without a
+    // random source for the key, full handshakes as before.
+    if let Ok(ticketer) = rustls::crypto::ring::Ticketer::new() {
+        config.ticketer = ticketer;
+    }
+    config
 }
 
 #[cfg(test)]
