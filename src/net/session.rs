@@ -12,9 +12,11 @@ use rustls::unbuffered::{
     InsufficientSizeError, UnbufferedStatus, WriteTraffic,
 };
 
-/// Received bytes a session may hold: the largest handshake message TLS allows, spread over
-/// records, plus one record of the largest size (RFC 8446 §5.2). A peer past it is refused.
-const MAX_PENDING: usize = 0x1_0000 + 0x4000 + 0x100 + 5;
+/// Received bytes a session may hold: one record of the largest size TLS allows (RFC 5246
+/// §6.2.3; TLS 1.3's are smaller). Only a handshake message spread over records would need
+/// more, and what a client sends a server without client certificates fits in one. A peer past
+/// it is refused.
+const MAX_PENDING: usize = 5 + 0x4000 + 0x800;
 
 /// Bytes a record adds to the data it carries: header, tag and TLS 1.3's content type (and
 /// TLS 1.2's explicit nonce) fit in this.
@@ -364,7 +366,10 @@ mod tests {
     fn a_reconnecting_client_resumes_its_session_from_a_ticket() {
         for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
             let (server, client_config, _data) = configs(version);
-            assert!(server.ticketer.enabled(), "stateless tickets, not the session cache");
+            assert!(
+                server.ticketer.enabled(),
+                "stateless tickets, not the session cache"
+            );
             let mut kinds = Vec::new();
             for _ in 0..2 {
                 let name = ServerName::try_from("hotline.test").unwrap();

@@ -288,7 +288,7 @@ impl Connection<'_> {
                 },
                 reason = slot.closer.closed() => return Err(reason.to_owned()),
             }
-            match self.receive() {
+            match self.receive(READ_CHUNK) {
                 Ok(None | Some(Received::Open)) => {}
                 Ok(Some(Received::Closed)) => return Err("end of stream".to_owned()),
                 Err(error) => {
@@ -378,7 +378,11 @@ impl Connection<'_> {
                 reason = closer.closed() => return Err(reason),
                 ready = readable(&self.tcp, paced) => {
                     ready.map_err(|_| "read error")?;
-                    match self.receive() {
+                    // No more than makes the buffer one byte longer than the largest
+                    // message, which framing refuses: a connection holds at most that, and an
+                    // incomplete TLS record.
+                    let room = (max + 1).saturating_sub(self.buffer.len()).clamp(1, READ_CHUNK);
+                    match self.receive(room) {
                         Ok(None) => {}
                         Ok(Some(Received::Open)) => {
                             read_at = Instant::now();
@@ -454,11 +458,12 @@ impl Connection<'_> {
         }
     }
 
-    /// Reads what the socket holds, once, into a chunk on the stack: plaintext goes to the
-    /// buffer, what TLS answers to `unsent`. `None`: nothing was there after all.
-    fn receive(&mut self) -> Result<Option<Received>, Broken> {
+    /// Reads up to `room` bytes of what the socket holds, once, into a chunk on the stack:
+    /// plaintext goes to the buffer, what TLS answers to `unsent`. `None`: nothing was there
+    /// after all.
+    fn receive(&mut self, room: usize) -> Result<Option<Received>, Broken> {
         let mut chunk = [0; READ_CHUNK];
-        let length = match self.tcp.try_read(&mut chunk) {
+        let length = match self.tcp.try_read(&mut chunk[..room]) {
             Ok(0) => return Ok(Some(Received::Closed)),
             Ok(length) => length,
             Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(None),
