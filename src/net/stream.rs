@@ -203,12 +203,18 @@ pub async fn accept(
             continue;
         };
         let tls = tls.clone();
-        tokio::spawn(serve((tcp, remote), transport, tls, context.clone(), slot));
+        tokio::spawn(serve_connection(
+            (tcp, remote),
+            transport,
+            tls,
+            context.clone(),
+            slot,
+        ));
     }
 }
 
 /// Serves one admitted connection from accept to close.
-async fn serve(
+async fn serve_connection(
     (tcp, remote): (TcpStream, SocketAddr),
     transport: Transport,
     tls: Option<Arc<ServerConfig>>,
