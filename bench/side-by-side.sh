@@ -117,6 +117,14 @@ per_prefix = [[64, 1000000000]]
 
 [auth]
 algorithms = ["MD5"]
+
+# The checks fail authentication on purpose, and every request comes from [::1]: with the
+# default bans, [::1] is banned for an hour a minute into the ladder and every later step fails.
+# The loosest bans there are: 100 failures within a second, banned for a second.
+[bans]
+failures = 100
+window = 1
+duration = 1
 EOF
 
 # --- users: hotline makes the passwords, the CSV carries them to SIPp and Kamailio -------------

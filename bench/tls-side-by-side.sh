@@ -104,8 +104,8 @@ if [ -z "$BINARY" ] || [ -z "$LOAD" ]; then
 fi
 
 # --- hotline: the shipped defaults, except what [::1] and 10,000 phones need --------------------
-# Every phone connects from [::1]: the flood limits and the connections per address are raised
-# out of the way, as kamailio.cfg raises pike's; the tables are sized for the phones.
+# Every phone connects from [::1]: the flood limits and the connections per address and prefix
+# are raised out of the way, as kamailio.cfg raises pike's; the tables are sized for the phones.
 CONFIG=$WORK/hotline.toml
 cat > "$CONFIG" <<EOF
 domain = "hotline.bench"
@@ -129,6 +129,7 @@ algorithms = ["MD5"]
 [limits]
 max_connections = $((USERS + 2000))
 max_connections_per_address = $((USERS + 2000))
+max_connections_per_prefix = [[64, $((USERS + 2000))]]
 EOF
 
 # start_hotline: hotline on $WORK/data, until it is ready; sets HOTLINE_PID

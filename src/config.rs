@@ -340,7 +340,7 @@ impl Default for Limits {
             max_message_size: 16 * 1024,
             max_headers: core.max_headers,
             max_vias: core.max_vias,
-            max_connections: 1024,
+            max_connections: 4096,
             max_connections_per_address: 16,
             max_connections_per_prefix: vec![(64, 32), (56, 64), (48, 128)],
             anonymous_timeout: 30,

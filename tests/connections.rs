@@ -17,7 +17,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::netns::Netns;
-use common::{Client, DOMAIN, Server, Transport, authorization, client_hello};
+use common::{
+    Client, DOMAIN, Server, Transport, authorization, client_hello, generated_root, tls_stream,
+};
 use hotline::core::auth::Algorithm;
 use hotline::sip::{HeaderName, Message};
 
@@ -446,6 +448,35 @@ fn a_message_trickled_slower_than_the_deadline_is_cut_off_after_it() {
     let closed_after = first_byte.elapsed();
     assert!(sent < message.len(), "the connection stayed open");
     assert!(closed_after >= deadline, "closed after {closed_after:?}");
+    server.wait_for_log("reason=\"partial message timeout\"");
+}
+
+#[test]
+fn an_incomplete_tls_record_is_cut_off_at_the_partial_message_deadline() {
+    let server = Server::start("[limits]\npartial_message_timeout = 2\n");
+    let tcp = TcpStream::connect(server.address(Transport::Tls)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = tls_stream(generated_root(&server), tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    // A whole message in one TLS record, all of it but its last byte: hotline decrypts
+    // nothing, and holds the record as it would hold a partial message.
+    tls.conn.writer().write_all(&options(0)).unwrap();
+    let mut record = Vec::new();
+    while tls.conn.wants_write() {
+        tls.conn.write_tls(&mut record).unwrap();
+    }
+    let sent = Instant::now();
+    tls.sock.write_all(&record[..record.len() - 1]).unwrap();
+    let mut rest = Vec::new();
+    let closed = tls.sock.read_to_end(&mut rest);
+    let closed_after = sent.elapsed();
+    assert!(closed.is_ok(), "not closed: {closed:?}");
+    assert!(
+        closed_after >= Duration::from_secs(2),
+        "closed after {closed_after:?}"
+    );
     server.wait_for_log("reason=\"partial message timeout\"");
 }
 

@@ -77,7 +77,7 @@ impl crate::web::http::Gate for CoreHandle {
 /// Where to send bytes for a flow.
 pub enum Outlet {
     Datagram(Arc<UdpSocket>),
-    Stream(mpsc::Sender<Vec<u8>>),
+    Stream(super::outbox::Outbox),
 }
 
 /// Hands out connection ids; ids are never reused within a run.

@@ -94,10 +94,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         info!(transport = %transport, address = %local, "listening");
         listeners.push((transport, local));
-        let acceptor = match transport {
-            Transport::Tls => identity.as_ref().map(|i| {
-                tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(i.current.clone())))
-            }),
+        let tls = match transport {
+            Transport::Tls => identity
+                .as_ref()
+                .map(|i| Arc::new(tls::server_config(i.current.clone()))),
             _ => None,
         };
         let context = stream::Context {
@@ -106,7 +106,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             connections: connections.clone(),
             limits: config.limits.clone(),
         };
-        tokio::spawn(stream::accept(listener, transport, acceptor, context));
+        tokio::spawn(stream::accept(listener, transport, tls, context));
     }
     let user_keys = Arc::new(UserKeys {
         realm: config.domain.clone(),

@@ -10,17 +10,26 @@ const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// TLS 1.2 and 1.3 with the ring provider, serving what `resolver` picks, no client
-/// certificates.
+/// certificates, resuming sessions from tickets.
 pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> ServerConfig {
-    ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_protocol_versions(PROTOCOL_VERSIONS)
-        .expect("the ring provider has cipher suites for TLS 1.2 and 1.3")
-        .with_no_client_auth()
-        .with_cert_resolver(resolver)
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(PROTOCOL_VERSIONS)
+            .expect("the ring provider has cipher suites for TLS 1.2 and 1.3")
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
+    // Stateless tickets (encrypted with a key rotated every 6 hours, kept in memory): every
+    // phone that reconnects resumes without a certificate signature, and hotline stores nothing
+    // per session; rustls' session cache alone would remember only the last 256. Without a
+    // random source for the key, full handshakes as before.
+    if let Ok(ticketer) = rustls::crypto::ring::Ticketer::new() {
+        config.ticketer = ticketer;
+    }
+    config
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
     use std::{fs, io};
 
@@ -65,14 +74,7 @@ mod tests {
             tls.shutdown().await
         });
 
-        let mut roots = RootCertStore::empty();
-        roots.add(root).unwrap();
-        let client =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_protocol_versions(&[version])
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+        let client = client_config(root, version);
         let tcp = TcpStream::connect(addr).await.unwrap();
         let server_name = ServerName::try_from(server_name.to_owned()).unwrap();
         let mut tls = TlsConnector::from(Arc::new(client))
@@ -84,6 +86,20 @@ mod tests {
         assert_eq!(echoed, MESSAGE);
         server.await.unwrap()?;
         Ok(tls.get_ref().1.protocol_version().unwrap())
+    }
+
+    /// A client of `version` that trusts only `root`.
+    pub(crate) fn client_config(
+        root: CertificateDer<'static>,
+        version: &'static SupportedProtocolVersion,
+    ) -> ClientConfig {
+        let mut roots = RootCertStore::empty();
+        roots.add(root).unwrap();
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
     }
 
     fn generated_root(identity: &TlsIdentity) -> CertificateDer<'static> {
@@ -120,10 +136,23 @@ mod tests {
         assert!(error.contains("certificate not valid for name"), "{error}");
     }
 
-    /// rustls cannot speak TLS 1.1, so this hand-made ClientHello (TLS 1.1, no
-    /// supported_versions extension) stands in for an old phone.
-    /// rustls cannot speak TLS 1.1, so this hand-made ClientHello (TLS 1.1, no
-    /// supported_versions extension) stands in for an old phone.
+    /// A ClientHello record of TLS 1.1 (no supported_versions extension), made by hand since
+    /// rustls cannot speak TLS 1.1: an old phone.
+    pub(crate) fn tls11_client_hello() -> Vec<u8> {
+        let mut hello = vec![0x03, 0x02]; // client_version TLS 1.1
+        hello.extend([0x42; 32]); // random
+        hello.push(0); // no session id
+        hello.extend([0x00, 0x04, 0xc0, 0x09, 0xc0, 0x13]); // ECDHE_*_AES_128_CBC_SHA
+        hello.extend([0x01, 0x00]); // null compression
+        // signature_algorithms (ecdsa_secp256r1_sha256), without which rustls stops earlier
+        hello.extend([0x00, 0x08, 0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04, 0x03]);
+        let mut handshake = vec![0x01, 0x00, 0x00, hello.len() as u8];
+        handshake.extend(hello);
+        let mut record = vec![0x16, 0x03, 0x01, 0x00, handshake.len() as u8];
+        record.extend(handshake);
+        record
+    }
+
     #[tokio::test]
     async fn refuses_tls11_with_a_protocol_version_alert() {
         let data = TempDir::new().unwrap();
@@ -136,17 +165,7 @@ mod tests {
             acceptor.accept(tcp).await.map(|_| ())
         });
 
-        let mut hello = vec![0x03, 0x02]; // client_version TLS 1.1
-        hello.extend([0x42; 32]); // random
-        hello.push(0); // no session id
-        hello.extend([0x00, 0x04, 0xc0, 0x09, 0xc0, 0x13]); // ECDHE_*_AES_128_CBC_SHA
-        hello.extend([0x01, 0x00]); // null compression
-        // signature_algorithms (ecdsa_secp256r1_sha256), without which rustls stops earlier
-        hello.extend([0x00, 0x08, 0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04, 0x03]);
-        let mut handshake = vec![0x01, 0x00, 0x00, hello.len() as u8];
-        handshake.extend(hello);
-        let mut record = vec![0x16, 0x03, 0x01, 0x00, handshake.len() as u8];
-        record.extend(handshake);
+        let record = tls11_client_hello();
 
         let mut tcp = TcpStream::connect(addr).await.unwrap();
         tcp.write_all(&record).await.unwrap();

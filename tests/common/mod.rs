@@ -910,7 +910,7 @@ fn ha1(algorithm: Algorithm, extension: &str, password: &str) -> String {
 }
 
 /// The server's generated self-signed certificate as the only root.
-fn generated_root(server: &Server) -> rustls::RootCertStore {
+pub fn generated_root(server: &Server) -> rustls::RootCertStore {
     let certificate = server.data_dir().join("tls/cert.pem");
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_file_iter(&certificate).expect("read cert.pem") {
