@@ -7,30 +7,15 @@
 //! that they take the same path: the owner's Security page and the 24-hour chart count them,
 //! and the core hands them back to be written.
 
-use std::sync::{Mutex, PoisonError};
-
 use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::inbox::Event;
 use crate::core::security::SecurityEvent;
 
-/// The running core task's inbox, once it has one. The connection table reports from under its
-/// lock, without a handle to the core, hence a process-wide slot.
-static CORE: Mutex<Option<mpsc::Sender<Event>>> = Mutex::new(None);
-
-/// Sends the network layer's events to the core task from now on.
-pub fn report_to(core: mpsc::Sender<Event>) {
-    *CORE.lock().unwrap_or_else(PoisonError::into_inner) = Some(core);
-}
-
 /// An event of the network layer: to the core, which records and returns it; written at once
-/// when there is no core task or its inbox is full (never waits, never lost from the log).
-pub fn log(event: &SecurityEvent) {
-    let core = CORE.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    let Some(core) = core else {
-        return write(event);
-    };
+/// when the core's inbox is full or closed (never waits, never lost from the log).
+pub fn log(core: &mpsc::Sender<Event>, event: &SecurityEvent) {
     let forwarded = event.clone();
     let job = Box::new(move |core: &mut crate::core::Core, now| core.network_event(forwarded, now));
     if core.try_send(Event::Web(job)).is_err() {

@@ -62,7 +62,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let (events, mut inbox) = mpsc::channel(EVENT_QUEUE);
-    security::report_to(events.clone());
     let ids = Ids::default();
     let mut outlets: HashMap<ConnectionId, Outlet> = HashMap::new();
     let mut default_udp = None;
@@ -80,7 +79,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         outlets.insert(id, Outlet::Datagram(socket.clone()));
         tokio::spawn(receive_datagrams(socket, id, max_message, events.clone()));
     }
-    let connections = stream::Connections::new(&config.limits, &config.flood);
+    let connections = stream::Connections::new(&config.limits, &config.flood, events.clone());
     tokio::spawn(connections.clone().expire());
     let streams = config
         .listen

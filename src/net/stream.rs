@@ -43,9 +43,11 @@ pub struct Context {
     pub limits: Limits,
 }
 
-/// The connections holding slots: their [`Admission`], and how to close each.
+/// The connections holding slots: their [`Admission`], how to close each, and the core's inbox
+/// for the security events admission reports.
 pub struct Connections {
     table: Mutex<Table>,
+    core: mpsc::Sender<Event>,
 }
 
 struct Table {
@@ -88,13 +90,14 @@ impl Drop for Slot {
 }
 
 impl Connections {
-    pub fn new(limits: &Limits, flood: &Flood) -> Arc<Connections> {
+    pub fn new(limits: &Limits, flood: &Flood, core: mpsc::Sender<Event>) -> Arc<Connections> {
         let admission = Admission::new(Settings::of(limits, flood), std::time::Instant::now());
         Arc::new(Connections {
             table: Mutex::new(Table {
                 admission,
                 closers: HashMap::new(),
             }),
+            core,
         })
     }
 
@@ -114,7 +117,7 @@ impl Connections {
                     closer.close("anonymous timeout");
                 }
             }
-            report(table.admission.take_reports());
+            report(&self.core, table.admission.take_reports());
         }
     }
 
@@ -128,7 +131,7 @@ impl Connections {
         let admitted = table
             .admission
             .admit(id, (transport, remote), std::time::Instant::now());
-        report(table.admission.take_reports());
+        report(&self.core, table.admission.take_reports());
         let evicted = match admitted {
             Ok(evicted) => evicted,
             Err(refusal) => {
@@ -163,8 +166,8 @@ impl Connections {
     }
 }
 
-/// Logs each offending scope as a security event.
-fn report(reports: Vec<Report>) {
+/// Reports each offending scope to the core as a security event.
+fn report(core: &mpsc::Sender<Event>, reports: Vec<Report>) {
     for Report {
         offence,
         flow,
@@ -177,7 +180,7 @@ fn report(reports: Vec<Report>) {
             Offence::Refused => SecurityEvent::ConnectionLimit { flow, scope },
             Offence::Expired => SecurityEvent::AnonymousExpired { flow, scope },
         };
-        security::log(&event);
+        security::log(core, &event);
     }
 }
 
