@@ -492,7 +492,7 @@ impl Core {
         if to.user != Some(extension.as_str()) {
             return Reply::new(403, "Forbidden: To is not the authenticated user");
         }
-        if self.is_forbidden_contact(flow.remote.ip(), flow.remote.port()) {
+        if self.is_forbidden_contact(flow.transport, flow.remote) {
             self.report(
                 SecurityEvent::Refused {
                     flow: *flow,

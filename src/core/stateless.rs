@@ -5,14 +5,14 @@
 //! response matches nothing and is dropped.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use super::clock::Now;
 use super::output::Transmit;
 use super::registrar::Flow;
 use super::security::SecurityEvent;
 use super::{Core, Reply};
-use crate::sip::Message;
+use crate::sip::{Message, Transport};
 
 /// How hotline answers a request it handles itself.
 pub(super) enum Answer {
@@ -65,14 +65,17 @@ impl Core {
         });
     }
 
-    /// Whether `address` is one hotline must never send requests to on behalf of a phone: its
-    /// own listening address, an unspecified or a multicast address. A REGISTER with a forged
-    /// source must not turn hotline against itself or a group.
-    pub(super) fn is_forbidden_contact(&self, address: IpAddr, port: u16) -> bool {
+    /// Whether `remote` (over `transport`) is one hotline must never send requests to on behalf
+    /// of a phone: its own listening socket, an unspecified or a multicast address. A REGISTER
+    /// with a forged source must not turn hotline against itself or a group. UDP and TCP ports
+    /// are apart: a TCP phone may be given the number of hotline's UDP port, and is no loop.
+    pub(super) fn is_forbidden_contact(&self, transport: Transport, remote: SocketAddr) -> bool {
+        let address = remote.ip();
         address.is_unspecified()
             || address.is_multicast()
-            || self.listeners.iter().any(|(_, listener)| {
-                listener.port() == port
+            || self.listeners.iter().any(|(listening, listener)| {
+                listening.is_stream() == transport.is_stream()
+                    && listener.port() == remote.port()
                     && (listener.ip() == address
                         || (listener.ip().is_unspecified() && address.is_loopback()))
             })

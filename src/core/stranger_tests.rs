@@ -261,43 +261,54 @@ fn credentials_count_only_from_the_address_that_was_challenged() {
     only(&net.send(caller(), &second), phone_b(), 0);
 }
 
+/// A REGISTER for 1000 from `from`, authenticated after its challenge; what hotline sent.
+fn register_from(net: &mut Net, from: Flow) -> Sent {
+    let source = from.remote;
+    let transport = from.transport.as_str();
+    let register = |auth: &str| {
+        format!(
+            "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/{transport} {source};branch=z9hG4bK{}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:1000@{DOMAIN}>;tag=r\r\nTo: <sip:1000@{DOMAIN}>\r\n\
+             Call-ID: reg\r\nCSeq: {} REGISTER\r\nContact: <sip:1000@{source}>\r\n{auth}\
+             Content-Length: 0\r\n\r\n",
+            auth.len(),
+            auth.len() + 1
+        )
+    };
+    let challenge = only(&net.send(from, &register("")), from, 401);
+    let header = &challenges_of(&challenge, "WWW-Authenticate")[0];
+    let uri = format!("sip:{DOMAIN}");
+    let credentials = answer(
+        header,
+        Algorithm::Md5,
+        "1000",
+        PASSWORD,
+        "REGISTER",
+        &uri,
+        1,
+    );
+    net.send(
+        from,
+        &register(&format!("Authorization: {credentials}\r\n")),
+    )
+}
+
 #[test]
 fn a_register_binds_no_address_of_hotline_nor_a_group() {
     for source in ["[2001:db8::1]:5060", "[ff02::1]:5060", "[::]:5070"] {
         let mut net = Net::new();
         let from = flow(source, Transport::Udp, None);
-        let register = |auth: &str| {
-            format!(
-                "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {source};branch=z9hG4bK{}\r\n\
-                 Max-Forwards: 70\r\nFrom: <sip:1000@{DOMAIN}>;tag=r\r\nTo: <sip:1000@{DOMAIN}>\r\n\
-                 Call-ID: reg\r\nCSeq: {} REGISTER\r\nContact: <sip:1000@{source}>\r\n{auth}\
-                 Content-Length: 0\r\n\r\n",
-                auth.len(),
-                auth.len() + 1
-            )
-        };
-        let challenge = only(&net.send(from, &register("")), from, 401);
-        let header = &challenges_of(&challenge, "WWW-Authenticate")[0];
-        let uri = format!("sip:{DOMAIN}");
-        let credentials = answer(
-            header,
-            Algorithm::Md5,
-            "1000",
-            PASSWORD,
-            "REGISTER",
-            &uri,
-            1,
-        );
-        let sent = net.send(
-            from,
-            &register(&format!("Authorization: {credentials}\r\n")),
-        );
+        let sent = register_from(&mut net, from);
         assert_eq!(
             only(&sent, from, 403).reason(),
             Some("Forbidden: Source Address Not Allowed")
         );
         assert_eq!(net.core.registrar.total(), 0, "{source}");
     }
+    // hotline's TCP port, as the source of a TCP connection: its own listener.
+    let mut net = Net::new();
+    let from = flow("[2001:db8::1]:5060", Transport::Tcp, None);
+    only(&register_from(&mut net, from), from, 403);
 }
 
 #[test]

@@ -299,6 +299,26 @@ fn register_is_challenged_then_accepted_with_either_algorithm() {
 }
 
 #[test]
+fn a_port_of_hotline_over_the_other_transport_is_a_phone_like_any() {
+    // TLS listens on TCP 5061; UDP 5061 of the same address is another socket, a phone's (the
+    // kernel may give a client any free number, even one of a listener of the other transport).
+    for (transport, status) in [(Transport::Udp, 200), (Transport::Tcp, 403)] {
+        let mut core = core();
+        let mut phone = Phone::new("1000");
+        let from = Flow {
+            transport,
+            remote: "[2001:db8::1]:5061".parse().unwrap(),
+            connection: None,
+        };
+        let challenge = exchange_over(&mut core, &phone.register("", None), T0, from);
+        let credentials = phone.credentials(&challenge, Algorithm::Md5);
+        let register = phone.register("", Some(&credentials));
+        let answer = exchange_over(&mut core, &register, T0 + 10, from);
+        assert_eq!(answer.status(), Some(status), "{transport:?}");
+    }
+}
+
+#[test]
 fn wrong_password_and_unknown_user_get_the_same_refusal() {
     let mut core = core();
     let mut refusals = Vec::new();
