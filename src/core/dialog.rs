@@ -37,6 +37,10 @@ struct Dialog {
     hung_up: bool,
 }
 
+/// No dialog of that Call-ID here: never established, ended, or forgotten by a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unknown;
+
 /// Dialogs by Call-ID, bounded: when full the oldest is forgotten first, and every dialog is
 /// forgotten after a lifetime long enough for any real call.
 pub struct Dialogs {
@@ -85,14 +89,15 @@ impl Dialogs {
         }
     }
 
-    /// The flow that reaches `contact` in the dialog `call_id`.
-    pub fn route(&self, call_id: &str, contact: &str) -> Option<Flow> {
-        let dialog = self.by_call_id.get(call_id)?;
-        dialog
+    /// The flow that reaches `contact` in the dialog `call_id`: `Unknown` when there is no such
+    /// dialog here, `None` when `contact` is not one of its parties.
+    pub fn route(&self, call_id: &str, contact: &str) -> Result<Option<Flow>, Unknown> {
+        let dialog = self.by_call_id.get(call_id).ok_or(Unknown)?;
+        Ok(dialog
             .parties
             .iter()
             .find(|p| p.contact == contact)
-            .map(|p| p.flow)
+            .map(|p| p.flow))
     }
 
     /// A request routed to `target` in the dialog: the other party sent it with `cseq`.
@@ -168,6 +173,7 @@ mod tests {
             dialogs
                 .route("c", "sip:1001@[::1]:5080")
                 .unwrap()
+                .unwrap()
                 .remote
                 .port(),
             5080
@@ -176,12 +182,13 @@ mod tests {
             dialogs
                 .route("c", "sip:1000@[::1]:5070")
                 .unwrap()
+                .unwrap()
                 .remote
                 .port(),
             5070
         );
-        assert!(dialogs.route("c", "sip:1002@[::1]:5090").is_none());
-        assert!(dialogs.route("other", "sip:1001@[::1]:5080").is_none());
+        assert_eq!(dialogs.route("c", "sip:1002@[::1]:5090"), Ok(None));
+        assert_eq!(dialogs.route("other", "sip:1001@[::1]:5080"), Err(Unknown));
         dialogs.end("c");
         assert!(dialogs.is_empty());
     }
@@ -193,7 +200,7 @@ mod tests {
             dialogs.establish(id, party("x", 1), party("y", 2), i as u64);
         }
         assert_eq!(dialogs.len(), 2);
-        assert!(dialogs.route("a", "x").is_none());
+        assert_eq!(dialogs.route("a", "x"), Err(Unknown));
         dialogs.expire(1001);
         assert_eq!(dialogs.len(), 1);
         dialogs.expire(1002);
@@ -222,6 +229,9 @@ mod tests {
         assert_eq!((second.flow.remote.port(), second.cseq), (5070, 9));
         assert!(dialogs.hang_up("c").is_none());
         assert!(dialogs.hang_up("other").is_none());
-        assert!(dialogs.route("c", "sip:1001@[::1]:5080").is_some());
+        assert!(matches!(
+            dialogs.route("c", "sip:1001@[::1]:5080"),
+            Ok(Some(_))
+        ));
     }
 }

@@ -14,7 +14,7 @@ use tracing::{debug, info};
 
 use super::Reply;
 use super::clock::{Now, millis};
-use super::dialog::{Dialogs, Party};
+use super::dialog::{Dialogs, Party, Unknown};
 use super::lingering::{Lingerers, Reaction};
 use super::output::Transmit;
 use super::registrar::Flow;
@@ -328,7 +328,11 @@ impl Proxy {
     }
 
     /// The flow of the dialog party with Contact `contact` in call `call_id`.
-    pub(super) fn dialog_route(&self, call_id: &str, contact: &str) -> Option<Flow> {
+    pub(super) fn dialog_route(
+        &self,
+        call_id: &str,
+        contact: &str,
+    ) -> Result<Option<Flow>, Unknown> {
         self.dialogs.route(call_id, contact)
     }
 

@@ -247,12 +247,14 @@ impl Core {
     }
 
     /// The flow for an in-dialog request whose dialog signature verified: the dialog's party
-    /// with that Contact, else a binding (the dialog table is gone after a restart).
+    /// with that Contact, and no one else (a party must not reach third phones with the
+    /// signature of its own call); a binding only when the dialog is not known here (the table
+    /// is gone after a restart).
     fn dialog_hop(&self, request: &Message, uri: &str) -> Option<Flow> {
         let call_id = request.call_id()?;
         self.proxy
             .dialog_route(call_id, uri)
-            .or_else(|| self.registrar.flow_of_contact(uri))
+            .unwrap_or_else(|_| self.registrar.flow_of_contact(uri))
     }
 
     /// The request as sent to `hop` (§16.6): new Request-URI, our Via on top, our Routes

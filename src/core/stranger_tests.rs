@@ -3,7 +3,7 @@
 //! hotline keep state or resend. Each must fail, and the phones' calls must go on.
 
 use super::auth::Algorithm;
-use super::proxy_tests::{Net, SDES, Sent, caller, flow, invite, only, phone_b, respond};
+use super::proxy_tests::{Net, SDES, Sent, caller, flow, invite, only, phone_b, phone_c, respond};
 use super::tests::{DOMAIN, PASSWORD, answer, challenges_of};
 use super::*;
 
@@ -150,6 +150,27 @@ fn both_parties_of_a_signed_dialog_are_routed_also_after_a_restart() {
     only(&net.send(caller(), &ack), phone_b(), 0);
     let unsigned = ack.replace(&route, "<sip:[2001:db8::1]:5060;transport=udp;lr>");
     assert!(net.send(caller(), &unsigned).is_empty());
+}
+
+#[test]
+fn a_signed_dialog_reaches_its_own_parties_only() {
+    let mut net = Net::new();
+    net.bind("1000", caller());
+    net.bind("1002", phone_c());
+    let (forwarded, route) = net.ringing();
+    let ok = net.reply(phone_b(), respond(&forwarded, phone_b(), 200, "OK", SDES));
+    only(&ok, caller(), 200);
+    // The callee knows the call's Call-ID, tags and signed Route: with them it aims at a third
+    // phone's Contact, claiming to be anyone.
+    let third = format!(
+        "MESSAGE sip:1002@{c} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::b]:5080;branch=z9hG4bKm3\r\n\
+         Route: {route}\r\nMax-Forwards: 70\r\nFrom: <sip:1001@{DOMAIN}>;tag=callee\r\n\
+         To: <sip:1000@{DOMAIN}>;tag=caller\r\nCall-ID: call-1\r\nCSeq: 6 MESSAGE\r\n\
+         Content-Length: 0\r\n\r\n",
+        c = phone_c().remote
+    );
+    let sent = net.send(phone_b(), &third);
+    assert_eq!(only(&sent, phone_b(), 404).status(), Some(404), "{sent:#?}");
 }
 
 /// Every refusal before authentication: one response, nothing kept, nothing resent, the ACK
