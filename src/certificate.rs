@@ -2,9 +2,9 @@
 //! self-signed pair that hotline makes in the data directory on first start and keeps, so that
 //! phones which pinned it (or its fingerprint) keep trusting the server.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -307,28 +307,9 @@ pub fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
 
 /// Replaces `path` in one step, so a crash never leaves half a file behind.
 pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
-    let temporary = path.with_extension("pem.tmp");
-    let write = || -> io::Result<()> {
-        match fs::remove_file(&temporary) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
-            _ => {}
-        }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temporary)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    };
-    write().map_err(|source| {
-        // Best effort: a leftover is removed on the next attempt anyway.
-        let _ = fs::remove_file(&temporary);
-        TlsError::Write {
-            path: path.to_owned(),
-            source,
-        }
+    crate::atomic_file::write(path, contents, mode).map_err(|source| TlsError::Write {
+        path: path.to_owned(),
+        source,
     })
 }
 

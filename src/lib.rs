@@ -4,6 +4,7 @@
 //! file; [`net`] feeds it bytes and time and carries out what it asks; [`store`] keeps users and
 //! bindings in redb.
 
+pub mod atomic_file;
 pub mod backup;
 pub mod certificate;
 pub mod clock;

@@ -23,9 +23,7 @@ mod restore;
 mod seal;
 mod take;
 
-use std::fs::OpenOptions;
-use std::io::{Read as _, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::io::Read as _;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -184,16 +182,7 @@ impl Backup {
 
 /// Writes the file owner-only (0600), in one step: a crash leaves the old file or the new one.
 pub fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
-    let temporary = path.with_extension("tmp");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
+    crate::atomic_file::write(path, text.as_bytes(), 0o600)
 }
 
 /// Reads a backup file, refusing one larger than [`MAX_FILE_BYTES`].

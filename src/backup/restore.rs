@@ -1,9 +1,9 @@
 //! Putting a backup back: the configuration file, the TLS files, then the database in one
 //! transaction and the password key beside it.
 
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs::{self};
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -241,22 +241,11 @@ impl Staged {
 fn write(path: &Path, mode: u32, contents: &[u8]) -> anyhow::Result<Staged> {
     let cannot = || format!("cannot write {}", path.display());
     if let Some(parent) = path.parent() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .with_context(cannot)?;
+        crate::data_dir::create_owner_only(parent).with_context(cannot)?;
     }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".restoring");
-    let temporary = PathBuf::from(temporary);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode & 0o777 | 0o600)
-        .open(&temporary)
-        .with_context(cannot)?;
+    let temporary = crate::atomic_file::beside(path, ".restoring");
+    let mut file =
+        crate::atomic_file::create_fresh(&temporary, mode & 0o777 | 0o600).with_context(cannot)?;
     file.write_all(contents).with_context(cannot)?;
     file.sync_all().with_context(cannot)?;
     Ok(Staged {

@@ -1,9 +1,9 @@
 //! The configuration file the wizard writes: the documented default file (`config/hotline.toml`)
 //! with the chosen values in place, so that the file on the appliance explains every key.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::fs::{self, DirBuilder};
+use std::io::{self};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
@@ -104,29 +104,13 @@ pub fn write(path: &Path, text: &str) -> io::Result<Option<PathBuf>> {
     match fs::read_to_string(path) {
         Ok(old) if old == text => return Ok(None),
         Ok(old) => {
-            let bak = with_suffix(path, ".bak");
+            let bak = crate::atomic_file::beside(path, ".bak");
             fs::write(&bak, old)?;
             backup = Some(bak);
         }
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => return Err(error),
     }
-    let temporary = with_suffix(path, ".tmp");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(&temporary)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&temporary, path)?;
-    File::open(parent)?.sync_all()?;
+    crate::atomic_file::write(path, text.as_bytes(), 0o644)?;
     Ok(backup)
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
