@@ -1,6 +1,6 @@
 //! The whole database at one instant, for backups, and the way back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadableDatabase, ReadableTable};
 
@@ -57,8 +57,8 @@ impl Store {
     /// failure the database is as it was. Bindings and provisioning rows of an extension without
     /// a user are dropped.
     pub fn restore(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let has_user =
-            |extension: &Extension| snapshot.users.iter().any(|u| &u.extension == extension);
+        let users: BTreeSet<&Extension> = snapshot.users.iter().map(|u| &u.extension).collect();
+        let has_user = |extension: &Extension| users.contains(extension);
         self.write(|txn| {
             txn.delete_table(SECRETS)?;
             txn.delete_table(USERS)?;
