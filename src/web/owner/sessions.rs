@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::core::auth::{constant_time_eq, hex};
 
 /// Inactivity after which a session ends.
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
@@ -20,12 +23,14 @@ pub const COOKIE: &str = "hotline_session";
 pub fn token() -> Option<String> {
     let mut bytes = [0u8; 32];
     SystemRandom::new().fill(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Some(hex(&bytes))
 }
 
-/// Compares secrets in time independent of where they differ.
+/// Compares secrets in time independent of where they differ, under a key of its own (false
+/// if there is no randomness for one).
 pub fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+    hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
+        .is_ok_and(|key| constant_time_eq(&key, a.as_bytes(), b.as_bytes()))
 }
 
 #[derive(Debug, Clone)]
