@@ -394,6 +394,8 @@ fn provision_user(
     let Some(mut user) = store.user(&extension).map_err(failed)? else {
         return Err(no_such_user(&extension));
     };
+    // The token first: a password changed for a link that then fails would reach no phone.
+    let (token, hash) = link::new_token(rng).map_err(|_| RANDOM_FAILED)?;
     let mut password = None;
     if store
         .provisioning(&extension)
@@ -404,7 +406,6 @@ fn provision_user(
         let (renewed, new) = new_password(store, accounts, rng, &extension)?;
         (user, password) = (renewed, Some(new));
     }
-    let (token, hash) = link::new_token(rng).map_err(|_| RANDOM_FAILED)?;
     store.set_link(&extension, Some(&hash)).map_err(failed)?;
     Ok(Reply::Provisioned {
         user: UserSummary::from(&user),
@@ -525,7 +526,15 @@ pub fn call(socket: &Path, request: &Request) -> Result<Reply, ControlError> {
         .take(limit as u64 + 1)
         .read_to_end(&mut reply)
         .map_err(io)?;
-    decode_reply(&reply, limit)
+    Ok(match decode_reply(&reply, limit)? {
+        Reply::Failed { message } if message.contains("unknown variant") => Reply::Failed {
+            message: format!(
+                "the running hotline server is older than this command ({message}): restart \
+                 it (`systemctl restart hotline.service`), then run the command again"
+            ),
+        },
+        reply => reply,
+    })
 }
 
 #[cfg(test)]
@@ -943,6 +952,33 @@ mod tests {
             Reply::Users {
                 users: vec![summary("1000", "Alice")]
             }
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_server_older_than_the_command_is_named_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = DataDir::new(dir.path()).control_socket();
+        let listener = UnixListener::bind(&socket).unwrap();
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = String::new();
+            stream.read_to_string(&mut request).unwrap();
+            // What an older server makes of a request it has no variant for.
+            let request = request.replace("list_users", "a_later_request");
+            let message = decode_request(request.as_bytes()).unwrap_err().to_string();
+            let reply = encode_reply(&Reply::Failed { message }, MAX_MESSAGE).unwrap();
+            stream.write_all(reply.as_bytes()).unwrap();
+        });
+        let reply = call(&socket, &Request::ListUsers).unwrap();
+        let Reply::Failed { message } = reply else {
+            panic!("{reply:?}")
+        };
+        assert!(
+            message.contains("older than this command")
+                && message.contains("systemctl restart hotline.service"),
+            "{message}"
         );
         server.join().unwrap();
     }
