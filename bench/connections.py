@@ -20,7 +20,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "hotline")
-CONNECTIONS = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+CONNECTIONS = min(int(sys.argv[1]), 5000) if len(sys.argv) > 1 else 500
+# Every blocking socket call gives up after this: a stalled server must not hang the run.
+socket.setdefaulttimeout(10)
 HANDSHAKES = 300
 DRIBBLED = 5
 

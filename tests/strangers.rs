@@ -131,6 +131,8 @@ fn refusals_before_authentication_are_answered_once() {
         }
         let response = client.send(&request);
         assert_eq!(response.status(), Some(status), "{response:?}");
+        // No resend while the ACK is missing: a transaction would resend after T1.
+        client.expect_silence(NO_RESEND);
         let ack = ack_of(&request, &response);
         client.send_unanswered(&ack, NO_RESEND);
         // A retransmission gets the same answer again, and again only once.

@@ -598,8 +598,13 @@ impl Client {
     /// request has no event to wait for).
     pub fn send_unanswered(&mut self, request: &str, wait: Duration) {
         self.send_raw(request.as_bytes());
+        self.expect_silence(wait);
+    }
+
+    /// Asserts that nothing arrives for `wait` (UDP): an absence sends no event to await.
+    pub fn expect_silence(&mut self, wait: Duration) {
         let Channel::Datagram(socket) = &self.channel else {
-            panic!("send_unanswered needs UDP");
+            panic!("expect_silence needs UDP");
         };
         socket.set_read_timeout(Some(wait)).unwrap();
         let mut buffer = vec![0; 65_536];

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 use clap::Args;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
@@ -169,11 +169,14 @@ async fn connect_all(
         }
         let (settings, user, source) = (target.settings.clone(), user.clone(), target.source(i));
         let retransmissions = retransmissions.clone();
+        let timeout = target.timeout;
         connecting.spawn_local(async move {
-            (
-                i,
-                Phone::connect(&settings, user, source, retransmissions).await,
-            )
+            // A target that accepts and then stalls the handshake must not hang the run.
+            let connect = Phone::connect(&settings, user, source, retransmissions);
+            let connected = tokio::time::timeout(timeout, connect)
+                .await
+                .unwrap_or_else(|_| Err(anyhow!("no handshake within {timeout:?}")));
+            (i, connected)
         });
     }
     while let Some(joined) = connecting.join_next().await {
