@@ -522,6 +522,31 @@ fn a_message_dribbled_one_byte_per_segment_is_cut_off() {
 }
 
 #[test]
+fn a_client_hello_dribbled_one_byte_per_segment_is_cut_off() {
+    let server = Server::start("[log]\nlevel = \"debug\"\n");
+    let hello = client_hello(&server);
+    let mut stream = TcpStream::connect(server.address(Transport::Tls)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let local = stream.local_addr().unwrap();
+    for &byte in &hello {
+        if stream.write_all(&[byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    server.wait_for_log(&format!(
+        "TLS handshake failed source={local} transport=TLS reason=\"message dribbled in tiny segments\""
+    ));
+    // The server wrote no ServerHello: the handshake never got that far.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    assert!(!reply.starts_with(&[0x16]), "a handshake record: {reply:?}");
+}
+
+#[test]
 fn a_message_in_a_few_segments_is_answered() {
     let server = Server::start("");
     let message = options(4000);

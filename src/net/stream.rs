@@ -276,18 +276,23 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
-    /// Runs the TLS handshake, within `partial_message_timeout`.
+    /// Runs the TLS handshake, within `partial_message_timeout`, paced and cut off when
+    /// dribbled like any message.
     async fn handshake(&mut self, config: Arc<ServerConfig>) -> Result<(), String> {
         self.tls = Some(Box::new(
             TlsSession::new(config).map_err(|error| error.to_string())?,
         ));
         let slot = self.slot;
-        let deadline =
-            Instant::now() + Duration::from_secs(self.context.limits.partial_message_timeout);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(self.context.limits.partial_message_timeout);
+        let fd = self.tcp.as_raw_fd();
+        let partial = Partial::new(started, fd);
+        let mut pace = Pace::default();
         while self.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) {
+            let paced = pace.next(Instant::now());
             let ready = async {
                 self.flush().await?;
-                self.tcp.readable().await
+                readable(&self.tcp, paced).await
             };
             tokio::select! {
                 ready = tokio::time::timeout_at(deadline, ready) => match ready {
@@ -298,7 +303,12 @@ impl Connection<'_> {
                 reason = slot.closer.closed() => return Err(reason.to_owned()),
             }
             match self.receive(READ_CHUNK) {
-                Ok(None | Some(Received::Open)) => {}
+                Ok(None | Some(Received::Open)) => {
+                    let held = self.tls.as_ref().map_or(0, |tls| tls.pending());
+                    if held > 0 && partial.is_dribbled(fd, held) {
+                        return Err("message dribbled in tiny segments".to_owned());
+                    }
+                }
                 Ok(Some(Received::Closed)) => return Err("end of stream".to_owned()),
                 Err(error) => {
                     // The alert that says why, if the socket takes it now.
