@@ -251,11 +251,11 @@ fn generate(
     create_private_dir(dir)?;
     write_atomically(private_key, key_pem.as_bytes(), 0o600)?;
     write_atomically(certificate, certificate_pem.as_bytes(), 0o644)?;
-    // The new directory entries must survive a power cut too.
-    let parent = dir.parent().filter(|parent| !parent.as_os_str().is_empty());
-    for synced in [Some(dir), parent].into_iter().flatten() {
-        File::open(synced)
-            .and_then(|synced| synced.sync_all())
+    // The files' entries are synced by write_atomically; the directory's own must survive a
+    // power cut too.
+    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        File::open(parent)
+            .and_then(|parent| parent.sync_all())
             .map_err(write_error)?;
     }
     Ok(())

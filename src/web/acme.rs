@@ -315,13 +315,6 @@ impl Client {
         let path = self.certificate_file();
         tls::create_private_dir(&self.dir)?;
         tls::write_atomically(&path, (chain + &key.serialize_pem()).as_bytes(), 0o600)?;
-        // The renamed entry must survive a power cut too.
-        fs::File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|source| TlsError::Write {
-                path: self.dir.clone(),
-                source,
-            })?;
         Ok(tls::load_certified_key(&path, &path)?)
     }
 
