@@ -185,15 +185,7 @@ impl Admission {
             connection: Some(id),
         };
         let address = remote.ip();
-        let now_ms = self.millis(now);
-        if self.attempts.check(address, now_ms) != Verdict::Allow {
-            for scope in self.attempts.take_new_floods() {
-                self.reports.push(Report {
-                    offence: Offence::Flood,
-                    flow,
-                    scope,
-                });
-            }
+        if !self.offend(Offence::Flood, flow, now) {
             return Err(Refusal::Flood);
         }
         let at_limit = self
@@ -304,8 +296,9 @@ impl Admission {
         Some(ConnectionId(busiest.1))
     }
 
-    /// Counts an offence of `flow`'s address; a scope that goes over is reported.
-    fn offend(&mut self, offence: Offence, flow: Flow, now: Instant) {
+    /// Counts an offence (for [`Offence::Flood`]: an attempt) of `flow`'s address; a scope that
+    /// goes over is reported. True while the address is within its limit.
+    fn offend(&mut self, offence: Offence, flow: Flow, now: Instant) -> bool {
         let now_ms = self.millis(now);
         let limiter = match offence {
             Offence::Flood => &mut self.attempts,
@@ -313,7 +306,7 @@ impl Admission {
             Offence::Expired => &mut self.expiries,
         };
         if limiter.check(flow.remote.ip(), now_ms) == Verdict::Allow {
-            return;
+            return true;
         }
         for scope in limiter.take_new_floods() {
             self.reports.push(Report {
@@ -322,6 +315,7 @@ impl Admission {
                 scope,
             });
         }
+        false
     }
 
     /// The offence limiters' clock.
