@@ -274,19 +274,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The new owner password from standard input: asked twice on a terminal, which does not echo
 /// it; one line from a pipe, for scripts.
 fn read_owner_password() -> anyhow::Result<String> {
-    use hotline::terminal::{EchoOff, read_line};
-    use std::io::Write as _;
+    use hotline::terminal::{read_line, read_secret};
     let stdin = std::io::stdin();
     let ended = "the input ended before the password";
     if !stdin.is_terminal() {
         return read_line(&mut stdin.lock())?.context(ended);
     }
-    let ask = |prompt: &str| -> anyhow::Result<String> {
-        let _quiet = EchoOff::on_stdin();
-        eprint!("{prompt}");
-        std::io::stderr().flush()?;
-        read_line(&mut stdin.lock())?.context(ended)
-    };
+    let ask = |prompt: &str| read_secret(prompt, &mut stdin.lock())?.context(ended);
     let password = ask("New owner password (not shown as you type): ")?;
     if let Err(error) = hotline::web::owner::password::check(&password) {
         anyhow::bail!("{error}: run `hotline owner passwd` again");

@@ -1,7 +1,7 @@
 //! Secrets typed on a terminal: read with the terminal's echo off, so that a password is neither
 //! shown while it is typed nor left on the screen or in the terminal's scrollback.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Write as _};
 use std::mem::MaybeUninit;
 
 /// Standard input's terminal with its echo off, until this is dropped.
@@ -36,6 +36,15 @@ impl Drop for EchoOff {
         // SAFETY: puts back the termios that tcgetattr returned.
         unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &self.saved) };
     }
+}
+
+/// Prints `prompt` and reads one line of `input` with the terminal's echo off (when standard
+/// input is one); `None` when the input has ended.
+pub fn read_secret(prompt: &str, input: &mut dyn BufRead) -> io::Result<Option<String>> {
+    let _echo_off = EchoOff::on_stdin();
+    eprint!("{prompt}");
+    io::stderr().flush()?;
+    read_line(input)
 }
 
 /// One line of `input` without its line ending; `None` when the input has ended.

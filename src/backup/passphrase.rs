@@ -1,11 +1,11 @@
 //! Passphrases: from a file for scripts, or typed on the terminal without echo.
 
-use std::io::{BufRead, IsTerminal as _, Write as _};
+use std::io::{BufRead, IsTerminal as _};
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
 
-use crate::terminal::{EchoOff, read_line};
+use crate::terminal::read_secret;
 
 /// Shortest passphrase accepted for a new backup.
 pub const MIN_LEN: usize = 8;
@@ -46,10 +46,5 @@ pub fn ask(confirm: bool) -> anyhow::Result<String> {
 
 /// Reads a line from `input` with the terminal's echo off (when standard input is one).
 pub fn read_hidden(prompt: &str, input: &mut dyn BufRead) -> anyhow::Result<String> {
-    let echo_off = EchoOff::on_stdin();
-    eprint!("{prompt}");
-    std::io::stderr().flush()?;
-    let line = read_line(input);
-    drop(echo_off);
-    line?.ok_or_else(|| anyhow!("the input ended before the passphrase"))
+    read_secret(prompt, input)?.ok_or_else(|| anyhow!("the input ended before the passphrase"))
 }
