@@ -72,6 +72,8 @@ pub enum AcmeError {
     Rejected { names: String, detail: String },
     #[error("the CA refused the order: {0}")]
     Ca(String),
+    #[error("the CA issued a certificate that {0}; the old certificate stays")]
+    Unusable(String),
     #[error("cannot keep the ACME account in {path}: {reason}")]
     Account { path: PathBuf, reason: String },
     #[error(transparent)]

@@ -34,7 +34,7 @@ use crate::net::changes::UserKeys;
 use crate::net::inbox::CoreHandle;
 use crate::net::{socket, tls};
 use crate::store::Store;
-use challenges::{Challenges, WebCertificate};
+use challenges::{Challenges, Host, WebCertificate};
 use http::{Gate, Handler, Reply, Request, Response, Router};
 use owner::OwnerPages;
 use renewal::RenewalState;
@@ -259,7 +259,14 @@ async fn renew(
         }
     };
     // Saved and swapped before the log line, so that whoever reads the line finds both done.
-    match client.obtain(replaces).await {
+    let obtained = client.obtain(replaces).await.and_then(|key| {
+        let info = key.cert.first().and_then(|der| CertificateInfo::parse(der));
+        match unusable(info.as_ref(), &client.hosts, now_ms()) {
+            Some(why) => Err(acme::AcmeError::Unusable(why)),
+            None => Ok(key),
+        }
+    });
+    match obtained {
         Ok(key) => {
             state.succeeded(now);
             save(state);
@@ -284,6 +291,20 @@ async fn renew(
     }
 }
 
+/// Why a certificate the CA issued cannot replace the one served, if it cannot: it must name
+/// every host and not have expired. Counted as a failure, so the next order waits its backoff
+/// rather than following at once, again and again, until the CA's rate limit.
+fn unusable(info: Option<&CertificateInfo>, hosts: &[Host], now_ms: u64) -> Option<String> {
+    let Some(info) = info else {
+        return Some("cannot be read".to_owned());
+    };
+    if !info.covers(hosts) {
+        let names: Vec<String> = hosts.iter().map(Host::to_string).collect();
+        return Some(format!("does not name all of {}", names.join(", ")));
+    }
+    (info.not_after_ms <= now_ms).then(|| format!("expired at {}", Utc(info.not_after_ms)))
+}
+
 /// An attempt that failed, and when hotline tries again by itself.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}. Next automatic attempt at {}.", Utc(*retry_at_ms))]
@@ -305,4 +326,37 @@ fn log_certificate(key: &rustls::sign::CertifiedKey, message: &'static str) -> S
         "Certificate for {names} from {}, valid until {expires}.",
         info.issuer
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, KeyPair, date_time_ymd};
+
+    use super::*;
+
+    fn info(name: &str, until_year: i32) -> CertificateInfo {
+        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.not_before = date_time_ymd(2020, 1, 1);
+        params.not_after = date_time_ymd(until_year, 1, 1);
+        let certificate = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+        CertificateInfo::parse(certificate.der()).unwrap()
+    }
+
+    #[test]
+    fn a_certificate_the_ca_issued_must_name_every_host_and_be_valid() {
+        let hosts = [Host::Dns("hotline.test".to_owned())];
+        let now = 1_800_000_000_000; // 2027
+        assert_eq!(
+            unusable(Some(&info("hotline.test", 2030)), &hosts, now),
+            None
+        );
+        let other = unusable(Some(&info("other.test", 2030)), &hosts, now).unwrap();
+        assert!(
+            other.contains("does not name all of hotline.test"),
+            "{other}"
+        );
+        let expired = unusable(Some(&info("hotline.test", 2021)), &hosts, now).unwrap();
+        assert!(expired.starts_with("expired at 2021-01-01"), "{expired}");
+        assert!(unusable(None, &hosts, now).is_some());
+    }
 }
