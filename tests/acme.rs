@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::{Client, DOMAIN, Server, Transport, write_test_ca};
@@ -19,13 +20,20 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tempfile::TempDir;
 
-/// A port of `[::1]` free right now, for programs that cannot report the one they bound.
+/// A TCP port of `[::1]` free right now, for programs that cannot report the one they bound.
+/// Below the kernel's ephemeral range (32768 and up): a port one of them bound as `:0` can
+/// never be handed out in between, as one from `[::1]:0` could.
 fn free_port() -> u16 {
-    TcpListener::bind("[::1]:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(12);
+    for _ in 0..12_000 {
+        let n = offset.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+        let port = 20_000 + (n % 12_000) as u16;
+        if TcpListener::bind(("::1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port of [::1] in 20000-31999");
 }
 
 /// Answers every AAAA query with `answer` and every other query with no record.
