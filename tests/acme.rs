@@ -6,35 +6,18 @@ mod common;
 mod front;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{Client, DOMAIN, Server, Transport, write_test_ca};
+use common::{Client, DOMAIN, Server, Transport, free_tcp_port, write_test_ca};
 use hotline::core::auth::Algorithm;
 use hotline::core::bans::Utc;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tempfile::TempDir;
-
-/// A TCP port of `[::1]` free right now, for programs that cannot report the one they bound.
-/// Below the kernel's ephemeral range (32768 and up): a port one of them bound as `:0` can
-/// never be handed out in between, as one from `[::1]:0` could.
-fn free_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let offset = std::process::id().wrapping_mul(12);
-    for _ in 0..12_000 {
-        let n = offset.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
-        let port = 20_000 + (n % 12_000) as u16;
-        if TcpListener::bind(("::1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free TCP port of [::1] in 20000-31999");
-}
 
 /// Answers every AAAA query with `answer` and every other query with no record.
 fn spawn_dns(answer: std::net::Ipv6Addr) -> SocketAddr {
@@ -104,7 +87,7 @@ impl Pebble {
         let https_root = dir.path().join("https-root.pem");
         write_test_ca(dir.path(), "localhost", "https-root.pem");
 
-        let (port, management_port) = (free_port(), free_port());
+        let (port, management_port) = (free_tcp_port(), free_tcp_port());
         let config = format!(
             r#"{{"pebble": {{
                 "listenAddress": "[::1]:{port}",
@@ -241,7 +224,7 @@ fn register(client: &mut Client, password: &str) -> u16 {
 
 #[test]
 fn tls_alpn01_issues_and_a_forced_renewal_swaps_without_dropping_connections() {
-    let (https, http) = (free_port(), free_port());
+    let (https, http) = (free_tcp_port(), free_tcp_port());
     let pebble = Pebble::start(http, https, 3600);
     let server = Server::start(&acme_toml(&pebble, "tls-alpn-01", https, http));
     let issued = server.wait_for_log("certificate issued");
@@ -277,7 +260,7 @@ fn tls_alpn01_issues_and_a_forced_renewal_swaps_without_dropping_connections() {
 
 #[test]
 fn http01_issues() {
-    let (https, http) = (free_port(), free_port());
+    let (https, http) = (free_tcp_port(), free_tcp_port());
     let pebble = Pebble::start(http, https, 3600);
     let server = Server::start(&acme_toml(&pebble, "http-01", https, http));
     server.wait_for_log("certificate issued");
@@ -286,7 +269,7 @@ fn http01_issues() {
 
 #[test]
 fn short_lived_certificates_renew_by_themselves() {
-    let (https, http) = (free_port(), free_port());
+    let (https, http) = (free_tcp_port(), free_tcp_port());
     // Renewed with a third of 15 s left: 10 s after issuance.
     let pebble = Pebble::start(http, https, 15);
     let server = Server::start(&acme_toml(&pebble, "tls-alpn-01", https, http));
@@ -298,9 +281,9 @@ fn short_lived_certificates_renew_by_themselves() {
 
 #[test]
 fn unreachable_ca_and_unreachable_challenge_keep_the_old_certificate_and_back_off() {
-    let (https, http) = (free_port(), free_port());
+    let (https, http) = (free_tcp_port(), free_tcp_port());
     // The CA validates on a port where nothing listens: the challenge is unreachable.
-    let pebble = Pebble::start(http, free_port(), 3600);
+    let pebble = Pebble::start(http, free_tcp_port(), 3600);
     let server = Server::start(&acme_toml(&pebble, "tls-alpn-01", https, http));
     let failure = server.wait_for_log("certificate renewal failed");
     assert!(failure.contains("could not validate"), "{failure}");
@@ -369,7 +352,7 @@ fn leaf_for(
 
 #[test]
 fn an_ipv6_domain_gets_an_ip_certificate() {
-    let (https, http) = (free_port(), free_port());
+    let (https, http) = (free_tcp_port(), free_tcp_port());
     let pebble = Pebble::start(http, https, 3600);
     let (dir, config) = config_file("[::1]", &acme_toml(&pebble, "tls-alpn-01", https, http));
     let server = Server::start_with_config(dir, config);
@@ -380,7 +363,7 @@ fn an_ipv6_domain_gets_an_ip_certificate() {
 
 #[test]
 fn cert_renew_without_a_server_obtains_the_certificate_it_then_serves() {
-    let (https, http) = (free_port(), free_port());
+    let (https, http) = (free_tcp_port(), free_tcp_port());
     let pebble = Pebble::start(http, https, 3600);
     let (dir, config) = config_file(DOMAIN, &acme_toml(&pebble, "http-01", https, http));
     let before = Command::new(env!("CARGO_BIN_EXE_hotline"))
@@ -465,7 +448,7 @@ fn run_wizard(config: &Path, terminal: bool) -> String {
 /// certificate is obtained on the spot, the firewall drop-in opens the port, and the server
 /// started on the written file serves it.
 fn wizard_obtains_the_certificate(terminal: bool) {
-    let (https, http) = (free_port(), free_port());
+    let (https, http) = (free_tcp_port(), free_tcp_port());
     let pebble = Pebble::start(http, https, 3600);
     let (dir, config) = config_file(
         "pbx.example.org",
@@ -522,7 +505,7 @@ fn cert_status(server: &Server) -> String {
 
 #[test]
 fn a_renewal_window_already_open_renews_at_once_replacing_the_certificate() {
-    let (https, http) = (free_port(), free_port());
+    let (https, http) = (free_tcp_port(), free_tcp_port());
     let pebble = Pebble::start(http, https, THIRTY_DAYS_S);
     let now = now_ms();
     // The first certificate's window has passed; the next one's is weeks away.
@@ -553,7 +536,7 @@ fn a_renewal_window_already_open_renews_at_once_replacing_the_certificate() {
 
 #[test]
 fn a_renewal_window_weeks_away_is_waited_for_and_shown() {
-    let (https, http) = (free_port(), free_port());
+    let (https, http) = (free_tcp_port(), free_tcp_port());
     let pebble = Pebble::start(http, https, THIRTY_DAYS_S);
     let now = now_ms();
     // Later than the lifetime rule (20 days), so that status can only show it from ARI.
@@ -592,7 +575,7 @@ fn a_renewal_window_weeks_away_is_waited_for_and_shown() {
 
 #[test]
 fn a_ca_without_ip_certificates_leaves_the_self_signed_one_and_says_why() {
-    let (https, http) = (free_port(), free_port());
+    let (https, http) = (free_tcp_port(), free_tcp_port());
     let pebble = Pebble::start(http, https, 3600);
     let front = pebble.front(vec![(0, 1)]);
     front.set_orders(front::Orders::RejectIp);
@@ -642,7 +625,7 @@ fn a_ca_without_ip_certificates_leaves_the_self_signed_one_and_says_why() {
 
 #[test]
 fn the_wizard_asks_the_running_server_for_the_certificate_and_keeps_it_after() {
-    let (https, http) = (free_port(), free_port());
+    let (https, http) = (free_tcp_port(), free_tcp_port());
     let pebble = Pebble::start(http, https, 3600);
     let now = now_ms();
     let front = pebble.front(vec![(now + 1_800_000, now + 2_400_000)]);

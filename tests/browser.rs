@@ -30,10 +30,7 @@ fn the_owner_runs_the_network_from_a_browser() {
     require_baresip();
     in_network_namespace(&[PHONE], || {
         // A port of its own, which the provisioning links name.
-        let https = std::net::TcpListener::bind("[::1]:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
+        let https = common::free_tcp_port();
         let server = Server::start(&format!(
             "[web]\nenabled = true\nhttps = [\"[::1]:{https}\"]\n[bans]\nfailures = 3\n"
         ));

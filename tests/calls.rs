@@ -9,7 +9,7 @@
 mod common;
 
 use std::io::ErrorKind;
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -150,7 +150,7 @@ impl Sipp<'_> {
         let target = format!("[::1]:{}", self.setup.server.address(transport).port());
         let (mode, port) = match transport {
             Transport::Udp => ("u1", free_udp_port()),
-            Transport::Tcp => ("t1", free_tcp_port()),
+            Transport::Tcp => ("t1", common::free_tcp_port()),
             Transport::Tls => panic!("Debian's SIPp has no TLS"),
         };
         let port = port.to_string();
@@ -263,11 +263,6 @@ fn tail(text: &str, max: usize) -> &str {
 fn free_udp_port() -> u16 {
     let socket = UdpSocket::bind("[::1]:0").expect("free UDP port");
     socket.local_addr().unwrap().port()
-}
-
-fn free_tcp_port() -> u16 {
-    let listener = TcpListener::bind("[::1]:0").expect("free TCP port");
-    listener.local_addr().unwrap().port()
 }
 
 /// A callee that registers over `callee_transport` answers a caller over `caller_transport`;
@@ -725,8 +720,8 @@ fn a_dialog_outlives_a_restart_of_hotline() {
         "[listen]\nudp = [\"[::1]:{}\"]\ntcp = [\"[::1]:{}\"]\ntls = [\"[::1]:{}\"]\n\
          [log]\nlevel = \"info,hotline::core::routing=debug\"\n",
         free_udp_port(),
-        free_tcp_port(),
-        free_tcp_port()
+        common::free_tcp_port(),
+        common::free_tcp_port()
     );
     let mut setup = Setup::start(&listen);
     let sipp = setup.sipp("restart");

@@ -61,18 +61,10 @@ fn listeners(https: u16) -> String {
     format!(
         "[web]\nenabled = true\nhttps = [\"[::1]:{https}\"]\n\
          [listen]\nudp = [\"[::1]:{}\"]\ntcp = [\"[::1]:{}\"]\ntls = [\"[::1]:{}\"]\n",
-        free_port(),
-        free_port(),
-        free_port(),
+        common::free_tcp_port(),
+        common::free_tcp_port(),
+        common::free_tcp_port(),
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("[::1]:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `hotline user add`: the password and the provisioning link it shows.
@@ -129,7 +121,7 @@ fn linphone_sets_itself_up_from_its_link_and_calls_baresip_with_srtp() {
     require_linphonec();
     require_baresip();
     let ca = TestCa::new();
-    let https = free_port();
+    let https = common::free_tcp_port();
     let server = Server::start(&ca.toml(https));
     // baresip insists on reading a CA file where the generated certificate would be (it never
     // verifies with it).
@@ -174,7 +166,7 @@ fn linphone_sets_itself_up_from_its_link_and_calls_baresip_with_srtp() {
 fn linphone_trusts_a_self_signed_server_only_through_its_own_root_ca() {
     require_linphonec();
     let ca = TestCa::new();
-    let https = free_port();
+    let https = common::free_tcp_port();
     let server = Server::start(&listeners(https));
     let (_, link) = add_user(&server, "1002", "Carol");
     let generated = server.data_dir().join("tls/cert.pem");
@@ -225,7 +217,7 @@ fn linphone_trusts_a_self_signed_server_only_through_its_own_root_ca() {
 #[test]
 fn links_that_are_not_links_get_404_and_a_ban() {
     let ca = TestCa::new();
-    let https = free_port();
+    let https = common::free_tcp_port();
     let failures = 12;
     let server = Server::start(&format!(
         "{}[bans]\nfailures = {failures}\n",

@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader, ErrorKind, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -930,6 +930,22 @@ pub fn tls_stream(
     tcp: TcpStream,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     rustls::StreamOwned::new(tls_client(roots), tcp)
+}
+
+/// A TCP port of `[::1]` free right now, for programs that cannot report the one they bound.
+/// Below the kernel's ephemeral range (32768 and up): a port one of them bound as `:0` can
+/// never be handed out in between, as one from `[::1]:0` could.
+pub fn free_tcp_port() -> u16 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let offset = u64::from(std::process::id()).wrapping_mul(12);
+    for _ in 0..12_000 {
+        let n = offset.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+        let port = 20_000 + (n % 12_000) as u16;
+        if TcpListener::bind(("::1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port of [::1] in 20000-31999");
 }
 
 /// The first flight of a TLS client of `server`: a ClientHello, for handshakes never finished.
